@@ -1,0 +1,2 @@
+// Thin shim: OpenBLAS's CBLAS interface plus its thread-count control.
+#include <cblas.h>

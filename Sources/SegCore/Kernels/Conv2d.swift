@@ -1,0 +1,156 @@
+// Legend: N = batch, Cin/Cout = channels, K = Cin * kH * kW (patch size),
+// P = outH * outW (output pixels), Q = inH * inW (input pixels).
+// Convolution is im2col + one sgemm per image; images are spread over the workers, each with
+// its own column scratch and its own weight-gradient accumulator.
+
+/// y (N, Cout, outH, outW) = conv2d(x (N, Cin, H, W), weight (Cout, Cin, kH, kW)) + bias (Cout).
+public func conv2dForward(x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+                          y: UnsafeMutablePointer<Float>, batch: Int, outChannels: Int, geometry g: ConvGeometry) {
+    let K = g.patchSize, P = g.outPixels, Cout = outChannels
+    Parallel.chunks(batch) { _, images in
+        let scratch = g.isPointwise ? nil : UnsafeMutablePointer<Float>.allocate(capacity: K * P)
+        defer { scratch?.deallocate() }
+        for n in images {
+            let xn = x + n * g.channels * g.inPixels, yn = y + n * Cout * P
+            if let scratch { im2col(xn, scratch, g) }
+            sgemm(m: Cout, n: P, k: K, a: weight, lda: K, b: scratch.map { UnsafePointer($0) } ?? xn, ldb: P,
+                  beta: 0, c: yn, ldc: P)
+            if let bias { addChannelBias(yn, bias, channels: Cout, pixels: P) }
+        }
+    }
+}
+
+/// Accumulates dweight (+=) and dbias (+=) and, when `dx` is given, overwrites dx with the
+/// input gradient. `dx` is optional because a network's first layer needs no input gradient.
+public func conv2dBackward(x: UnsafePointer<Float>, weight: UnsafePointer<Float>, dy: UnsafePointer<Float>,
+                           dx: UnsafeMutablePointer<Float>?, dweight: UnsafeMutablePointer<Float>,
+                           dbias: UnsafeMutablePointer<Float>?, batch: Int, outChannels: Int,
+                           geometry g: ConvGeometry) {
+    let K = g.patchSize, P = g.outPixels, Cout = outChannels, Q = g.inPixels
+    if let dbias { sumPerChannel(dy, into: dbias, batch: batch, channels: Cout, pixels: P) }
+    let workers = Parallel.workers(for: batch)
+    let partials = UnsafeMutablePointer<Float>.allocate(capacity: workers * Cout * K)
+    partials.initialize(repeating: 0, count: workers * Cout * K)
+    defer { partials.deallocate() }
+    Parallel.chunks(batch, workers: workers) { w, images in
+        let scratch = g.isPointwise ? nil : UnsafeMutablePointer<Float>.allocate(capacity: K * P)
+        defer { scratch?.deallocate() }
+        let dw = partials + w * Cout * K
+        for n in images {
+            let xn = x + n * g.channels * Q, dyn = dy + n * Cout * P
+            // dW (Cout, K) += dy_n (Cout, P) * col_n^T (P, K)
+            if let scratch { im2col(xn, scratch, g) }
+            let col = scratch.map { UnsafePointer($0) } ?? xn
+            sgemm(transB: true, m: Cout, n: K, k: P, a: dyn, lda: P, b: col, ldb: P, beta: 1, c: dw, ldc: K)
+            guard let dx else { continue }
+            let dxn = dx + n * g.channels * Q
+            if let scratch {
+                // dcol (K, P) = W^T (K, Cout) * dy_n (Cout, P), folded back onto the image
+                sgemm(transA: true, m: K, n: P, k: Cout, a: weight, lda: K, b: dyn, ldb: P, beta: 0, c: scratch, ldc: P)
+                dxn.update(repeating: 0, count: g.channels * Q)
+                col2im(scratch, dxn, g)
+            } else {
+                sgemm(transA: true, m: K, n: P, k: Cout, a: weight, lda: K, b: dyn, ldb: P, beta: 0, c: dxn, ldc: P)
+            }
+        }
+    }
+    for w in 0..<workers { addInPlace(dweight, partials + w * Cout * K, count: Cout * K) }
+}
+
+// MARK: - Transposed convolution
+
+/// y (N, Cout, outH, outW) = conv_transpose2d(x (N, Cin, H, W), weight (Cin, Cout, kH, kW)) + bias.
+/// `geometry` describes the *output* image read by the window (channels = Cout, height = outH,
+/// width = outW) whose window positions are the input pixels: transposed convolution is the
+/// adjoint of that convolution. Build it with `ConvGeometry.transposed(...)`.
+public func convTranspose2dForward(x: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+                                   bias: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>,
+                                   batch: Int, inChannels: Int, geometry g: ConvGeometry) {
+    let K = g.patchSize, Q = g.outPixels, Cin = inChannels, outSize = g.channels * g.inPixels
+    Parallel.chunks(batch) { _, images in
+        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: K * Q)
+        defer { scratch.deallocate() }
+        for n in images {
+            let xn = x + n * Cin * Q, yn = y + n * outSize
+            // col (Cout*kH*kW, Q) = W^T * x_n, then every window is added back onto the output
+            sgemm(transA: true, m: K, n: Q, k: Cin, a: weight, lda: K, b: xn, ldb: Q, beta: 0, c: scratch, ldc: Q)
+            yn.update(repeating: 0, count: outSize)
+            col2im(scratch, yn, g)
+            if let bias { addChannelBias(yn, bias, channels: g.channels, pixels: g.inPixels) }
+        }
+    }
+}
+
+public func convTranspose2dBackward(x: UnsafePointer<Float>, weight: UnsafePointer<Float>, dy: UnsafePointer<Float>,
+                                    dx: UnsafeMutablePointer<Float>?, dweight: UnsafeMutablePointer<Float>,
+                                    dbias: UnsafeMutablePointer<Float>?, batch: Int, inChannels: Int,
+                                    geometry g: ConvGeometry) {
+    let K = g.patchSize, Q = g.outPixels, Cin = inChannels, outSize = g.channels * g.inPixels
+    if let dbias { sumPerChannel(dy, into: dbias, batch: batch, channels: g.channels, pixels: g.inPixels) }
+    let workers = Parallel.workers(for: batch)
+    let partials = UnsafeMutablePointer<Float>.allocate(capacity: workers * Cin * K)
+    partials.initialize(repeating: 0, count: workers * Cin * K)
+    defer { partials.deallocate() }
+    Parallel.chunks(batch, workers: workers) { w, images in
+        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: K * Q)
+        defer { scratch.deallocate() }
+        let dw = partials + w * Cin * K
+        for n in images {
+            let xn = x + n * Cin * Q
+            im2col(dy + n * outSize, scratch, g)
+            // dW (Cin, K) += x_n (Cin, Q) * col^T (Q, K);  dx_n (Cin, Q) = W (Cin, K) * col (K, Q)
+            sgemm(transB: true, m: Cin, n: K, k: Q, a: xn, lda: Q, b: scratch, ldb: Q, beta: 1, c: dw, ldc: K)
+            if let dx {
+                sgemm(m: Cin, n: Q, k: K, a: weight, lda: K, b: scratch, ldb: Q, beta: 0, c: dx + n * Cin * Q, ldc: Q)
+            }
+        }
+    }
+    for w in 0..<workers { addInPlace(dweight, partials + w * Cin * K, count: Cin * K) }
+}
+
+extension ConvGeometry {
+    /// The geometry of a transposed convolution from an `inH x inW` input: PyTorch's output
+    /// size `(in - 1) * stride - 2 * padding + dilation * (k - 1) + outputPadding + 1`.
+    public static func transposed(outChannels: Int, inH: Int, inW: Int, kernelH: Int, kernelW: Int,
+                                  stride: Int = 1, padding: Int = 0, outputPadding: Int = 0,
+                                  dilation: Int = 1) -> ConvGeometry {
+        precondition(outputPadding >= 0 && outputPadding < max(stride, dilation),
+                     "Output padding must be smaller than either stride or dilation")
+        let outH = (inH - 1) * stride - 2 * padding + dilation * (kernelH - 1) + outputPadding + 1
+        let outW = (inW - 1) * stride - 2 * padding + dilation * (kernelW - 1) + outputPadding + 1
+        let g = ConvGeometry(channels: outChannels, height: outH, width: outW, kernelH: kernelH, kernelW: kernelW,
+                             stride: stride, padding: padding, dilation: dilation)
+        precondition(g.outH == inH && g.outW == inW, "Transposed convolution geometry is inconsistent")
+        return g
+    }
+}
+
+// MARK: - Small shared loops
+
+@inline(__always)
+func addChannelBias(_ y: UnsafeMutablePointer<Float>, _ bias: UnsafePointer<Float>, channels: Int, pixels: Int) {
+    for c in 0..<channels {
+        let b = bias[c], row = y + c * pixels
+        for i in 0..<pixels { row[i] += b }
+    }
+}
+
+/// out[c] += sum over batch and pixels of t[n, c, :].
+func sumPerChannel(_ t: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>,
+                   batch: Int, channels: Int, pixels: Int) {
+    for c in 0..<channels {
+        var s: Double = 0
+        for n in 0..<batch {
+            let row = t + (n * channels + c) * pixels
+            var part: Float = 0
+            for i in 0..<pixels { part += row[i] }
+            s += Double(part)
+        }
+        out[c] += Float(s)
+    }
+}
+
+@inline(__always)
+public func addInPlace(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, count: Int) {
+    for i in 0..<count { dst[i] += src[i] }
+}

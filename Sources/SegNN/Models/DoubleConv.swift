@@ -1,0 +1,30 @@
+import SegCore
+
+/// (conv3x3 pad 1 -> BatchNorm -> ReLU) x 2, registered as `<name>.{0,1,3,4}` like the
+/// reference `nn.Sequential` (indices 2 and 5 are the parameter-free ReLUs, fused into the BNs).
+public final class DoubleConv {
+    let conv1: Conv2d, bn1: BatchNorm2d, conv2: Conv2d, bn2: BatchNorm2d
+
+    public init(store: ParameterStore, name: String, inputChannels: Int, outputChannels: Int,
+                generator: inout SeededGenerator) {
+        conv1 = Conv2d(store: store, name: "\(name).0", inputChannels: inputChannels, outputChannels: outputChannels,
+                       kernelSize: 3, padding: 1, generator: &generator)
+        bn1 = BatchNorm2d(store: store, name: "\(name).1", channels: outputChannels, fusedReLU: true)
+        conv2 = Conv2d(store: store, name: "\(name).3", inputChannels: outputChannels, outputChannels: outputChannels,
+                       kernelSize: 3, padding: 1, generator: &generator)
+        bn2 = BatchNorm2d(store: store, name: "\(name).4", channels: outputChannels, fusedReLU: true)
+    }
+
+    public func callAsFunction(_ x: Tensor, training: Bool) -> Tensor {
+        bn2(conv2(bn1(conv1(x), training: training)), training: training)
+    }
+
+    public func backward(_ dy: Tensor, needsInputGradient: Bool = true) -> Tensor? {
+        let g = conv2.backward(bn2.backward(dy))!
+        return conv1.backward(bn1.backward(g), needsInputGradient: needsInputGradient)
+    }
+
+    func multiplyAdds(batch: Int, height: Int, width: Int) -> Int {
+        conv1.multiplyAdds(batch: batch, height: height, width: width) + conv2.multiplyAdds(batch: batch, height: height, width: width)
+    }
+}

@@ -1,0 +1,117 @@
+import SegCore
+
+/// The lab's UNet (milesial Pytorch-UNet, 2018 layout) with a width knob, a depth knob
+/// (4 = UNet, 2 = UNet_shallow) and add-skips (UNet_add). Channels per level are
+/// w, 2w, 4w, 8w, 8w (capped at 8w, the deepest level repeating the one above).
+/// Parameter names match the reference state_dict: `inc.conv.conv.0.weight`,
+/// `down1.mpconv.1.conv.4.running_var`, `up1.conv.conv.3.bias`, `outc.conv.weight`.
+public final class UNet: SegmentationModel {
+    public enum Skip: String, Sendable { case concat, add }
+
+    public let store: ParameterStore
+    public let inputChannels: Int, classes: Int, width: Int, depth: Int, skip: Skip
+    private let inc: DoubleConv
+    private let downs: [Down]
+    private let ups: [Up]
+    private let outc: Conv2d
+
+    public init(inputChannels: Int, classes: Int, width: Int, depth: Int = 4, skip: Skip = .concat, seed: UInt64) {
+        precondition(depth >= 1 && width >= 1 && inputChannels >= 1 && classes >= 1, "UNet needs positive sizes")
+        self.inputChannels = inputChannels; self.classes = classes; self.width = width; self.depth = depth; self.skip = skip
+        var rng = SeededGenerator(seed: seed)
+        let store = ParameterStore()
+        self.store = store
+        var ch = (0...depth).map { width << min($0, 3) }
+        ch[depth] = ch[depth - 1]
+        inc = DoubleConv(store: store, name: "inc.conv.conv", inputChannels: inputChannels, outputChannels: ch[0], generator: &rng)
+        var downs: [Down] = []
+        for i in 0..<depth {
+            downs.append(Down(conv: DoubleConv(store: store, name: "down\(i + 1).mpconv.1.conv", inputChannels: ch[i],
+                                  outputChannels: ch[i + 1], generator: &rng)))
+        }
+        var ups: [Up] = []
+        for (j, i) in (0..<depth).reversed().enumerated() {
+            let inCh = skip == .add ? ch[i] : 2 * ch[i]
+            ups.append(Up(skip: skip, conv: DoubleConv(store: store, name: "up\(j + 1).conv.conv", inputChannels: inCh,
+                                                       outputChannels: i > 0 ? ch[i - 1] : ch[0], generator: &rng)))
+        }
+        self.downs = downs; self.ups = ups
+        outc = Conv2d(store: store, name: "outc.conv", inputChannels: ch[0], outputChannels: classes, kernelSize: 1, generator: &rng)
+        store.seal()
+    }
+
+    public func forward(_ x: Tensor, training: Bool) -> Tensor {
+        precondition(x.shape.count == 4 && x.shape[1] == inputChannels,
+                     "UNet expects (N, \(inputChannels), H, W) input, got \(x.shape)")
+        var levels = [inc(x, training: training)]
+        for down in downs { levels.append(down(levels.last!, training: training)) }
+        var h = levels.removeLast()
+        for up in ups { h = up(h, skip: levels.removeLast(), training: training) }
+        return outc(h)
+    }
+
+    public func backward(_ dLogits: Tensor) {
+        var g = outc.backward(dLogits)!
+        var skipGrads: [Tensor] = []
+        for up in ups {
+            let (dLow, dSkip) = up.backward(g)
+            g = dLow
+            skipGrads.append(dSkip)   // for levels depth-1, ..., 0
+        }
+        for (i, down) in downs.enumerated().reversed() {
+            g = down.backward(g)
+            g += skipGrads[depth - 1 - i]
+        }
+        _ = inc.backward(g, needsInputGradient: false)
+    }
+
+    public func convolutionWork(batch: Int, height: Int, width: Int) -> (forward: Int, inputGradient: Int) {
+        var sizes = [(height, width)]
+        for _ in 0..<depth { let (h, w) = sizes.last!; sizes.append((h / 2, w / 2)) }
+        let first = inc.conv1.multiplyAdds(batch: batch, height: height, width: width)
+        var total = inc.multiplyAdds(batch: batch, height: height, width: width)
+        for (i, down) in downs.enumerated() { total += down.conv.multiplyAdds(batch: batch, height: sizes[i + 1].0, width: sizes[i + 1].1) }
+        for (j, up) in ups.enumerated() {
+            let (h, w) = sizes[depth - 1 - j]
+            total += up.conv.multiplyAdds(batch: batch, height: h, width: w)
+        }
+        total += outc.multiplyAdds(batch: batch, height: height, width: width)
+        return (total, total - first)
+    }
+}
+
+/// Max-pool 2 then a double convolution (`downN.mpconv.{0: pool, 1: double_conv}`).
+final class Down {
+    let pool = MaxPool2d()
+    let conv: DoubleConv
+    init(conv: DoubleConv) { self.conv = conv }
+
+    func callAsFunction(_ x: Tensor, training: Bool) -> Tensor { conv(pool(x), training: training) }
+    func backward(_ dy: Tensor) -> Tensor { pool.backward(conv.backward(dy)!) }
+}
+
+/// Bilinear x2 (align_corners), pad to the skip's size, join with the skip, double conv.
+final class Up {
+    let upsample = Upsample(.scale(2), alignCorners: true)
+    let skip: UNet.Skip
+    let conv: DoubleConv
+    private var upShape: [Int] = [], padding = Padding(left: 0, right: 0, top: 0, bottom: 0), skipChannels = 0
+
+    init(skip: UNet.Skip, conv: DoubleConv) { self.skip = skip; self.conv = conv }
+
+    func callAsFunction(_ low: Tensor, skip skipTensor: Tensor, training: Bool) -> Tensor {
+        let up = upsample(low)
+        upShape = up.shape
+        padding = centeringPadding(from: up.shape[2], up.shape[3], to: skipTensor.shape[2], skipTensor.shape[3])
+        let aligned = pad(up, padding)
+        skipChannels = skipTensor.shape[1]
+        return conv(skip == .add ? skipTensor + aligned : concatChannels(skipTensor, aligned), training: training)
+    }
+
+    /// Returns (gradient for the lower level, gradient for the skip).
+    func backward(_ dy: Tensor) -> (Tensor, Tensor) {
+        let dJoined = conv.backward(dy)!
+        let (dSkip, dAligned) = skip == .add ? (dJoined, dJoined) : splitChannels(dJoined, first: skipChannels)
+        return (upsample.backward(padBackward(dAligned, inputShape: upShape, padding)), dSkip)
+    }
+}

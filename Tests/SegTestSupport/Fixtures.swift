@@ -1,0 +1,69 @@
+import Foundation
+import SegCore
+
+/// The PyTorch reference fixtures in `../shared/fixtures`, found from the repository root
+/// (or from `SEGDIST_SHARED` when set).
+public enum Fixtures {
+    public static var sharedDirectory: String {
+        if let env = ProcessInfo.processInfo.environment["SEGDIST_SHARED"] { return env }
+        // This file is <root>/Tests/SegTestSupport/Fixtures.swift
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+        return root.deletingLastPathComponent().appendingPathComponent("shared").path
+    }
+
+    public static var referencePath: String { sharedDirectory + "/fixtures/torch-reference.safetensors" }
+
+    nonisolated(unsafe) private static var cached: SafeTensorsFile?
+
+    public static func reference() throws -> SafeTensorsFile {
+        if let cached { return cached }
+        let file = try SafeTensorsFile(path: referencePath)
+        cached = file
+        return file
+    }
+
+    /// CASE -> its parameters, from the file's `__metadata__["cases"]`.
+    public static func cases() throws -> [String: [String: Any]] {
+        let file = try reference()
+        guard let text = file.metadata["cases"], let data = text.data(using: .utf8),
+              let obj = try JSONSerialization.jsonObject(with: data) as? [String: [String: Any]] else {
+            throw SafeTensorsError(path: referencePath, problem: "no cases metadata")
+        }
+        return obj
+    }
+}
+
+/// max |a - b| / max(max |b|, 1e-12): the error relative to the reference's scale, robust to
+/// individual reference values near zero.
+public func relativeDifference(_ a: [Float], _ b: [Float]) -> Double {
+    precondition(a.count == b.count, "Comparing \(a.count) values with \(b.count)")
+    var diff = 0.0, scale = 0.0
+    for i in 0..<a.count {
+        diff = max(diff, abs(Double(a[i]) - Double(b[i])))
+        scale = max(scale, abs(Double(b[i])))
+    }
+    if a.contains(where: { $0.isNaN }) { return .infinity }
+    return diff / max(scale, 1e-12)
+}
+
+public func relativeDifference(_ a: Tensor, _ b: Tensor) -> Double {
+    precondition(a.shape == b.shape, "Comparing shape \(a.shape) with \(b.shape)")
+    return relativeDifference(a.storage, b.storage)
+}
+
+/// Collects the largest difference seen per group of cases and prints them, so a test run
+/// states how close to PyTorch the core is.
+public final class DifferenceReport {
+    public private(set) var worst: [String: (Double, String)] = [:]
+    public init() {}
+    public func record(_ group: String, _ what: String, _ value: Double) {
+        if value >= (worst[group]?.0 ?? -1) { worst[group] = (value, what) }
+    }
+    public func printSummary(title: String) {
+        print("== \(title): largest relative difference per group ==")
+        for (group, (value, what)) in worst.sorted(by: { $0.key < $1.key }) {
+            print(String(format: "  %-26@ %.3e  (%@)", group as NSString, value, what as NSString))
+        }
+    }
+}
