@@ -51,6 +51,7 @@ public final class BatchNorm2d {
     /// Backward of a training-mode forward: accumulates weight and bias gradients, returns dx.
     public func backward(_ dy: Tensor) -> Tensor {
         guard let x = input, let y = output else { preconditionFailure("BatchNorm2d.backward needs a training forward first") }
+        precondition(dy.shape == x.shape, "BatchNorm2d.backward: gradient shape \(dy.shape) differs from output \(x.shape)")
         let (n, c, h, w) = x.nchw
         var dx = Tensor(uninitialized: x.shape)
         x.ptr { xp in y.ptr { yp in dy.ptr { dyp in dx.mutPtr { dxp in

@@ -50,6 +50,7 @@ public final class Conv2d {
     @discardableResult
     public func backward(_ dy: Tensor, needsInputGradient: Bool = true) -> Tensor? {
         guard let x = input, let g = geometry else { preconditionFailure("Conv2d.backward called before forward") }
+        precondition(dy.shape == [x.shape[0], outChannels, g.outH, g.outW], "Conv2d.backward: gradient shape \(dy.shape) differs from output")
         var dx = needsInputGradient ? Tensor(uninitialized: x.shape) : nil
         let w = store.pointer(weight), dw = store.gradient(weight), db = bias.map { store.gradient($0) }
         let outChannels = self.outChannels

@@ -43,6 +43,7 @@ public final class ConvTranspose2d {
     @discardableResult
     public func backward(_ dy: Tensor, needsInputGradient: Bool = true) -> Tensor? {
         guard let x = input, let g = geometry else { preconditionFailure("ConvTranspose2d.backward called before forward") }
+        precondition(dy.shape == [x.shape[0], outChannels, g.height, g.width], "ConvTranspose2d.backward: gradient shape \(dy.shape) differs from output")
         var dx = needsInputGradient ? Tensor(uninitialized: x.shape) : nil
         let w = store.pointer(weight), dw = store.gradient(weight), db = bias.map { store.gradient($0) }
         let inChannels = self.inChannels

@@ -25,6 +25,7 @@ public final class MaxPool2d {
     }
 
     public func backward(_ dy: Tensor) -> Tensor {
+        precondition(dy.shape == outputShape, "MaxPool2d.backward: gradient shape \(dy.shape) differs from output \(outputShape)")
         var dx = Tensor(uninitialized: inputShape)
         dy.ptr { dyp in dx.mutPtr { dxp in argmax.withUnsafeBufferPointer { ap in
             maxPool2dBackward(dy: dyp, argmax: ap.baseAddress!, dx: dxp, planes: inputShape[0] * inputShape[1],

@@ -52,15 +52,15 @@ public final class UNet: SegmentationModel {
 
     public func backward(_ dLogits: Tensor) {
         var g = outc.backward(dLogits)!
-        var skipGrads: [Tensor] = []
-        for up in ups {
+        var skipGrads: [Tensor] = []   // by encoder level, 0 (full resolution) first
+        for up in ups.reversed() {
             let (dLow, dSkip) = up.backward(g)
             g = dLow
-            skipGrads.append(dSkip)   // for levels depth-1, ..., 0
+            skipGrads.append(dSkip)
         }
         for (i, down) in downs.enumerated().reversed() {
             g = down.backward(g)
-            g += skipGrads[depth - 1 - i]
+            g += skipGrads[i]
         }
         _ = inc.backward(g, needsInputGradient: false)
     }
