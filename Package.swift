@@ -2,7 +2,8 @@
 import PackageDescription
 
 // Imports flow one way: COpenBLAS <- SegCore (tensors, kernels, losses, optimizers, safetensors)
-// <- SegNN (parameters, layers, models) <- segdist (command line).
+// <- SegNN (parameters, layers, models) <- SegTrain (training steps, benchmark)
+// <- segdist (command line).
 let release: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
 
 let package = Package(
@@ -12,6 +13,7 @@ let package = Package(
         .executable(name: "segdist", targets: ["segdist"]),
         .library(name: "SegCore", targets: ["SegCore"]),
         .library(name: "SegNN", targets: ["SegNN"]),
+        .library(name: "SegTrain", targets: ["SegTrain"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -21,13 +23,15 @@ let package = Package(
                        providers: [.apt(["libopenblas-dev"])]),
         .target(name: "SegCore", dependencies: ["COpenBLAS"], swiftSettings: release),
         .target(name: "SegNN", dependencies: ["SegCore"], swiftSettings: release),
+        .target(name: "SegTrain", dependencies: ["SegCore", "SegNN"], swiftSettings: release),
         .executableTarget(name: "segdist", dependencies: [
-            "SegCore", "SegNN",
+            "SegCore", "SegNN", "SegTrain",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: release),
         .target(name: "SegTestSupport", dependencies: ["SegCore"], path: "Tests/SegTestSupport"),
         .testTarget(name: "SegCoreTests", dependencies: ["SegCore", "SegTestSupport"]),
         .testTarget(name: "SegNNTests", dependencies: ["SegNN", "SegCore", "SegTestSupport"]),
+        .testTarget(name: "SegTrainTests", dependencies: ["SegTrain", "SegNN", "SegCore"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -1,0 +1,61 @@
+import Foundation
+import SegCore
+import SegNN
+
+/// Times full training steps (forward, BCE loss, backward, SGD) on seeded random data.
+public struct Benchmark {
+    public struct Result: Codable, Equatable {
+        public var model: String, width: Int, batch: Int, size: Int, threads: Int, steps: Int
+        public var ms_per_step: Double, images_per_s: Double
+        public var gflop_per_step: Double, gflop_per_s: Double
+        public var parameters: Int
+        public var peak_rss_mb: Double
+    }
+
+    public var architecture: ModelArchitecture
+    public var width = 16, batch = 8, size = 128, steps = 10, warmup = 2, seed: UInt64 = 0
+
+    public init(architecture: ModelArchitecture) { self.architecture = architecture }
+
+    public func run(progress: ((Int, Double) -> Void)? = nil) throws -> Result {
+        let model = architecture.make(inputChannels: 1, classes: 2, width: width, seed: seed)
+        let trainer = Trainer(model: model, optimizer: try SGD(momentum: 0.9, weightDecay: 5e-4), loss: .bce,
+                              schedule: LearningRateSchedule(base: 1e-3))
+        var rng = SeededGenerator(seed: seed, stream: 1)
+        let images = Tensor(shape: [batch, 1, size, size], storage: (0..<(batch * size * size)).map { _ in rng.nextUnit() })
+        var targets = Tensor(zeros: [batch, 2, size, size])
+        for b in 0..<batch {
+            for p in 0..<(size * size) {
+                let fg: Float = rng.nextUnit() > 0.5 ? 1 : 0
+                targets.storage[(b * 2 + 1) * size * size + p] = fg
+                targets.storage[(b * 2) * size * size + p] = 1 - fg
+            }
+        }
+        for _ in 0..<warmup { try trainer.step(images: images, targets: targets) }
+        var times: [Double] = []
+        for s in 0..<steps {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            try trainer.step(images: images, targets: targets)
+            let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6
+            times.append(dt)
+            progress?(s + 1, dt)
+        }
+        times.sort()
+        let median = times.count % 2 == 1 ? times[times.count / 2] : (times[times.count / 2 - 1] + times[times.count / 2]) / 2
+        // PyTorch's FLOP counter: 2 FLOPs per multiply-add forward; backward counts the weight
+        // gradient and, where needed, the input gradient at the same cost each.
+        let work = model.convolutionWork(batch: batch, height: size, width: size)
+        let flops = 2.0 * Double(work.forward) * 2 + 2.0 * Double(work.inputGradient)
+        return Result(model: architecture.rawValue, width: width, batch: batch, size: size, threads: Parallel.threads,
+                      steps: steps, ms_per_step: median, images_per_s: Double(batch) / (median / 1000),
+                      gflop_per_step: flops / 1e9, gflop_per_s: flops / 1e9 / (median / 1000),
+                      parameters: model.store.parameterCount, peak_rss_mb: peakResidentMegabytes())
+    }
+}
+
+/// Peak resident set size of this process so far.
+public func peakResidentMegabytes() -> Double {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    return Double(usage.ru_maxrss) / 1024   // Linux reports KiB
+}

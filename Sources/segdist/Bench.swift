@@ -1,4 +1,0 @@
-import ArgumentParser
-struct Bench: ParsableCommand {
-    func run() throws {}
-}

@@ -1,0 +1,3 @@
+import XCTest
+import SegCore
+@testable import SegTrain
