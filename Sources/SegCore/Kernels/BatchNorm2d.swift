@@ -23,21 +23,11 @@ public func batchNorm2dTrainForward(x: UnsafePointer<Float>, gamma: UnsafePointe
         saved.invStd.withUnsafeMutableBufferPointer { invOut in
             Parallel.forEach(channels) { c in
                 var sum: Double = 0
-                for n in 0..<batch {
-                    let row = x + (n * channels + c) * pixels
-                    var part: Float = 0
-                    for i in 0..<pixels { part += row[i] }
-                    sum += Double(part)
-                }
+                for n in 0..<batch { sum += Double(rowSum(x + (n * channels + c) * pixels, pixels)) }
                 let mean = sum / Double(M)
                 var sq: Double = 0
                 let m32 = Float(mean)
-                for n in 0..<batch {
-                    let row = x + (n * channels + c) * pixels
-                    var part: Float = 0
-                    for i in 0..<pixels { let d = row[i] - m32; part += d * d }
-                    sq += Double(part)
-                }
+                for n in 0..<batch { sq += Double(rowSquaredDeviation(x + (n * channels + c) * pixels, m32, pixels)) }
                 let variance = sq / Double(M)
                 let inv = Float(1 / (variance + Double(eps)).squareRoot())
                 meanOut[c] = m32; invOut[c] = inv
@@ -66,15 +56,25 @@ public func batchNorm2dEvalForward(x: UnsafePointer<Float>, gamma: UnsafePointer
 @inline(__always)
 private func applyAffine(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, batch: Int, channels: Int,
                          pixels: Int, c: Int, scale: Float, shift: Float, relu: Bool) {
+    let vs = Lanes(repeating: scale), vb = Lanes(repeating: shift), zero = Lanes()
     for n in 0..<batch {
         let src = x + (n * channels + c) * pixels, dst = y + (n * channels + c) * pixels
-        if relu {
-            for i in 0..<pixels { dst[i] = max(src[i] * scale + shift, 0) }
-        } else {
-            for i in 0..<pixels { dst[i] = src[i] * scale + shift }
+        var i = 0
+        while i + 8 <= pixels {
+            var v: Lanes = load(src, i) * vs
+            v += vb
+            if relu { v.replace(with: zero, where: v .< zero) }
+            store(v, dst, i)
+            i += 8
+        }
+        while i < pixels {
+            let v = src[i] * scale + shift
+            dst[i] = relu ? max(v, 0) : v
+            i += 1
         }
     }
 }
+
 
 /// Backward of the training-mode forward. With `relu`, `y` (the forward output) masks dy.
 /// Overwrites dx; accumulates dgamma and dbeta (+=).
@@ -88,20 +88,11 @@ public func batchNorm2dTrainBackward(x: UnsafePointer<Float>, y: UnsafePointer<F
         saved.invStd.withUnsafeBufferPointer { invP in
             Parallel.forEach(channels) { c in
                 let mean = meanP[c], inv = invP[c]
-                // sums of dz and dz * xhat, where dz is dy after the relu mask
+                // sums of dz and dz * (x - mean), where dz is dy after the relu mask
                 var sumDz: Double = 0, sumDzX: Double = 0
                 for n in 0..<batch {
                     let off = (n * channels + c) * pixels
-                    let xs = x + off, ys = y + off, g = dy + off
-                    var a: Float = 0, b: Float = 0
-                    if relu {
-                        for i in 0..<pixels {
-                            let dz: Float = ys[i] > 0 ? g[i] : 0
-                            a += dz; b += dz * (xs[i] - mean)
-                        }
-                    } else {
-                        for i in 0..<pixels { a += g[i]; b += g[i] * (xs[i] - mean) }
-                    }
+                    let (a, b) = maskedSums(x + off, y + off, dy + off, mean: mean, count: pixels, relu: relu)
                     sumDz += Double(a); sumDzX += Double(b)
                 }
                 let sDz = Float(sumDz), sDzXhat = Float(sumDzX) * inv
@@ -111,17 +102,66 @@ public func batchNorm2dTrainBackward(x: UnsafePointer<Float>, y: UnsafePointer<F
                 let k = gamma[c] * inv, meanDz = sDz / M, coef = sDzXhat / M * inv
                 for n in 0..<batch {
                     let off = (n * channels + c) * pixels
-                    let xs = x + off, ys = y + off, g = dy + off, d = dx + off
-                    if relu {
-                        for i in 0..<pixels {
-                            let dz: Float = ys[i] > 0 ? g[i] : 0
-                            d[i] = k * (dz - meanDz - (xs[i] - mean) * coef)
-                        }
-                    } else {
-                        for i in 0..<pixels { d[i] = k * (g[i] - meanDz - (xs[i] - mean) * coef) }
-                    }
+                    batchNormInputGradient(x + off, y + off, dy + off, dx + off, mean: mean, scale: k, meanDz: meanDz,
+                                           coef: coef, count: pixels, relu: relu)
                 }
             }
         }
+    }
+}
+
+/// (sum dz, sum dz * (x - mean)) over one row, dz = dy masked by y > 0 when `relu`.
+@inline(__always)
+private func maskedSums(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ g: UnsafePointer<Float>,
+                        mean: Float, count: Int, relu: Bool) -> (Float, Float) {
+    let vm = Lanes(repeating: mean), zero = Lanes()
+    var va = Lanes(), vb = Lanes(), i = 0
+    while i + 8 <= count {
+        var dz: Lanes = load(g, i)
+        if relu {
+            let mask = load(y, i) .<= zero
+            dz.replace(with: zero, where: mask)
+        }
+        let centered: Lanes = load(x, i) - vm
+        va += dz
+        vb += dz * centered
+        i += 8
+    }
+    var a: Float = va.sum(), b: Float = vb.sum()
+    while i < count {
+        let dz: Float = (!relu || y[i] > 0) ? g[i] : 0
+        a += dz
+        b += dz * (x[i] - mean)
+        i += 1
+    }
+    return (a, b)
+}
+
+/// d = scale * (dz - meanDz - (x - mean) * coef) over one row.
+@inline(__always)
+private func batchNormInputGradient(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ g: UnsafePointer<Float>,
+                                    _ d: UnsafeMutablePointer<Float>, mean: Float, scale: Float, meanDz: Float,
+                                    coef: Float, count: Int, relu: Bool) {
+    let vm = Lanes(repeating: mean), zero = Lanes()
+    let vk = Lanes(repeating: scale), vMeanDz = Lanes(repeating: meanDz), vCoef = Lanes(repeating: coef)
+    var i = 0
+    while i + 8 <= count {
+        var dz: Lanes = load(g, i)
+        if relu {
+            let mask = load(y, i) .<= zero
+            dz.replace(with: zero, where: mask)
+        }
+        let centered: Lanes = load(x, i) - vm
+        let correction: Lanes = centered * vCoef
+        dz -= vMeanDz
+        dz -= correction
+        store(vk * dz, d, i)
+        i += 8
+    }
+    while i < count {
+        let dz: Float = (!relu || y[i] > 0) ? g[i] : 0
+        let centered: Float = x[i] - mean
+        d[i] = scale * (dz - meanDz - centered * coef)
+        i += 1
     }
 }

@@ -28,33 +28,77 @@ public func conv2dBackward(x: UnsafePointer<Float>, weight: UnsafePointer<Float>
                            geometry g: ConvGeometry) {
     let K = g.patchSize, P = g.outPixels, Cout = outChannels, Q = g.inPixels
     if let dbias { sumPerChannel(dy, into: dbias, batch: batch, channels: Cout, pixels: P) }
+    // With stride 1 the input gradient is itself a convolution: dy read by the same window
+    // with the kernel flipped and in/out channels swapped. That GEMM is as efficient as the
+    // forward one and its im2col avoids col2im's scatter-add.
+    let adjoint = g.adjointGeometry(outChannels: Cout)
+    var flipped: [Float] = []
+    if adjoint != nil, dx != nil { flipped = flippedTransposedKernel(weight, outChannels: Cout, geometry: g) }
     let workers = Parallel.workers(for: batch)
     let partials = UnsafeMutablePointer<Float>.allocate(capacity: workers * Cout * K)
     partials.initialize(repeating: 0, count: workers * Cout * K)
     defer { partials.deallocate() }
-    Parallel.chunks(batch, workers: workers) { w, images in
-        let scratch = g.isPointwise ? nil : UnsafeMutablePointer<Float>.allocate(capacity: K * P)
-        defer { scratch?.deallocate() }
-        let dw = partials + w * Cout * K
-        for n in images {
-            let xn = x + n * g.channels * Q, dyn = dy + n * Cout * P
-            // dW (Cout, K) += dy_n (Cout, P) * col_n^T (P, K)
-            if let scratch { im2col(xn, scratch, g) }
-            let col = scratch.map { UnsafePointer($0) } ?? xn
-            sgemm(transB: true, m: Cout, n: K, k: P, a: dyn, lda: P, b: col, ldb: P, beta: 1, c: dw, ldc: K)
-            guard let dx else { continue }
-            let dxn = dx + n * g.channels * Q
-            if let scratch {
-                // dcol (K, P) = W^T (K, Cout) * dy_n (Cout, P), folded back onto the image
-                sgemm(transA: true, m: K, n: P, k: Cout, a: weight, lda: K, b: dyn, ldb: P, beta: 0, c: scratch, ldc: P)
-                dxn.update(repeating: 0, count: g.channels * Q)
-                col2im(scratch, dxn, g)
-            } else {
-                sgemm(transA: true, m: K, n: P, k: Cout, a: weight, lda: K, b: dyn, ldb: P, beta: 0, c: dxn, ldc: P)
+    flipped.withUnsafeBufferPointer { flippedWeight in
+        Parallel.chunks(batch, workers: workers) { w, images in
+            let scratchSize = max(g.isPointwise ? 0 : K * P, adjoint.map { $0.patchSize * $0.outPixels } ?? 0)
+            let scratch = scratchSize > 0 ? UnsafeMutablePointer<Float>.allocate(capacity: scratchSize) : nil
+            defer { scratch?.deallocate() }
+            let dw = partials + w * Cout * K
+            for n in images {
+                let xn = x + n * g.channels * Q, dyn = dy + n * Cout * P
+                // dW (Cout, K) += dy_n (Cout, P) * col_n^T (P, K)
+                if !g.isPointwise { im2col(xn, scratch!, g) }
+                let col = g.isPointwise ? xn : UnsafePointer(scratch!)
+                sgemm(transB: true, m: Cout, n: K, k: P, a: dyn, lda: P, b: col, ldb: P, beta: 1, c: dw, ldc: K)
+                guard let dx else { continue }
+                let dxn = dx + n * g.channels * Q
+                if g.isPointwise {
+                    // dx_n (Cin, Q) = W^T (Cin, Cout) * dy_n (Cout, P)
+                    sgemm(transA: true, m: K, n: P, k: Cout, a: weight, lda: K, b: dyn, ldb: P, beta: 0, c: dxn, ldc: P)
+                } else if let adjoint {
+                    // dx_n (Cin, Q) = W' (Cin, Cout*kH*kW) * im2col(dy_n)
+                    im2col(dyn, scratch!, adjoint)
+                    sgemm(m: g.channels, n: Q, k: adjoint.patchSize, a: flippedWeight.baseAddress!, lda: adjoint.patchSize,
+                          b: scratch!, ldb: Q, beta: 0, c: dxn, ldc: Q)
+                } else {
+                    // dcol (K, P) = W^T (K, Cout) * dy_n (Cout, P), folded back onto the image
+                    sgemm(transA: true, m: K, n: P, k: Cout, a: weight, lda: K, b: dyn, ldb: P, beta: 0, c: scratch!, ldc: P)
+                    dxn.update(repeating: 0, count: g.channels * Q)
+                    col2im(scratch!, dxn, g)
+                }
             }
         }
     }
     for w in 0..<workers { addInPlace(dweight, partials + w * Cout * K, count: Cout * K) }
+}
+
+extension ConvGeometry {
+    /// For a stride-1 convolution whose padding is at most dilation * (k - 1): the geometry of
+    /// the convolution over its output that yields its input gradient (padding
+    /// dilation * (k - 1) - padding). Nil when the input gradient needs col2im instead.
+    func adjointGeometry(outChannels: Int) -> ConvGeometry? {
+        guard stride == 1, !isPointwise, padding <= dilation * (kernelH - 1), padding <= dilation * (kernelW - 1),
+              kernelH == kernelW else { return nil }
+        let g = ConvGeometry(channels: outChannels, height: outH, width: outW, kernelH: kernelH, kernelW: kernelW,
+                             stride: 1, padding: dilation * (kernelH - 1) - padding, dilation: dilation)
+        return g.outH == height && g.outW == width ? g : nil
+    }
+}
+
+/// W'[ci, co, i, j] = W[co, ci, kH-1-i, kW-1-j], laid out as a (Cin, Cout*kH*kW) matrix.
+func flippedTransposedKernel(_ w: UnsafePointer<Float>, outChannels: Int, geometry g: ConvGeometry) -> [Float] {
+    let cin = g.channels, kh = g.kernelH, kw = g.kernelW, kk = kh * kw
+    var out = [Float](repeating: 0, count: cin * outChannels * kk)
+    for co in 0..<outChannels {
+        for ci in 0..<cin {
+            for i in 0..<kh {
+                for j in 0..<kw {
+                    out[(ci * outChannels + co) * kk + i * kw + j] = w[(co * cin + ci) * kk + (kh - 1 - i) * kw + (kw - 1 - j)]
+                }
+            }
+        }
+    }
+    return out
 }
 
 // MARK: - Transposed convolution
@@ -138,19 +182,14 @@ func addChannelBias(_ y: UnsafeMutablePointer<Float>, _ bias: UnsafePointer<Floa
 /// out[c] += sum over batch and pixels of t[n, c, :].
 func sumPerChannel(_ t: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>,
                    batch: Int, channels: Int, pixels: Int) {
-    for c in 0..<channels {
+    Parallel.forEach(channels) { c in
         var s: Double = 0
-        for n in 0..<batch {
-            let row = t + (n * channels + c) * pixels
-            var part: Float = 0
-            for i in 0..<pixels { part += row[i] }
-            s += Double(part)
-        }
+        for n in 0..<batch { s += Double(rowSum(t + (n * channels + c) * pixels, pixels)) }
         out[c] += Float(s)
     }
 }
 
 @inline(__always)
 public func addInPlace(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, count: Int) {
-    for i in 0..<count { dst[i] += src[i] }
+    rowAdd(dst, src, count)
 }

@@ -30,6 +30,7 @@ struct BenchCommand: ParsableCommand {
     }
 
     func run() throws {
+        MemoryPolicy.keepFreedMemoryForReuse()
         Parallel.configure(threads: threads ?? Parallel.availableCores)
         var bench = Benchmark(architecture: ModelArchitecture(rawValue: model)!)
         bench.width = width; bench.batch = batch; bench.size = size; bench.steps = steps
