@@ -1,3 +1,0 @@
-import XCTest
-import SegCore
-@testable import SegTrain
