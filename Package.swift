@@ -2,8 +2,8 @@
 import PackageDescription
 
 // Imports flow one way: COpenBLAS <- SegCore (tensors, kernels, losses, optimizers, safetensors)
-// <- SegNN (parameters, layers, models) <- SegTrain (training steps, benchmark)
-// <- segdist (command line).
+// <- SegNN (parameters, layers, models); CPNG <- SegData (synthetic data, images)
+// <- SegTrain (config, training loop, metrics, checkpoints, benchmark) <- segdist (command line).
 let release: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
 
 let package = Package(
@@ -21,17 +21,20 @@ let package = Package(
     targets: [
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas",
                        providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
         .target(name: "SegCore", dependencies: ["COpenBLAS"], swiftSettings: release),
+        .target(name: "SegData", dependencies: ["SegCore", "CPNG"], swiftSettings: release),
         .target(name: "SegNN", dependencies: ["SegCore"], swiftSettings: release),
-        .target(name: "SegTrain", dependencies: ["SegCore", "SegNN"], swiftSettings: release),
+        .target(name: "SegTrain", dependencies: ["SegCore", "SegNN", "SegData"], swiftSettings: release),
         .executableTarget(name: "segdist", dependencies: [
-            "SegCore", "SegNN", "SegTrain",
+            "SegCore", "SegNN", "SegData", "SegTrain",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: release),
         .target(name: "SegTestSupport", dependencies: ["SegCore"], path: "Tests/SegTestSupport"),
         .testTarget(name: "SegCoreTests", dependencies: ["SegCore", "SegTestSupport"]),
         .testTarget(name: "SegNNTests", dependencies: ["SegNN", "SegCore", "SegTestSupport"]),
-        .testTarget(name: "SegTrainTests", dependencies: ["SegTrain", "SegNN", "SegCore"]),
+        .testTarget(name: "SegDataTests", dependencies: ["SegData", "SegCore"]),
+        .testTarget(name: "SegTrainTests", dependencies: ["SegTrain", "SegNN", "SegCore", "SegData"]),
     ],
     swiftLanguageModes: [.v5]
 )

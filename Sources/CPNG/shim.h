@@ -1,0 +1,2 @@
+// Thin shim: libpng's simplified read/write API (png_image).
+#include <png.h>

@@ -1,0 +1,84 @@
+import SegNN
+
+/// The config keys, their types, ranges and documentation, in the order they are printed.
+struct ConfigKey {
+    enum Kind {
+        case int(ClosedRange<Int>)
+        case float(ClosedRange<Float>)
+        case choice([String])
+        case bool
+        case string
+        case intOrAuto(ClosedRange<Int>)
+    }
+    let name: String
+    let kind: Kind
+    let help: String
+    let get: (TrainingConfig) -> String
+    let set: (inout TrainingConfig, String) -> Void   // called with an already validated value
+}
+
+private func int(_ name: String, _ range: ClosedRange<Int>, _ help: String,
+                 _ path: WritableKeyPath<TrainingConfig, Int>) -> ConfigKey {
+    ConfigKey(name: name, kind: .int(range), help: help, get: { String($0[keyPath: path]) },
+              set: { $0[keyPath: path] = Int($1)! })
+}
+
+private func float(_ name: String, _ range: ClosedRange<Float>, _ help: String,
+                   _ path: WritableKeyPath<TrainingConfig, Float>) -> ConfigKey {
+    ConfigKey(name: name, kind: .float(range), help: help, get: { formatFloat($0[keyPath: path]) },
+              set: { $0[keyPath: path] = Float($1)! })
+}
+
+private func choice<E: RawRepresentable & CaseIterable>(_ name: String, _ help: String,
+                                                          _ path: WritableKeyPath<TrainingConfig, E>) -> ConfigKey
+where E.RawValue == String {
+    ConfigKey(name: name, kind: .choice(E.allCases.map(\.rawValue)), help: help, get: { $0[keyPath: path].rawValue },
+              set: { $0[keyPath: path] = E(rawValue: $1)! })
+}
+
+func formatFloat(_ v: Float) -> String {
+    var s = "\(v)"
+    if s.hasSuffix(".0") { s.removeLast(2) }
+    return s
+}
+
+let configKeys: [ConfigKey] = [
+    choice("model", "network: unet | unet_add | unet_shallow", \.model),
+    int("width", 1...1024, "channels of the first level (the lab: 64)", \.width),
+    int("in_channels", 1...64, "image channels (1 for shapes, 3 for rgb_shapes)", \.inChannels),
+    int("classes", 2...256, "output channels, background included (3 with squares)", \.classes),
+    choice("loss", "bce (on one-hot channels, as the lab) | ce | dice | bce+dice", \.loss),
+    choice("data", "synthetic data: shapes (grey) | rgb_shapes (tf_unet colour map)", \.data),
+    int("image_size", 1...8192, "image side in pixels", \.imageSize),
+    int("discs", 0...1000, "discs per image", \.discs),
+    int("radius_min", 1...4096, "smallest disc radius (inclusive)", \.radiusMin),
+    int("radius_max", 2...4096, "largest disc radius (exclusive)", \.radiusMax),
+    ConfigKey(name: "border", kind: .intOrAuto(0...4096), help: "disc centres kept this far from the edges; auto = image_size * 20 / 128",
+              get: { $0.border.map(String.init) ?? "auto" }, set: { $0.border = $1 == "auto" ? nil : Int($1)! }),
+    float("noise", 0...10_000, "standard deviation of the Gaussian noise (grey levels 1..255)", \.noise),
+    ConfigKey(name: "squares", kind: .bool, help: "add squares as a third class",
+              get: { String($0.squares) }, set: { $0.squares = $1 == "true" }),
+    choice("optimizer", "sgd | adam | adamw", \.optimizer),
+    float("lr", Float.leastNonzeroMagnitude...10, "learning rate", \.lr),
+    float("momentum", 0...0.9999, "SGD momentum", \.momentum),
+    float("weight_decay", 0...1, "weight decay (decoupled for adamw)", \.weightDecay),
+    float("beta1", 0...0.9999, "Adam beta1", \.beta1),
+    float("beta2", 0...0.99999, "Adam beta2", \.beta2),
+    choice("schedule", "learning-rate schedule: constant | step | cosine", \.schedule),
+    int("step_size", 1...10_000_000, "steps between decays of the step schedule", \.stepSize),
+    float("gamma", 0...1, "decay factor of the step schedule", \.gamma),
+    float("min_lr", 0...10, "final learning rate of the cosine schedule", \.minLR),
+    int("warmup_steps", 0...10_000_000, "linear warm-up steps", \.warmupSteps),
+    int("epochs", 1...1_000_000, "epochs", \.epochs),
+    int("steps_per_epoch", 1...10_000_000, "optimizer steps per epoch", \.stepsPerEpoch),
+    int("batch_size", 1...100_000, "images per step (the global batch)", \.batchSize),
+    int("val_images", 1...1_000_000, "validation images (a fixed set, separate from training)", \.valImages),
+    int("eval_every", 0...10_000_000, "evaluate every N steps; 0 = after each epoch", \.evalEvery),
+    int("log_every", 1...10_000_000, "log the training loss every N steps", \.logEvery),
+    int("seed", 0...Int(Int32.max), "seed of the weights and the data", \.seed),
+    int("threads", 0...1024, "worker threads; 0 = all cores available", \.threads),
+    ConfigKey(name: "checkpoint_dir", kind: .string, help: "run directory: config, metrics, pictures and checkpoints",
+              get: { $0.checkpointDir }, set: { $0.checkpointDir = $1 }),
+    int("checkpoint_every", 0...10_000_000, "checkpoint every N steps; 0 = after each epoch", \.checkpointEvery),
+    int("keep_checkpoints", 1...1000, "how many recent checkpoints to keep (the best is kept too)", \.keepCheckpoints),
+]

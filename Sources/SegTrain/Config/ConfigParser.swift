@@ -1,0 +1,140 @@
+import Foundation
+import SegNN
+
+/// A config problem, reported as `FILE:LINE: key: problem`.
+public struct ConfigError: Error, CustomStringConvertible, Equatable {
+    public let source: String
+    public let line: Int?
+    public let key: String?
+    public let problem: String
+    public var description: String {
+        var s = source
+        if let line { s += ":\(line)" }
+        s += ": "
+        if let key { s += "\(key): " }
+        return s + problem
+    }
+}
+
+extension TrainingConfig {
+    /// Reads a YAML-lite file: `key: value` lines, `#` comments, blank lines.
+    public static func load(path: String) throws -> TrainingConfig {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw ConfigError(source: path, line: nil, key: nil,
+                              problem: FileManager.default.fileExists(atPath: path) ? "cannot be read as UTF-8 text" : "no such file")
+        }
+        var config = TrainingConfig()
+        try config.apply(text: text, source: path)
+        return config
+    }
+
+    /// Applies every `key: value` line of `text` on top of this config, then checks the whole.
+    public mutating func apply(text: String, source: String) throws {
+        var seen: [String: Int] = [:]
+        for (i, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let line = i + 1
+            var content = Substring(raw)
+            if let hash = content.firstIndex(of: "#") { content = content[..<hash] }
+            let trimmed = content.trimmingCharacters(in: .whitespaces)
+            if trimmed.isEmpty { continue }
+            guard let colon = trimmed.firstIndex(of: ":") else {
+                throw ConfigError(source: source, line: line, key: nil, problem: "expected 'key: value', got '\(trimmed)'")
+            }
+            let key = trimmed[..<colon].trimmingCharacters(in: .whitespaces)
+            let value = trimmed[trimmed.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+            if let first = seen[key] {
+                throw ConfigError(source: source, line: line, key: key, problem: "set twice (first on line \(first))")
+            }
+            seen[key] = line
+            try set(key, value, source: source, line: line)
+        }
+        try validate(source: source)
+    }
+
+    /// Applies one `key=value` override (from `--set`).
+    public mutating func override(_ assignment: String) throws {
+        guard let eq = assignment.firstIndex(of: "=") else {
+            throw ConfigError(source: "--set", line: nil, key: nil, problem: "expected key=value, got '\(assignment)'")
+        }
+        try set(String(assignment[..<eq]).trimmingCharacters(in: .whitespaces),
+                String(assignment[assignment.index(after: eq)...]).trimmingCharacters(in: .whitespaces),
+                source: "--set", line: nil)
+    }
+
+    mutating func set(_ key: String, _ rawValue: String, source: String, line: Int?) throws {
+        func fail(_ problem: String) -> ConfigError { ConfigError(source: source, line: line, key: key, problem: problem) }
+        guard let spec = configKeys.first(where: { $0.name == key }) else {
+            let suggestion = closestKey(to: key).map { " (did you mean '\($0)'?)" } ?? ""
+            throw ConfigError(source: source, line: line, key: nil, problem: "unknown key '\(key)'\(suggestion)")
+        }
+        var value = rawValue
+        if value.count >= 2, let f = value.first, f == "\"" || f == "'", value.last == f { value = String(value.dropFirst().dropLast()) }
+        guard !value.isEmpty else { throw fail("has no value") }
+        switch spec.kind {
+        case let .int(range):
+            guard let v = Int(value) else { throw fail("expected a whole number, got '\(value)'") }
+            guard range.contains(v) else { throw fail("must be in \(range.lowerBound)...\(range.upperBound), got \(v)") }
+        case let .intOrAuto(range):
+            if value != "auto" {
+                guard let v = Int(value) else { throw fail("expected a whole number or 'auto', got '\(value)'") }
+                guard range.contains(v) else { throw fail("must be in \(range.lowerBound)...\(range.upperBound), got \(v)") }
+            }
+        case let .float(range):
+            guard let v = Float(value), v.isFinite else { throw fail("expected a number, got '\(value)'") }
+            guard range.contains(v) else {
+                throw fail(range.lowerBound > 0 && v <= 0 ? "must be positive, got \(value)"
+                           : "must be in \(formatFloat(range.lowerBound))...\(formatFloat(range.upperBound)), got \(value)")
+            }
+        case let .choice(options):
+            guard options.contains(value) else { throw fail("must be one of \(options.joined(separator: ", ")), got '\(value)'") }
+        case .bool:
+            guard value == "true" || value == "false" else { throw fail("expected true or false, got '\(value)'") }
+        case .string:
+            break
+        }
+        spec.set(&self, value)
+    }
+
+    /// Checks that hold between keys.
+    public func validate(source: String) throws {
+        func fail(_ key: String, _ problem: String) -> ConfigError { ConfigError(source: source, line: nil, key: key, problem: problem) }
+        let needed = data == .rgb_shapes ? 3 : 1
+        if inChannels != needed { throw fail("in_channels", "data \(data.rawValue) has \(needed) channel(s), but in_channels is \(inChannels)") }
+        let labelled = squares ? 3 : 2
+        if classes != labelled {
+            throw fail("classes", "the synthetic data has \(labelled) classes (background, discs\(squares ? ", squares" : "")), but classes is \(classes)")
+        }
+        let factor = 1 << model.downsamplings
+        if imageSize < factor {
+            throw fail("image_size", "\(model.rawValue) halves the image \(model.downsamplings) times, so it needs at least \(factor) pixels, got \(imageSize)")
+        }
+        if radiusMin >= radiusMax { throw fail("radius_min", "must be below radius_max (\(radiusMax)), got \(radiusMin)") }
+        if loss == .ce && classes < 2 { throw fail("loss", "ce needs at least 2 classes") }
+        if checkpointDir.isEmpty { throw fail("checkpoint_dir", "must not be empty") }
+    }
+
+    /// The effective config as `key: value` lines, in a fixed order (also its identity).
+    public func rendered() -> String {
+        configKeys.map { "\($0.name): \($0.get(self))" }.joined(separator: "\n") + "\n"
+    }
+}
+
+func closestKey(to key: String) -> String? {
+    func distance(_ a: [Character], _ b: [Character]) -> Int {
+        var prev = Array(0...b.count)
+        for i in 1...max(a.count, 1) where !a.isEmpty {
+            var cur = [i] + Array(repeating: 0, count: b.count)
+            for j in 1...max(b.count, 1) where !b.isEmpty {
+                cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
+            }
+            prev = cur
+        }
+        return prev[b.count]
+    }
+    let k = Array(key.lowercased())
+    let scored = configKeys.map { ($0.name, distance(k, Array($0.name))) }.min { $0.1 < $1.1 }
+    guard let (name, d) = scored, d <= max(2, key.count / 3) else {
+        return configKeys.first { $0.name.contains(key.lowercased()) || key.lowercased().contains($0.name) }?.name
+    }
+    return name
+}

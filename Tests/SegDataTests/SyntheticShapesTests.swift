@@ -1,0 +1,61 @@
+import XCTest
+import Foundation
+import SegCore
+import SegData
+
+final class SyntheticShapesTests: XCTestCase {
+    func testASampleIsAPureFunctionOfSeedAndIndex() {
+        let g = SyntheticShapes(size: 64, border: 10, seed: 7)
+        XCTAssertEqual(g.sample(3).image, g.sample(3).image)
+        XCTAssertEqual(g.sample(3).labels, g.sample(3).labels)
+        XCTAssertNotEqual(g.sample(3).image, g.sample(4).image)
+        XCTAssertNotEqual(g.sample(3).image, SyntheticShapes(size: 64, border: 10, seed: 8).sample(3).image)
+        // a batch holds exactly the samples it names, whatever the order or the threads
+        Parallel.configure(threads: 2)
+        let (images, targets) = g.batch([4, 3])
+        XCTAssertEqual(Array(images.storage[(64 * 64)...]), g.sample(3).image)
+        let labels = g.sample(4).labels
+        for p in 0..<(64 * 64) {
+            XCTAssertEqual(targets.storage[64 * 64 + p], labels[p] == 1 ? 1 : 0)
+            XCTAssertEqual(targets.storage[p], labels[p] == 0 ? 1 : 0)
+        }
+    }
+
+    func testImagesAreNormalisedAndLabelsMatchTheBrightDiscs() {
+        var g = SyntheticShapes(size: 128, border: 20, seed: 1)
+        g.noise = 0
+        let (image, labels) = g.sample(0)
+        XCTAssertEqual(image.min(), 0)
+        XCTAssertEqual(image.max(), 1)
+        // without noise the background (grey level 1) is the minimum and discs are brighter
+        for p in 0..<image.count { if labels[p] == 0 { XCTAssertEqual(image[p], 0) } else { XCTAssertGreaterThan(image[p], 0) } }
+        XCTAssertGreaterThan(labels.filter { $0 == 1 }.count, 100)
+    }
+
+    func testTheDefaultBorderWorksAtAnySizeAndSquaresAddAClass() {
+        for size in [16, 33, 100, 300] {
+            var g = SyntheticShapes(size: size, border: size * 20 / 128, seed: 2)
+            g.radiusMax = max(3, size / 4); g.radiusMin = 2
+            g.squares = true; g.rgb = true
+            let (image, labels) = g.sample(9)
+            XCTAssertEqual(image.count, 3 * size * size)
+            XCTAssertTrue(image.allSatisfy { $0 >= 0 && $0 <= 1 })
+            XCTAssertTrue(labels.allSatisfy { $0 <= 2 })
+        }
+    }
+
+    func testPNGRoundTripAndErrors() throws {
+        let dir = NSTemporaryDirectory() + "segdist-png-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let grey = PNGImage(width: 3, height: 2, channels: 1, pixels: [0, 10, 20, 30, 40, 255])
+        let rgb = PNGImage(width: 2, height: 1, channels: 3, pixels: [255, 0, 0, 1, 2, 3])
+        try grey.write(to: dir + "/g.png")
+        try rgb.write(to: dir + "/c.png")
+        XCTAssertEqual(try PNGImage(path: dir + "/g.png"), grey)
+        XCTAssertEqual(try PNGImage(path: dir + "/c.png"), rgb)
+        XCTAssertThrowsError(try PNGImage(path: dir + "/none.png")) { XCTAssertTrue("\($0)".hasSuffix("none.png: no such file")) }
+        try Data("not a png".utf8).write(to: URL(fileURLWithPath: dir + "/bad.png"))
+        XCTAssertThrowsError(try PNGImage(path: dir + "/bad.png")) { XCTAssertTrue("\($0)".contains("bad.png: is not a readable PNG")) }
+    }
+}
