@@ -4,7 +4,7 @@ import ArgumentParser
 struct Segdist: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "segdist",
-        abstract: "Data-parallel training of image-segmentation networks.",
-        subcommands: [BenchCommand.self],
-        defaultSubcommand: BenchCommand.self)
+        abstract: "Data-parallel training of image-segmentation networks (UNet family) on CPUs.",
+        subcommands: [TrainCommand.self, EvalCommand.self, PredictCommand.self, GenerateCommand.self, BenchCommand.self],
+        defaultSubcommand: TrainCommand.self)
 }

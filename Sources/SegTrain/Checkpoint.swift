@@ -1,0 +1,88 @@
+import Foundation
+import SegCore
+import SegNN
+
+/// A training checkpoint as safetensors: model tensors under the reference state_dict names
+/// (so `UNet(...).load_state_dict(load_file(path), strict=False)` in PyTorch loads them, with
+/// `num_batches_tracked` as int64), optimizer state under `optimizer.` (one flat tensor per state
+/// buffer, in the parameter buffer's layout), and metadata: config, step, epoch, data cursor,
+/// best Dice, version.
+public struct Checkpoint {
+    public static let formatVersion = "1"
+
+    public var configText: String
+    public var step: Int
+    public var epoch: Int
+    /// Index of the next training sample.
+    public var dataCursor: Int
+    public var bestDice: Double?
+    public var file: SafeTensorsFile?
+
+    public static func write(to path: String, model: SegmentationModel, optimizer: Optimizer, config: TrainingConfig,
+                             step: Int, epoch: Int, dataCursor: Int, bestDice: Double?) throws {
+        let store = model.store
+        var w = SafeTensorsWriter(metadata: [
+            "format": "segdist-checkpoint", "version": formatVersion, "segdist_version": segdistVersion,
+            "config": config.rendered(), "step": String(step), "epoch": String(epoch),
+            "data_cursor": String(dataCursor), "optimizer": optimizer.name,
+            "optimizer_step": String(optimizer.stepCount),
+            "best_dice": bestDice.map { String($0) } ?? "",
+        ])
+        for (name, tensor) in store.floatStateDict() { w.add(name, tensor) }
+        for (i, name) in store.counterNames.enumerated() { w.add(name, int64s: [store.counters[i]], shape: []) }
+        for (name, values) in optimizer.stateBuffers.sorted(by: { $0.key < $1.key }) {
+            w.add("optimizer.\(name)", Tensor(shape: [values.count], storage: values))
+        }
+        try w.write(to: path)
+    }
+
+    public init(path: String) throws {
+        let f = try SafeTensorsFile(path: path)
+        func meta(_ key: String) throws -> String {
+            guard let v = f.metadata[key] else { throw SafeTensorsError(path: path, problem: "is not a segdist checkpoint (no '\(key)' in its metadata)") }
+            return v
+        }
+        guard try meta("format") == "segdist-checkpoint" else {
+            throw SafeTensorsError(path: path, problem: "is not a segdist checkpoint")
+        }
+        configText = try meta("config")
+        guard let step = Int(try meta("step")), let epoch = Int(try meta("epoch")), let cursor = Int(try meta("data_cursor")) else {
+            throw SafeTensorsError(path: path, problem: "has a malformed step, epoch or data_cursor")
+        }
+        self.step = step; self.epoch = epoch; dataCursor = cursor
+        bestDice = Double(f.metadata["best_dice"] ?? "")
+        file = f
+    }
+
+    /// Loads every model tensor (and, when given, the optimizer state) from the checkpoint;
+    /// throws naming the first tensor that is missing or has the wrong shape.
+    public func restore(model: SegmentationModel, optimizer: Optimizer?) throws {
+        guard let f = file else { return }
+        let store = model.store
+        for (name, _) in store.floatStateDict() {
+            guard f.entry(name) != nil else { throw SafeTensorsError(path: f.path, problem: "has no tensor '\(name)' for this model") }
+            do { try store.load(name, try f.tensor(name)) } catch let e as ModelError {
+                throw SafeTensorsError(path: f.path, problem: e.description)
+            }
+        }
+        for (i, name) in store.counterNames.enumerated() {
+            store.counters[i] = try f.int64s(name).first ?? 0
+        }
+        guard let optimizer else { return }
+        guard f.metadata["optimizer"] == optimizer.name else {
+            throw SafeTensorsError(path: f.path, problem: "holds \(f.metadata["optimizer"] ?? "no") optimizer state, the config asks for \(optimizer.name)")
+        }
+        optimizer.stepCount = Int(f.metadata["optimizer_step"] ?? "") ?? step
+        var buffers: [String: [Float]] = [:]
+        for e in f.entries where e.name.hasPrefix("optimizer.") {
+            let values = try f.tensor(e.name).storage
+            guard values.count == store.parameterCount else {
+                throw SafeTensorsError(path: f.path, problem: "optimizer state '\(e.name)' has \(values.count) values, the model has \(store.parameterCount) parameters")
+            }
+            buffers[String(e.name.dropFirst("optimizer.".count))] = values
+        }
+        optimizer.stateBuffers = buffers
+    }
+}
+
+public let segdistVersion = "0.2.0"

@@ -1,0 +1,51 @@
+import ArgumentParser
+import Foundation
+import SegCore
+import SegTrain
+
+/// `--config FILE` and `--set key=value`, shared by the commands that read a recipe.
+struct ConfigOptions: ParsableArguments {
+    @Option(help: "Recipe file (YAML-lite `key: value` lines). Default: the built-in recipe, equal to configs/unet.cfg.")
+    var config: String?
+
+    @Option(name: .customLong("set"), help: ArgumentHelp("Override one key, e.g. --set lr=0.01 (repeatable).", valueName: "key=value"))
+    var overrides: [String] = []
+
+    /// The file's config (or `fallback`, or the built-in default) with the overrides applied.
+    func resolve(fallback: (text: String, source: String)? = nil) throws -> TrainingConfig {
+        var cfg = TrainingConfig()
+        if let config {
+            cfg = try TrainingConfig.load(path: config)
+        } else if let fallback {
+            try cfg.apply(text: fallback.text, source: fallback.source)
+        }
+        for o in overrides { try cfg.override(o) }
+        try cfg.validate(source: overrides.isEmpty ? (config ?? fallback?.source ?? "built-in config") : "--set")
+        return cfg
+    }
+}
+
+/// Runs `body`, turning any user-facing error into one line on stderr and exit code 2.
+func reportingErrors(_ body: () throws -> Void) throws {
+    do {
+        try body()
+    } catch let e as ExitCode {
+        throw e
+    } catch let e as CleanExit {
+        throw e
+    } catch {
+        FileHandle.standardError.write("segdist: error: \(error)\n".data(using: .utf8)!)
+        throw ExitCode(2)
+    }
+}
+
+func configureThreads(_ requested: Int) {
+    MemoryPolicy.keepFreedMemoryForReuse()
+    Parallel.configure(threads: requested > 0 ? requested : Parallel.availableCores)
+}
+
+func printJSON(_ object: [String: Any], to path: String? = nil) throws {
+    let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+    print(String(decoding: data, as: UTF8.self))
+    if let path { try writeFileAtomically(data + Data("\n".utf8), to: path) }
+}
