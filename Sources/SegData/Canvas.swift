@@ -16,7 +16,9 @@ public struct Canvas {
     }
 
     public mutating func fill(x: Int, y: Int, w: Int, h: Int, color: (UInt8, UInt8, UInt8)) {
-        for yy in max(0, y)..<min(height, y + h) { for xx in max(0, x)..<min(width, x + w) { set(xx, yy, color) } }
+        let x0 = max(0, x), x1 = min(width, x + w), y0 = max(0, y), y1 = min(height, y + h)
+        guard x1 > x0, y1 > y0 else { return }
+        for yy in y0..<y1 { for xx in x0..<x1 { set(xx, yy, color) } }
     }
 
     /// A line of the given thickness (Bresenham, thickened with a square brush).

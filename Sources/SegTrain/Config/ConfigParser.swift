@@ -119,7 +119,17 @@ extension TrainingConfig {
     }
 }
 
+/// Names people bring from other tools, mapped to ours.
+private let synonyms: [String: String] = [
+    "learning_rate": "lr", "lr_schedule": "schedule", "scheduler": "schedule", "batch": "batch_size",
+    "size": "image_size", "img_size": "image_size", "num_classes": "classes", "n_classes": "classes",
+    "n_channels": "in_channels", "channels": "in_channels", "wd": "weight_decay", "optim": "optimizer",
+    "arch": "model", "architecture": "model", "sigma": "noise", "cnt": "discs", "warmup": "warmup_steps",
+    "output_dir": "checkpoint_dir", "run_dir": "checkpoint_dir", "save_every": "checkpoint_every",
+]
+
 func closestKey(to key: String) -> String? {
+    if let known = synonyms[key.lowercased()] { return known }
     func distance(_ a: [Character], _ b: [Character]) -> Int {
         var prev = Array(0...b.count)
         for i in 1...max(a.count, 1) where !a.isEmpty {
@@ -132,7 +142,9 @@ func closestKey(to key: String) -> String? {
         return prev[b.count]
     }
     let k = Array(key.lowercased())
-    let scored = configKeys.map { ($0.name, distance(k, Array($0.name))) }.min { $0.1 < $1.1 }
+    // candidates: every key, and every synonym standing for its key
+    let candidates = configKeys.map { ($0.name, $0.name) } + synonyms.map { ($0.key, $0.value) }
+    let scored = candidates.map { ($0.1, distance(k, Array($0.0))) }.min { $0.1 < $1.1 }
     guard let (name, d) = scored, d <= max(2, key.count / 3) else {
         return configKeys.first { $0.name.contains(key.lowercased()) || key.lowercased().contains($0.name) }?.name
     }

@@ -107,9 +107,10 @@ struct PredictCommand: ParsableCommand {
         }
         tiles.append(("PROBABILITY", PNGImage(width: w, height: h, channels: 3, pixels: heat)))
         tiles.append(("PREDICTION", PNGImage(width: w, height: h, channels: 1, pixels: thresholded)))
-        var canvas = Canvas(width: tiles.count * (w + gap) + gap, height: h + title + gap)
+        let column = max(w, 96)   // room for the longest title
+        var canvas = Canvas(width: tiles.count * (column + gap) + gap, height: h + title + gap)
         for (i, (name, tile)) in tiles.enumerated() {
-            let x = gap + i * (w + gap)
+            let x = gap + i * (column + gap)
             canvas.text(name, x: x, y: 6)
             canvas.blit(tile, x: x, y: title)
         }
