@@ -2,7 +2,8 @@
 import PackageDescription
 
 // Imports flow one way: COpenBLAS <- SegCore (tensors, kernels, losses, optimizers, safetensors)
-// <- SegNN (parameters, layers, models); CPNG <- SegData (synthetic data, images)
+// <- SegNN (parameters, layers, models); CPNG <- SegData (synthetic data, images);
+// CMPI <- SegDist (communicators, gradient buckets, watchdog)
 // <- SegTrain (config, training loop, metrics, checkpoints, benchmark) <- segdist (command line).
 let release: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
 
@@ -24,10 +25,12 @@ let package = Package(
         .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
         .target(name: "SegCore", dependencies: ["COpenBLAS"], swiftSettings: release),
         .target(name: "SegData", dependencies: ["SegCore", "CPNG"], swiftSettings: release),
+        .systemLibrary(name: "CMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev"])]),
+        .target(name: "SegDist", dependencies: ["SegCore", "CMPI"], swiftSettings: release),
         .target(name: "SegNN", dependencies: ["SegCore"], swiftSettings: release),
-        .target(name: "SegTrain", dependencies: ["SegCore", "SegNN", "SegData"], swiftSettings: release),
+        .target(name: "SegTrain", dependencies: ["SegCore", "SegNN", "SegData", "SegDist"], swiftSettings: release),
         .executableTarget(name: "segdist", dependencies: [
-            "SegCore", "SegNN", "SegData", "SegTrain",
+            "SegCore", "SegNN", "SegData", "SegDist", "SegTrain",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: release),
         .target(name: "SegTestSupport", dependencies: ["SegCore"], path: "Tests/SegTestSupport"),

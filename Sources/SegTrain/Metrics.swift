@@ -22,6 +22,11 @@ public struct SegmentationScores: Equatable, Sendable {
         diceSum = .init(repeating: 0, count: classes); jaccardSum = .init(repeating: 0, count: classes)
     }
 
+    /// Scores from sums gathered elsewhere (e.g. reduced over ranks).
+    public init(classes: Int, diceSum: [Double], jaccardSum: [Double], images: Int) {
+        self.classes = classes; self.diceSum = diceSum; self.jaccardSum = jaccardSum; self.images = images
+    }
+
     public static let smooth = 1e-4
 
     public static func dice(intersection: Int, predicted: Int, truth: Int) -> Double {

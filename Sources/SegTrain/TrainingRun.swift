@@ -1,10 +1,12 @@
 import Foundation
 import SegCore
 import SegData
+import SegDist
 import SegNN
 
-/// One training run on one process: global batches of `batch_size` consecutive sample indices,
-/// periodic evaluation, metrics, pictures and checkpoints in `checkpoint_dir`.
+/// One training run on one or more ranks: global batches of `batch_size` consecutive sample
+/// indices split over the ranks, periodic sharded evaluation, and, on rank 0, metrics, pictures
+/// and checkpoints in `checkpoint_dir`.
 public final class TrainingRun {
     public struct Summary: Equatable {
         public var steps: Int
@@ -12,24 +14,41 @@ public final class TrainingRun {
         public var finalDice: Double?
         public var bestDice: Double?
         public var lastCheckpoint: String?
+        /// The signal that stopped the run early, if any.
+        public var stoppedBySignal: Int32 = 0
+        /// Share of step time spent waiting for gradient communication.
+        public var communicationShare: Double = 0
     }
 
     public let config: TrainingConfig
     public let model: SegmentationModel
     public let trainer: Trainer
     public let data: SyntheticShapes
+    public let communicator: Communicator
+    public let parallel: DataParallelStep
+    public var stopSignal: StopSignal?
     public private(set) var step = 0
     public private(set) var bestDice: Double?
+    /// Sum of this rank's initial parameters before rank 0's were broadcast (a diagnostic).
+    public private(set) var checksumBeforeBroadcast = 0.0
     private var lossHistory: [(step: Int, loss: Double)] = []
     private var diceHistory: [(step: Int, dice: Double)] = []
     private let runDirectory: String
 
-    public init(config: TrainingConfig, resume: Checkpoint? = nil) throws {
+    public init(config: TrainingConfig, resume: Checkpoint? = nil, communicator: Communicator = LocalCommunicator(),
+                initSeedOffset: Int = 0) throws {
         self.config = config
-        model = config.makeModel()
+        self.communicator = communicator
+        var modelConfig = config
+        modelConfig.seed += initSeedOffset
+        model = modelConfig.makeModel()
         trainer = Trainer(model: model, optimizer: try config.makeOptimizer(), loss: config.loss, schedule: config.makeSchedule())
         data = config.dataset
         runDirectory = config.checkpointDir
+        parallel = try DataParallelStep(trainer: trainer, communicator: communicator, globalBatch: config.batchSize,
+                                        microBatch: config.microBatch,
+                                        bucketElements: Int(config.bucketMB * 1024 * 1024) / MemoryLayout<Float>.size)
+        if config.syncBN && communicator.size > 1 { model.store.batchNormGroup = communicator }
         if let resume {
             try resume.restore(model: model, optimizer: trainer.optimizer)
             step = resume.step
@@ -39,7 +58,13 @@ public final class TrainingRun {
                                   problem: "the checkpoint was taken at sample \(resume.dataCursor), which is not step \(step) x batch_size \(config.batchSize)")
             }
         }
+        checksumBeforeBroadcast = model.store.parameterChecksum
+        // Every rank starts from rank 0's weights (and, resuming, rank 0's optimizer state is the
+        // one every rank loaded from the same file).
+        parallel.broadcastModel()
     }
+
+    var isRoot: Bool { communicator.rank == 0 }
 
     var metricsPath: String { runDirectory + "/metrics.jsonl" }
 
@@ -47,36 +72,52 @@ public final class TrainingRun {
     /// a checkpoint so the run can be resumed exactly).
     @discardableResult
     public func run(progress: ProgressReporter? = nil, stopAfter: Int? = nil) throws -> Summary {
-        try prepareRunDirectory()
+        if isRoot { try prepareRunDirectory() }
+        communicator.barrier(label: "start of training")
         let total = config.totalSteps, end = min(total, stopAfter ?? total)
         let rule = PredictionRule(loss: config.loss)
         let valIndices = config.validationIndices
         var lastCheckpoint: String?, finalDice: Double?
-        var secondsPerStep = 0.0
+        var secondsPerStep = 0.0, busySeconds = 0.0, stoppedBy: Int32 = 0
         let started = Date()
+        parallel.reducer.resetTimers()
         while step < end {
             let t0 = Date()
-            let first = UInt64(step * config.batchSize)
-            let (images, targets) = data.batch((0..<UInt64(config.batchSize)).map { first + $0 })
             let lr = trainer.schedule.learningRate(at: trainer.optimizer.stepCount)
-            let loss = try trainer.step(images: images, targets: targets)
+            let loss = try parallel.step(data: data, first: UInt64(step * config.batchSize))
             guard loss.isFinite else {
                 throw TrainingError("the loss became \(loss) at step \(step + 1); lower lr (now \(lr)) or check the data")
             }
             step += 1
             let dt = Date().timeIntervalSince(t0)
+            busySeconds += dt
             secondsPerStep = secondsPerStep == 0 ? dt : 0.9 * secondsPerStep + 0.1 * dt
             lossHistory.append((step, Double(loss)))
             progress?.update(step: step, loss: loss, imagesPerSecond: Double(config.batchSize) / secondsPerStep,
                              secondsPerStep: secondsPerStep)
             let epoch = (step - 1) / config.stepsPerEpoch + 1
-            if step % config.logEvery == 0 || step == end {
+            if isRoot && (step % config.logEvery == 0 || step == end) {
                 try appendMetrics(["kind": "train", "step": step, "epoch": epoch, "loss": Double(loss), "lr": Double(lr),
                                    "images_per_s": Double(config.batchSize) / dt,
                                    "elapsed_s": Date().timeIntervalSince(started)])
             }
+            // A stop signal on any rank stops every rank at this step boundary.
+            let signalled = stopSignal?.signalNumber ?? 0
+            let stopNow = communicator.size > 1 ? communicator.maximum(Double(signalled)) : Double(signalled)
+            if stopNow > 0 {
+                stoppedBy = Int32(stopNow)
+                let epoch = (step - 1) / config.stepsPerEpoch + 1
+                parallel.broadcastBuffers()
+                if isRoot {
+                    lastCheckpoint = try writeCheckpoint(named: String(format: "step-%06d.safetensors", step), epoch: epoch)
+                    try pruneCheckpoints()
+                    progress?.note("stopped by signal \(stoppedBy) after step \(step); checkpoint \(lastCheckpoint!)")
+                }
+                break
+            }
             if step % config.evalInterval == 0 || step == total {
-                let scores = evaluate(model: model, data: data, indices: valIndices, batch: config.batchSize, rule: rule)
+                parallel.broadcastBuffers()
+                let scores = shardedEvaluation(indices: valIndices, rule: rule)
                 finalDice = scores.foregroundDice
                 diceHistory.append((step, scores.foregroundDice))
                 var record: [String: Any] = ["kind": "eval", "step": step, "epoch": epoch, "images": scores.images,
@@ -87,20 +128,60 @@ public final class TrainingRun {
                 let improved = scores.foregroundDice > (bestDice ?? -1)
                 if improved { bestDice = scores.foregroundDice }
                 record["best_dice"] = bestDice
-                try appendMetrics(record)
+                if isRoot { try appendMetrics(record) }
                 progress?.note(String(format: "step %d: validation Dice %.4f  Jaccard %.4f  (per class Dice %@)", step,
                                       scores.foregroundDice, scores.foregroundJaccard,
                                       scores.dice.map { String(format: "%.3f", $0) }.joined(separator: " ")))
-                if improved { try writeCheckpoint(named: "best.safetensors", epoch: epoch) }
-                try drawLossCurve(losses: lossHistory, dice: diceHistory, totalSteps: total).write(to: runDirectory + "/loss.png")
+                if isRoot {
+                    if improved { try writeCheckpoint(named: "best.safetensors", epoch: epoch) }
+                    try drawLossCurve(losses: lossHistory, dice: diceHistory, totalSteps: total).write(to: runDirectory + "/loss.png")
+                }
             }
             if step % config.checkpointInterval == 0 || step == end {
-                lastCheckpoint = try writeCheckpoint(named: String(format: "step-%06d.safetensors", step), epoch: epoch)
-                try pruneCheckpoints()
+                parallel.broadcastBuffers()
+                if isRoot {
+                    lastCheckpoint = try writeCheckpoint(named: String(format: "step-%06d.safetensors", step), epoch: epoch)
+                    try pruneCheckpoints()
+                }
             }
         }
+        communicator.barrier(label: "end of training")
         return Summary(steps: step, seconds: Date().timeIntervalSince(started), finalDice: finalDice, bestDice: bestDice,
-                       lastCheckpoint: lastCheckpoint)
+                       lastCheckpoint: lastCheckpoint, stoppedBySignal: stoppedBy,
+                       communicationShare: busySeconds > 0 ? parallel.reducer.exposedSeconds / busySeconds : 0)
+    }
+
+    /// Each rank scores its contiguous share of the validation images; the per-class sums are
+    /// added over the ranks, so every image counts exactly once.
+    func shardedEvaluation(indices: [UInt64], rule: PredictionRule) -> SegmentationScores {
+        let n = communicator.size, r = communicator.rank
+        let mine = Array(indices[(r * indices.count / n)..<((r + 1) * indices.count / n)])
+        let local = evaluate(model: model, data: data, indices: mine, batch: config.batchSize, rule: rule)
+        guard n > 1 else { return local }
+        let k = model.classes
+        var sums = local.diceSum + local.jaccardSum + [Double(local.images)]
+        sums.withUnsafeMutableBufferPointer { communicator.sumInPlace($0.baseAddress!, count: 2 * k + 1) }
+        return SegmentationScores(classes: k, diceSum: Array(sums[0..<k]), jaccardSum: Array(sums[k..<(2 * k)]),
+                                  images: Int(sums[2 * k]))
+    }
+
+    /// Refuses to train unless every rank runs the same version with the same effective config:
+    /// rank 0's is broadcast, each rank compares, and every rank learns whether any differed.
+    public static func checkAgreement(config: TrainingConfig, communicator: Communicator) throws {
+        guard communicator.size > 1 else { return }
+        let mine = "segdist_version: \(segdistVersion)\n" + config.rendered()
+        let root = communicator.broadcast(string: mine)
+        var differences: [String] = []
+        if root != mine {
+            let a = mine.split(separator: "\n"), b = root.split(separator: "\n")
+            for (x, y) in zip(a, b) where x != y { differences.append("'\(x)' where rank 0 has '\(y)'") }
+            if a.count != b.count { differences.append("\(a.count) config lines where rank 0 has \(b.count)") }
+            FileHandle.standardError.write("segdist: error: rank \(communicator.rank) runs a different config or version: \(differences.joined(separator: "; "))\n".data(using: .utf8)!)
+        }
+        let mismatched = communicator.sum(differences.isEmpty ? 0 : 1)
+        if mismatched > 0 {
+            throw TrainingError("\(Int(mismatched)) of \(communicator.size) ranks run a different config or version than rank 0 (see above); refusing to train")
+        }
     }
 
     @discardableResult

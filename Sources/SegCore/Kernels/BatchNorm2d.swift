@@ -5,6 +5,8 @@
 public struct BatchNormSaved {
     public var mean: [Float]
     public var invStd: [Float]
+    /// Values the statistics were taken over (over the whole group when synchronized).
+    public var count: Double = 0
     public init(channels: Int) {
         mean = [Float](repeating: 0, count: channels)
         invStd = [Float](repeating: 0, count: channels)
@@ -13,28 +15,48 @@ public struct BatchNormSaved {
 
 /// Training mode: normalises with batch statistics, writes them to `saved`, and moves the running
 /// statistics by `momentum` (running_var takes the unbiased variance, as PyTorch).
-/// With `relu`, y = max(0, bn(x)) in the same pass.
+/// With `relu`, y = max(0, bn(x)) in the same pass. With `group`, the statistics are those of
+/// the batch of every process in the group (synchronized batch norm).
 public func batchNorm2dTrainForward(x: UnsafePointer<Float>, gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>,
                                     y: UnsafeMutablePointer<Float>, runningMean: UnsafeMutablePointer<Float>,
                                     runningVar: UnsafeMutablePointer<Float>, saved: inout BatchNormSaved,
-                                    batch: Int, channels: Int, pixels: Int, momentum: Float, eps: Float, relu: Bool) {
-    let M = batch * pixels
-    saved.mean.withUnsafeMutableBufferPointer { meanOut in
-        saved.invStd.withUnsafeMutableBufferPointer { invOut in
+                                    batch: Int, channels: Int, pixels: Int, momentum: Float, eps: Float, relu: Bool,
+                                    group: CollectiveSum? = nil) {
+    // sums[c] = sum of x over channel c; the last slot counts the values.
+    var sums = [Double](repeating: 0, count: channels + 1)
+    sums.withUnsafeMutableBufferPointer { out in
+        Parallel.forEach(channels) { c in
+            var s: Double = 0
+            for n in 0..<batch { s += Double(rowSum(x + (n * channels + c) * pixels, pixels)) }
+            out[c] = s
+        }
+        out[channels] = Double(batch * pixels)
+        group?.sumInPlace(out.baseAddress!, count: channels + 1)
+    }
+    let M = sums[channels]
+    let means = (0..<channels).map { Float(sums[$0] / M) }
+    var squares = [Double](repeating: 0, count: channels)
+    squares.withUnsafeMutableBufferPointer { out in
+        Parallel.forEach(channels) { c in
+            var sq: Double = 0
+            for n in 0..<batch { sq += Double(rowSquaredDeviation(x + (n * channels + c) * pixels, means[c], pixels)) }
+            out[c] = sq
+        }
+        group?.sumInPlace(out.baseAddress!, count: channels)
+    }
+    for c in 0..<channels {
+        let variance = squares[c] / M
+        let inv = Float(1 / (variance + Double(eps)).squareRoot())
+        saved.mean[c] = means[c]; saved.invStd[c] = inv
+        let unbiased = M > 1 ? variance * M / (M - 1) : variance
+        runningMean[c] = (1 - momentum) * runningMean[c] + momentum * means[c]
+        runningVar[c] = (1 - momentum) * runningVar[c] + momentum * Float(unbiased)
+    }
+    saved.count = M
+    saved.mean.withUnsafeBufferPointer { meanP in
+        saved.invStd.withUnsafeBufferPointer { invP in
             Parallel.forEach(channels) { c in
-                var sum: Double = 0
-                for n in 0..<batch { sum += Double(rowSum(x + (n * channels + c) * pixels, pixels)) }
-                let mean = sum / Double(M)
-                var sq: Double = 0
-                let m32 = Float(mean)
-                for n in 0..<batch { sq += Double(rowSquaredDeviation(x + (n * channels + c) * pixels, m32, pixels)) }
-                let variance = sq / Double(M)
-                let inv = Float(1 / (variance + Double(eps)).squareRoot())
-                meanOut[c] = m32; invOut[c] = inv
-                let unbiased = M > 1 ? variance * Double(M) / Double(M - 1) : variance
-                runningMean[c] = (1 - momentum) * runningMean[c] + momentum * m32
-                runningVar[c] = (1 - momentum) * runningVar[c] + momentum * Float(unbiased)
-                let scale = gamma[c] * inv, shift = beta[c] - m32 * scale
+                let scale = gamma[c] * invP[c], shift = beta[c] - meanP[c] * scale
                 applyAffine(x, y, batch: batch, channels: channels, pixels: pixels, c: c, scale: scale, shift: shift, relu: relu)
             }
         }
@@ -82,28 +104,40 @@ public func batchNorm2dTrainBackward(x: UnsafePointer<Float>, y: UnsafePointer<F
                                      gamma: UnsafePointer<Float>, saved: BatchNormSaved,
                                      dx: UnsafeMutablePointer<Float>, dgamma: UnsafeMutablePointer<Float>,
                                      dbeta: UnsafeMutablePointer<Float>, batch: Int, channels: Int, pixels: Int,
-                                     relu: Bool) {
-    let M = Float(batch * pixels)
+                                     relu: Bool, group: CollectiveSum? = nil) {
+    let M = Float(saved.count > 0 ? saved.count : Double(batch * pixels))
+    // sums[c] = sum of dz, sums[channels + c] = sum of dz * (x - mean); dz is dy after the relu mask
+    var sums = [Double](repeating: 0, count: 2 * channels)
     saved.mean.withUnsafeBufferPointer { meanP in
-        saved.invStd.withUnsafeBufferPointer { invP in
+        sums.withUnsafeMutableBufferPointer { out in
             Parallel.forEach(channels) { c in
-                let mean = meanP[c], inv = invP[c]
-                // sums of dz and dz * (x - mean), where dz is dy after the relu mask
                 var sumDz: Double = 0, sumDzX: Double = 0
                 for n in 0..<batch {
                     let off = (n * channels + c) * pixels
-                    let (a, b) = maskedSums(x + off, y + off, dy + off, mean: mean, count: pixels, relu: relu)
+                    let (a, b) = maskedSums(x + off, y + off, dy + off, mean: meanP[c], count: pixels, relu: relu)
                     sumDz += Double(a); sumDzX += Double(b)
                 }
-                let sDz = Float(sumDz), sDzXhat = Float(sumDzX) * inv
-                dbeta[c] += sDz
-                dgamma[c] += sDzXhat
-                // dx = gamma * inv * (dz - mean(dz) - xhat * mean(dz * xhat))
-                let k = gamma[c] * inv, meanDz = sDz / M, coef = sDzXhat / M * inv
-                for n in 0..<batch {
-                    let off = (n * channels + c) * pixels
-                    batchNormInputGradient(x + off, y + off, dy + off, dx + off, mean: mean, scale: k, meanDz: meanDz,
-                                           coef: coef, count: pixels, relu: relu)
+                out[c] = sumDz; out[channels + c] = sumDzX
+            }
+        }
+        // Parameter gradients take this process's own sums: gradients are summed over the
+        // group afterwards. The input gradient needs the group's sums.
+        let local = sums
+        if let group { sums.withUnsafeMutableBufferPointer { group.sumInPlace($0.baseAddress!, count: 2 * channels) } }
+        saved.invStd.withUnsafeBufferPointer { invP in
+            sums.withUnsafeBufferPointer { totals in
+                Parallel.forEach(channels) { c in
+                    let mean = meanP[c], inv = invP[c]
+                    let sDz = Float(totals[c]), sDzXhat = Float(totals[channels + c]) * inv
+                    dbeta[c] += Float(local[c])
+                    dgamma[c] += Float(local[channels + c]) * inv
+                    // dx = gamma * inv * (dz - mean(dz) - xhat * mean(dz * xhat))
+                    let k = gamma[c] * inv, meanDz = sDz / M, coef = sDzXhat / M * inv
+                    for n in 0..<batch {
+                        let off = (n * channels + c) * pixels
+                        batchNormInputGradient(x + off, y + off, dy + off, dx + off, mean: mean, scale: k, meanDz: meanDz,
+                                               coef: coef, count: pixels, relu: relu)
+                    }
                 }
             }
         }

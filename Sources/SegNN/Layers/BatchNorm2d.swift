@@ -33,7 +33,7 @@ public final class BatchNorm2d {
                     batchNorm2dTrainForward(x: xp, gamma: store.pointer(weight), beta: store.pointer(bias), y: yp,
                                             runningMean: store.buffer(runningMean), runningVar: store.buffer(runningVar),
                                             saved: &saved, batch: n, channels: c, pixels: h * w,
-                                            momentum: momentum, eps: eps, relu: fusedReLU)
+                                            momentum: momentum, eps: eps, relu: fusedReLU, group: store.batchNormGroup)
                 } else {
                     batchNorm2dEvalForward(x: xp, gamma: store.pointer(weight), beta: store.pointer(bias), y: yp,
                                            runningMean: store.buffer(runningMean), runningVar: store.buffer(runningVar),
@@ -57,8 +57,9 @@ public final class BatchNorm2d {
         x.ptr { xp in y.ptr { yp in dy.ptr { dyp in dx.mutPtr { dxp in
             batchNorm2dTrainBackward(x: xp, y: yp, dy: dyp, gamma: store.pointer(weight), saved: saved, dx: dxp,
                                      dgamma: store.gradient(weight), dbeta: store.gradient(bias),
-                                     batch: n, channels: c, pixels: h * w, relu: fusedReLU)
+                                     batch: n, channels: c, pixels: h * w, relu: fusedReLU, group: store.batchNormGroup)
         } } } }
+        store.gradientsReady(from: weight)
         input = nil; output = nil
         return dx
     }

@@ -63,6 +63,7 @@ public final class Conv2d {
             }
         }
         if dx != nil { dx!.mutPtr { run($0) } } else { run(nil) }
+        store.gradientsReady(from: weight)
         input = nil
         return dx
     }

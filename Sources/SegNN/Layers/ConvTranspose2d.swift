@@ -56,6 +56,7 @@ public final class ConvTranspose2d {
             }
         }
         if dx != nil { dx!.mutPtr { run($0) } } else { run(nil) }
+        store.gradientsReady(from: weight)
         input = nil
         return dx
     }

@@ -30,6 +30,16 @@ public final class ParameterStore {
     private var initialBuffers: [Float] = []
     public private(set) var isSealed = false
 
+    /// When set, batch norm takes its statistics over every process of this group.
+    public weak var batchNormGroup: CollectiveSum?
+
+    /// Called during backward with an offset: every gradient from there to the end of the
+    /// buffer is final for this backward pass (layers finish in reverse registration order).
+    /// Lets a data-parallel trainer start reducing gradients while backward continues.
+    public var onGradientsReady: ((Int) -> Void)?
+
+    @inline(__always) public func gradientsReady(from slot: TensorSlot) { onGradientsReady?(slot.offset) }
+
     public private(set) var parameters: UnsafeMutablePointer<Float>!
     public private(set) var gradients: UnsafeMutablePointer<Float>!
     public private(set) var buffers: UnsafeMutablePointer<Float>!
@@ -87,6 +97,14 @@ public final class ParameterStore {
     @inline(__always) public func pointer(_ slot: TensorSlot) -> UnsafeMutablePointer<Float> { parameters + slot.offset }
     @inline(__always) public func gradient(_ slot: TensorSlot) -> UnsafeMutablePointer<Float> { gradients + slot.offset }
     @inline(__always) public func buffer(_ slot: TensorSlot) -> UnsafeMutablePointer<Float> { buffers + slot.offset }
+
+    /// A position-weighted sum of every parameter: equal on two processes only if (almost
+    /// certainly) their parameters are.
+    public var parameterChecksum: Double {
+        var s = 0.0
+        for i in 0..<parameterCount { s += Double(parameters[i]) * Double(i % 7 + 1) }
+        return s
+    }
 
     public func zeroGradients() { gradients.update(repeating: 0, count: parameterCount) }
 

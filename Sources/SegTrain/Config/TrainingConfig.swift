@@ -52,6 +52,15 @@ public struct TrainingConfig: Equatable, Sendable {
     /// Write a checkpoint every this many steps; 0 = after each epoch.
     public var checkpointEvery = 0
     public var keepCheckpoints = 3
+    // Data parallelism
+    /// Batch-norm statistics over the global batch (all ranks) instead of each rank's slice.
+    public var syncBN = false
+    /// Images per forward/backward on a rank; gradients accumulate over micro-batches. 0 = the rank's whole slice.
+    public var microBatch = 0
+    /// Size of a gradient all-reduce bucket, in MiB.
+    public var bucketMB: Float = 1
+    /// Seconds a rank waits in a collective before declaring another rank dead.
+    public var collectiveTimeout: Float = 60
 
     public init() {}
 

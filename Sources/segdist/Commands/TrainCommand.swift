@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import SegCore
+import SegDist
 import SegTrain
 
 struct TrainCommand: ParsableCommand {
@@ -10,33 +11,72 @@ struct TrainCommand: ParsableCommand {
 
     @OptionGroup var recipe: ConfigOptions
 
-    @Option(help: "Processes to train with. 1 trains in this process.")
-    var ranks = 1
+    @Option(help: "Ranks (processes) to train with. 1 trains in this process; N > 1 starts mpirun -n N. Under mpirun the launcher's count is used.")
+    var ranks: Int?
 
-    @Option(help: "Continue from this checkpoint exactly (its config is used unless --config is given).")
+    @Option(help: "Continue from this checkpoint exactly (its config is used unless --config is given); any number of ranks may resume it.")
     var resume: String?
 
-    @Option(help: ArgumentHelp("Stop after this many total steps and write a checkpoint (for trials and tests).", visibility: .hidden))
+    @Option(help: ArgumentHelp("Stop after this many total steps and write a checkpoint.", visibility: .hidden))
     var stopAfter: Int?
 
+    @Flag(help: ArgumentHelp("Initialise each rank with seed + rank and report parameter checksums (tests the broadcast).", visibility: .hidden))
+    var debugRankInit = false
+
     func run() throws {
+        if let ranks, ranks > 1, !MPICommunicator.launchedByMPI {
+            var args = Array(CommandLine.arguments.dropFirst())
+            if args.first == "train" { args.removeFirst() }
+            let code = try Launch.relaunchUnderMPI(ranks: ranks, arguments: ["train"] + args)
+            throw ExitCode(code)
+        }
+        var communicator: Communicator = LocalCommunicator()
         try reportingErrors {
-            guard ranks >= 1 else { throw ValidationError("--ranks must be at least 1") }
-            guard ranks == 1 else {
-                throw TrainingError("--ranks \(ranks): multi-rank training (MPI) is not available in this build yet; use --ranks 1")
-            }
+            if let ranks, ranks < 1 { throw ValidationError("--ranks must be at least 1") }
             let checkpoint = try resume.map { try Checkpoint(path: $0) }
             let config = try recipe.resolve(fallback: checkpoint.map { ($0.configText, $0.file?.path ?? "checkpoint") })
-            configureThreads(config.threads)
-            let stderr = FileHandle.standardError
-            stderr.write("# segdist \(segdistVersion): effective config (threads: \(Parallel.threads))\n\(config.rendered())".data(using: .utf8)!)
-            let run = try TrainingRun(config: config, resume: checkpoint)
-            if let checkpoint { stderr.write("resuming at step \(checkpoint.step) from \(resume!)\n".data(using: .utf8)!) }
-            let progress = ProgressReporter(total: config.totalSteps, every: config.logEvery)
-            let summary = try run.run(progress: progress, stopAfter: stopAfter)
-            try printJSON(["steps": summary.steps, "seconds": (summary.seconds * 10).rounded() / 10,
-                           "final_dice": summary.finalDice as Any, "best_dice": summary.bestDice as Any,
-                           "run_directory": config.checkpointDir, "last_checkpoint": summary.lastCheckpoint as Any])
+            if MPICommunicator.launchedByMPI {
+                communicator = try MPICommunicator(collectiveTimeout: Double(config.collectiveTimeout))
+                if let ranks, ranks != communicator.size {
+                    throw LaunchError("--ranks \(ranks) but the launcher started \(communicator.size) ranks")
+                }
+            }
+            let localRanks = MPICommunicator.launchedByMPI ? MPICommunicator.localSize : 1
+            configureThreads(config.threads > 0 ? config.threads : Launch.defaultThreads(localRanks: localRanks))
+            let root = communicator.rank == 0
+            do {
+                try TrainingRun.checkAgreement(config: config, communicator: communicator)
+            } catch {
+                if root { FileHandle.standardError.write("segdist: error: \(error)\n".data(using: .utf8)!) }
+                (communicator as? MPICommunicator)?.finalize()
+                throw ExitCode(2)
+            }
+            if root {
+                FileHandle.standardError.write(("# segdist \(segdistVersion): \(communicator.size) rank(s) x \(Parallel.threads) thread(s); effective config\n"
+                    + config.rendered()).data(using: .utf8)!)
+            }
+            do {
+                let run = try TrainingRun(config: config, resume: checkpoint, communicator: communicator,
+                                          initSeedOffset: debugRankInit ? communicator.rank : 0)
+                run.stopSignal = StopSignal()
+                if debugRankInit {
+                    FileHandle.standardError.write("rank \(communicator.rank): parameter checksum before broadcast \(run.checksumBeforeBroadcast) after \(run.model.store.parameterChecksum)\n".data(using: .utf8)!)
+                }
+                if root, let checkpoint { FileHandle.standardError.write("resuming at step \(checkpoint.step) from \(resume!)\n".data(using: .utf8)!) }
+                let progress = root ? ProgressReporter(total: config.totalSteps, every: config.logEvery) : nil
+                let summary = try run.run(progress: progress, stopAfter: stopAfter)
+                if root {
+                    try printJSON(["steps": summary.steps, "seconds": (summary.seconds * 10).rounded() / 10, "ranks": communicator.size,
+                                   "final_dice": summary.finalDice as Any, "best_dice": summary.bestDice as Any,
+                                   "run_directory": config.checkpointDir, "last_checkpoint": summary.lastCheckpoint as Any,
+                                   "stopped_by_signal": summary.stoppedBySignal,
+                                   "communication_share": (summary.communicationShare * 1000).rounded() / 1000])
+                }
+            } catch where communicator.size > 1 {
+                // One rank failing must end them all, not leave the others waiting.
+                communicator.abort("segdist: error: rank \(communicator.rank): \(error)", code: 2)
+            }
+            (communicator as? MPICommunicator)?.finalize()
         }
     }
 }
