@@ -1,5 +1,6 @@
 import Foundation
 import SegCore
+import SegDist
 import SegNN
 
 /// Times full training steps (forward, BCE loss, backward, SGD) on seeded random data.
@@ -10,6 +11,9 @@ public struct Benchmark {
         public var gflop_per_step: Double, gflop_per_s: Double
         public var parameters: Int
         public var peak_rss_mb: Double
+        public var ranks: Int
+        /// Share of the step spent waiting for gradient communication (not hidden by backward).
+        public var communication_share: Double
     }
 
     public var architecture: ModelArchitecture
@@ -17,10 +21,13 @@ public struct Benchmark {
 
     public init(architecture: ModelArchitecture) { self.architecture = architecture }
 
-    public func run(progress: ((Int, Double) -> Void)? = nil) throws -> Result {
+    public func run(communicator: Communicator = LocalCommunicator(), bucketMB: Float = 1,
+                    progress: ((Int, Double) -> Void)? = nil) throws -> Result {
         let model = architecture.make(inputChannels: 1, classes: 2, width: width, seed: seed)
         let trainer = Trainer(model: model, optimizer: try SGD(momentum: 0.9, weightDecay: 5e-4), loss: .bce,
                               schedule: LearningRateSchedule(base: 1e-3))
+        let parallel = try DataParallelStep(trainer: trainer, communicator: communicator, globalBatch: batch, microBatch: 0,
+                                            bucketElements: Int(bucketMB * 1024 * 1024) / 4)
         var rng = SeededGenerator(seed: seed, stream: 1)
         let images = Tensor(shape: [batch, 1, size, size], storage: (0..<(batch * size * size)).map { _ in rng.nextUnit() })
         var targets = Tensor(zeros: [batch, 2, size, size])
@@ -31,15 +38,27 @@ public struct Benchmark {
                 targets.storage[(b * 2) * size * size + p] = 1 - fg
             }
         }
-        for _ in 0..<warmup { try trainer.step(images: images, targets: targets) }
+        let plane = size * size
+        func slice(_ r: Range<Int>) -> (Tensor, Tensor) {
+            if r.count == batch { return (images, targets) }
+            return (Tensor(shape: [r.count, 1, size, size], storage: Array(images.storage[(r.lowerBound * plane)..<(r.upperBound * plane)])),
+                    Tensor(shape: [r.count, 2, size, size], storage: Array(targets.storage[(r.lowerBound * 2 * plane)..<(r.upperBound * 2 * plane)])))
+        }
+        parallel.broadcastModel()
+        for _ in 0..<warmup { _ = try parallel.step(batch: slice) }
+        communicator.barrier(label: "benchmark start")
         var times: [Double] = []
+        parallel.reducer.resetTimers()
         for s in 0..<steps {
             let t0 = DispatchTime.now().uptimeNanoseconds
-            try trainer.step(images: images, targets: targets)
+            _ = try parallel.step(batch: slice)
             let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6
             times.append(dt)
             progress?(s + 1, dt)
         }
+        let exposed = communicator.maximum(parallel.reducer.exposedSeconds * 1000 / Double(steps))
+        // The slowest rank sets the pace.
+        times = times.map { communicator.maximum($0) }
         times.sort()
         let median = times.count % 2 == 1 ? times[times.count / 2] : (times[times.count / 2 - 1] + times[times.count / 2]) / 2
         // PyTorch's FLOP counter: 2 FLOPs per multiply-add forward; backward counts the weight
@@ -49,7 +68,8 @@ public struct Benchmark {
         return Result(model: architecture.rawValue, width: width, batch: batch, size: size, threads: Parallel.threads,
                       steps: steps, ms_per_step: median, images_per_s: Double(batch) / (median / 1000),
                       gflop_per_step: flops / 1e9, gflop_per_s: flops / 1e9 / (median / 1000),
-                      parameters: model.store.parameterCount, peak_rss_mb: peakResidentMegabytes())
+                      parameters: model.store.parameterCount, peak_rss_mb: communicator.maximum(peakResidentMegabytes()),
+                      ranks: communicator.size, communication_share: exposed / median)
     }
 }
 

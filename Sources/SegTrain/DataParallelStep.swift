@@ -34,6 +34,12 @@ public final class DataParallelStep {
 
     /// Runs the step on the global batch that starts at sample `first`; returns the global mean loss.
     public func step(data: SyntheticShapes, first: UInt64) throws -> Float {
+        try step { positions in data.batch(positions.map { first + UInt64($0) }) }
+    }
+
+    /// Runs the step; `batch` gives the images and one-hot targets at the given positions of the
+    /// global batch.
+    public func step(batch: (Range<Int>) -> (Tensor, Tensor)) throws -> Float {
         let store = trainer.model.store
         let mine = slice(rank: communicator.rank)
         let chunk = microBatch > 0 ? microBatch : mine.count
@@ -43,7 +49,7 @@ public final class DataParallelStep {
         while start < mine.upperBound {
             let end = min(mine.upperBound, start + chunk)
             let isLast = end == mine.upperBound
-            let (images, targets) = data.batch((start..<end).map { first + UInt64($0) })
+            let (images, targets) = batch(start..<end)
             if isLast {
                 reducer.begin()
                 store.onGradientsReady = { [reducer] in reducer.ready(from: $0) }

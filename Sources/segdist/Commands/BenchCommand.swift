@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import SegCore
+import SegDist
 import SegNN
 import SegTrain
 
@@ -15,7 +16,9 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Images per step.") var batch = 8
     @Option(help: "Image side in pixels.") var size = 128
     @Option(help: "Timed steps (after 2 warm-up steps).") var steps = 10
-    @Option(help: "Worker threads (default: all cores of this process).") var threads: Int?
+    @Option(help: "Worker threads per rank (default: the node's cores shared among its ranks).") var threads: Int?
+    @Option(help: "Ranks; N > 1 starts mpirun -n N (the batch is the global batch, split over the ranks).") var ranks: Int?
+    @Option(help: "Gradient all-reduce bucket size in MiB.") var bucketMb: Float = 1
 
     func validate() throws {
         guard let arch = ModelArchitecture(rawValue: model) else {
@@ -30,13 +33,22 @@ struct BenchCommand: ParsableCommand {
     }
 
     func run() throws {
+        if let ranks, ranks > 1, !MPICommunicator.launchedByMPI {
+            throw ExitCode(try Launch.relaunchUnderMPI(ranks: ranks, arguments: Array(CommandLine.arguments.dropFirst())))
+        }
+        let communicator: Communicator = MPICommunicator.launchedByMPI ? try MPICommunicator(collectiveTimeout: 120) : LocalCommunicator()
+        guard batch >= communicator.size else { throw ValidationError("--batch \(batch) cannot be split over \(communicator.size) ranks") }
         MemoryPolicy.keepFreedMemoryForReuse()
-        Parallel.configure(threads: threads ?? Parallel.availableCores)
+        let localRanks = MPICommunicator.launchedByMPI ? MPICommunicator.localSize : 1
+        Parallel.configure(threads: threads ?? Launch.defaultThreads(localRanks: localRanks))
         var bench = Benchmark(architecture: ModelArchitecture(rawValue: model)!)
         bench.width = width; bench.batch = batch; bench.size = size; bench.steps = steps
-        let result = try bench.run { step, ms in
-            FileHandle.standardError.write("step \(step)/\(steps): \(String(format: "%.0f", ms)) ms\n".data(using: .utf8)!)
+        let root = communicator.rank == 0
+        let result = try bench.run(communicator: communicator, bucketMB: bucketMb) { step, ms in
+            if root { FileHandle.standardError.write("step \(step)/\(steps): \(String(format: "%.0f", ms)) ms\n".data(using: .utf8)!) }
         }
+        (communicator as? MPICommunicator)?.finalize()
+        guard root else { return }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         var json = String(data: try encoder.encode(result), encoding: .utf8)!
