@@ -1,0 +1,149 @@
+import XCTest
+import Foundation
+import SegCore
+
+/// Multi-rank behaviour through the real executable under OpenMPI: sync-BN equivalence with one
+/// rank, the initial broadcast, resuming on another rank count, a killed rank, a refused config,
+/// and the preemption signal.
+final class DistributedTests: XCTestCase {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    var dir: String!
+
+    override func setUpWithError() throws {
+        dir = NSTemporaryDirectory() + "segdist-mpi-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    }
+    override func tearDownWithError() throws { try? FileManager.default.removeItem(atPath: dir) }
+
+    var binary: String { Self.root.appendingPathComponent(".build/debug/segdist").path }
+
+    func requireMPI() throws {
+        guard FileManager.default.isExecutableFile(atPath: binary) else { throw XCTSkip("segdist is not built") }
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/mpirun") else { throw XCTSkip("mpirun is not installed") }
+    }
+
+    /// Starts a process; returns it with its output pipes.
+    func start(_ executable: String, _ args: [String]) throws -> (Process, Pipe, Pipe) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: executable)
+        p.arguments = args
+        var env = ProcessInfo.processInfo.environment
+        env["OMPI_ALLOW_RUN_AS_ROOT"] = "1"; env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
+        p.environment = env
+        p.currentDirectoryURL = URL(fileURLWithPath: dir)
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out; p.standardError = err
+        try p.run()
+        return (p, out, err)
+    }
+
+    func run(_ executable: String, _ args: [String]) throws -> (code: Int32, stdout: String, stderr: String) {
+        let (p, out, err) = try start(executable, args)
+        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+    }
+
+    func recipe(_ name: String, steps: Int = 5, extra: [String] = []) -> [String] {
+        ["--set", "model=unet_shallow", "--set", "width=2", "--set", "image_size=16", "--set", "radius_min=2",
+         "--set", "radius_max=6", "--set", "batch_size=8", "--set", "epochs=1", "--set", "steps_per_epoch=\(steps)",
+         "--set", "val_images=6", "--set", "sync_bn=true", "--set", "threads=1", "--set", "lr=0.05",
+         "--set", "checkpoint_dir=\(dir!)/\(name)"] + extra
+    }
+
+    func train(ranks: Int, _ args: [String], file: StaticString = #filePath, line: UInt = #line) throws -> String {
+        let r = try run(binary, ["--ranks", String(ranks)] + args)
+        XCTAssertEqual(r.code, 0, r.stderr, file: file, line: line)
+        return r.stdout
+    }
+
+    /// Largest relative difference over every float tensor of two checkpoints.
+    func difference(_ a: String, _ b: String) throws -> Double {
+        let fa = try SafeTensorsFile(path: a), fb = try SafeTensorsFile(path: b)
+        XCTAssertEqual(Set(fa.names), Set(fb.names))
+        var worst = 0.0, worstName = ""
+        defer { print("largest relative difference \(worst) in \(worstName)") }
+        for e in fa.entries where e.dtype == .F32 && !e.name.hasPrefix("optimizer.") {
+            let x = try fa.tensor(e.name).storage, y = try fb.tensor(e.name).storage
+            let scale = max(y.map { abs(Double($0)) }.max() ?? 0, 1e-6)
+            let d = (zip(x, y).map { abs(Double($0) - Double($1)) }.max() ?? 0) / scale
+            if d > worst { worst = d; worstName = e.name }
+        }
+        return worst
+    }
+
+    func testSyncBatchNormOnFourRanksEqualsOneRank() throws {
+        try requireMPI()
+        _ = try train(ranks: 1, recipe("one"))
+        let four = try train(ranks: 4, recipe("four"))
+        XCTAssertTrue(four.contains("\"ranks\":4"), four)
+        let d = try difference("\(dir!)/four/step-000005.safetensors", "\(dir!)/one/step-000005.safetensors")
+        XCTAssertLessThan(d, 1e-5)
+        // the sharded evaluation counts every validation image once
+        let evals = try String(contentsOfFile: "\(dir!)/four/metrics.jsonl", encoding: .utf8).split(separator: "\n")
+            .compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }.filter { $0["kind"] as? String == "eval" }
+        XCTAssertEqual(evals.last?["images"] as? Int, 6)
+    }
+
+    func testRanksStartingFromDifferentWeightsAreEqualAfterTheBroadcast() throws {
+        try requireMPI()
+        let r = try run(binary, ["--ranks", "2", "--debug-rank-init"] + recipe("bcast", steps: 1))
+        XCTAssertEqual(r.code, 0, r.stderr)
+        let lines = r.stderr.split(separator: "\n").filter { $0.contains("parameter checksum before broadcast") }
+        XCTAssertEqual(lines.count, 2)
+        let parsed = lines.map { l -> (Double, Double) in
+            let words = l.split(separator: " ")
+            return (Double(words[words.count - 3])!, Double(words[words.count - 1])!)
+        }
+        XCTAssertNotEqual(parsed[0].0, parsed[1].0, "ranks were initialised differently")
+        XCTAssertEqual(parsed[0].1, parsed[1].1, "and hold the same weights after the broadcast")
+    }
+
+    func testACheckpointOfFourRanksResumesOnTwo() throws {
+        try requireMPI()
+        _ = try train(ranks: 1, recipe("straight"))
+        _ = try train(ranks: 4, recipe("split") + ["--stop-after", "3"])
+        _ = try train(ranks: 2, ["--resume", "\(dir!)/split/step-000003.safetensors"])
+        let d = try difference("\(dir!)/split/step-000005.safetensors", "\(dir!)/straight/step-000005.safetensors")
+        XCTAssertLessThan(d, 1e-5)
+    }
+
+    func testAKilledRankEndsTheJob() throws {
+        try requireMPI()
+        let (p, _, err) = try start(binary, ["--ranks", "2"] + recipe("killed", steps: 100_000))
+        Thread.sleep(forTimeInterval: 4)
+        // kill -9 the rank processes' newest member (a rank, not the launcher)
+        let pk = try run("/usr/bin/pkill", ["-9", "-n", "-f", "\(binary) train .*killed"])
+        XCTAssertEqual(pk.code, 0, "found a rank to kill")
+        let t0 = Date()
+        let e = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        XCTAssertLessThan(Date().timeIntervalSince(t0), 60)
+        XCTAssertNotEqual(p.terminationStatus, 0)
+        XCTAssertTrue(String(decoding: e, as: UTF8.self).contains("rank"), "the message names the rank")
+    }
+
+    func testAMismatchedConfigIsRefused() throws {
+        try requireMPI()
+        let base = recipe("mismatch")
+        let r = try run("/usr/bin/mpirun", ["--oversubscribe", "-n", "1", binary] + base + ["--set", "lr=0.01", ":",
+                                              "-n", "1", binary] + base + ["--set", "lr=0.02"])
+        XCTAssertNotEqual(r.code, 0)
+        XCTAssertTrue(r.stderr.contains("rank 1 runs a different config or version: 'lr: 0.02' where rank 0 has 'lr: 0.01'"), r.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(dir!)/mismatch"), "nothing was written")
+    }
+
+    func testAPreemptionSignalCheckpointsAndExitsCleanly() throws {
+        try requireMPI()
+        let (p, out, _) = try start(binary, ["--ranks", "2"] + recipe("preempt", steps: 100_000))
+        Thread.sleep(forTimeInterval: 5)
+        kill(p.processIdentifier, SIGUSR1)
+        let o = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        XCTAssertEqual(p.terminationStatus, 0)
+        let summary = String(decoding: o, as: UTF8.self)
+        XCTAssertTrue(summary.contains("\"stopped_by_signal\":10"), summary)
+        let names = try FileManager.default.contentsOfDirectory(atPath: "\(dir!)/preempt")
+        XCTAssertTrue(names.contains { $0.hasPrefix("step-") }, "\(names)")
+    }
+}
