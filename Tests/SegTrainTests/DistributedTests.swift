@@ -85,6 +85,22 @@ final class DistributedTests: XCTestCase {
         XCTAssertEqual(evals.last?["images"] as? Int, 6)
     }
 
+    /// Per-rank batch norm on 4 ranks of 2 images computes what one process does in micro-batches
+    /// of 2 (gradients accumulated and weighted by share): the parameters must agree.
+    func testMicroBatchesOnOneRankMatchFourRanks() throws {
+        try requireMPI()
+        _ = try train(ranks: 1, recipe("micro", extra: ["--set", "sync_bn=false", "--set", "micro_batch=2"]))
+        _ = try train(ranks: 4, recipe("ranks", extra: ["--set", "sync_bn=false", "--set", "micro_batch=0"]))
+        let a = try SafeTensorsFile(path: "\(dir!)/micro/step-000005.safetensors")
+        let b = try SafeTensorsFile(path: "\(dir!)/ranks/step-000005.safetensors")
+        for e in a.entries where e.dtype == .F32 && !e.name.hasPrefix("optimizer.") && !e.name.contains("running") {
+            let x = try a.tensor(e.name).storage, y = try b.tensor(e.name).storage
+            let scale = max(y.map { abs(Double($0)) }.max() ?? 0, 1e-6)
+            let d = (zip(x, y).map { abs(Double($0) - Double($1)) }.max() ?? 0) / scale
+            XCTAssertLessThan(d, 1e-5, e.name)
+        }
+    }
+
     func testRanksStartingFromDifferentWeightsAreEqualAfterTheBroadcast() throws {
         try requireMPI()
         let r = try run(binary, ["--ranks", "2", "--debug-rank-init"] + recipe("bcast", steps: 1))
