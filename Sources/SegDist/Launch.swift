@@ -46,11 +46,13 @@ public enum Launch {
         }
         p.environment = env
         try p.run()
-        // Pass Ctrl-C / preemption signals on to mpirun, which forwards them to the ranks.
+        // Pass Ctrl-C and preemption signals on to mpirun. SIGTERM travels as SIGUSR1, which
+        // mpirun forwards to the ranks without ending the job itself, so rank 0 can checkpoint
+        // and every rank exit cleanly (the ranks treat both alike).
         for sig in [SIGINT, SIGTERM, SIGUSR1] { signal(sig, SIG_IGN) }
         let sources = [SIGINT, SIGTERM, SIGUSR1].map { sig -> DispatchSourceSignal in
             let s = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            s.setEventHandler { kill(p.processIdentifier, sig) }
+            s.setEventHandler { kill(p.processIdentifier, sig == SIGTERM ? SIGUSR1 : sig) }
             s.resume()
             return s
         }

@@ -85,6 +85,35 @@ final class DistributedTests: XCTestCase {
         XCTAssertEqual(evals.last?["images"] as? Int, 6)
     }
 
+    /// A global batch of 7 on 2 ranks (slices of 3 and 4, weighted by their share) gives the
+    /// one-rank model.
+    func testAnUnevenSplitIsWeightedExactly() throws {
+        try requireMPI()
+        _ = try train(ranks: 1, recipe("one7", extra: ["--set", "batch_size=7"]))
+        _ = try train(ranks: 2, recipe("two7", extra: ["--set", "batch_size=7"]))
+        XCTAssertLessThan(try difference("\(dir!)/two7/step-000005.safetensors", "\(dir!)/one7/step-000005.safetensors"), 1e-5)
+        // and a batch smaller than the ranks is refused before any work
+        let r = try run(binary, ["--ranks", "4"] + recipe("tiny", extra: ["--set", "batch_size=3"]))
+        XCTAssertNotEqual(r.code, 0)
+        XCTAssertTrue(r.stderr.contains("batch_size 3 cannot be split over 4 ranks"), r.stderr)
+    }
+
+    /// A rank that stops answering (SIGSTOP: alive but hung) is caught by the watchdog.
+    func testAHungRankIsReportedByTheWatchdog() throws {
+        try requireMPI()
+        let (p, _, err) = try start(binary, ["--ranks", "2"] + recipe("hung", steps: 100_000, extra: ["--set", "collective_timeout=3"]))
+        Thread.sleep(forTimeInterval: 4)
+        let stop = try run("/usr/bin/pkill", ["-STOP", "-n", "-f", "\(binary) train .*hung"])
+        XCTAssertEqual(stop.code, 0)
+        let t0 = Date()
+        let e = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        XCTAssertLessThan(Date().timeIntervalSince(t0), 60)
+        XCTAssertNotEqual(p.terminationStatus, 0)
+        XCTAssertTrue(e.contains("waited 3 s in"), e)
+        _ = try? run("/usr/bin/pkill", ["-9", "-f", "\(binary) train .*hung"])
+    }
+
     /// Per-rank batch norm on 4 ranks of 2 images computes what one process does in micro-batches
     /// of 2 (gradients accumulated and weighted by share): the parameters must agree.
     func testMicroBatchesOnOneRankMatchFourRanks() throws {
@@ -153,7 +182,7 @@ final class DistributedTests: XCTestCase {
         try requireMPI()
         let (p, out, _) = try start(binary, ["--ranks", "2"] + recipe("preempt", steps: 100_000))
         Thread.sleep(forTimeInterval: 5)
-        kill(p.processIdentifier, SIGUSR1)
+        kill(p.processIdentifier, SIGTERM)
         let o = out.fileHandleForReading.readDataToEndOfFile()
         p.waitUntilExit()
         XCTAssertEqual(p.terminationStatus, 0)
