@@ -144,18 +144,25 @@ public func batchNorm2dTrainBackward(x: UnsafePointer<Float>, y: UnsafePointer<F
     }
 }
 
+/// dy at lanes i..<i+8, zeroed where the fused ReLU's output y was not positive.
+@inline(__always)
+private func maskedGradient(_ g: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ i: Int, relu: Bool) -> Lanes {
+    var dz: Lanes = load(g, i)
+    if relu {
+        let mask = load(y, i) .<= Lanes()
+        dz.replace(with: Lanes(), where: mask)
+    }
+    return dz
+}
+
 /// (sum dz, sum dz * (x - mean)) over one row, dz = dy masked by y > 0 when `relu`.
 @inline(__always)
 private func maskedSums(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ g: UnsafePointer<Float>,
                         mean: Float, count: Int, relu: Bool) -> (Float, Float) {
-    let vm = Lanes(repeating: mean), zero = Lanes()
+    let vm = Lanes(repeating: mean)
     var va = Lanes(), vb = Lanes(), i = 0
     while i + 8 <= count {
-        var dz: Lanes = load(g, i)
-        if relu {
-            let mask = load(y, i) .<= zero
-            dz.replace(with: zero, where: mask)
-        }
+        let dz: Lanes = maskedGradient(g, y, i, relu: relu)
         let centered: Lanes = load(x, i) - vm
         va += dz
         vb += dz * centered
@@ -176,15 +183,11 @@ private func maskedSums(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ 
 private func batchNormInputGradient(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ g: UnsafePointer<Float>,
                                     _ d: UnsafeMutablePointer<Float>, mean: Float, scale: Float, meanDz: Float,
                                     coef: Float, count: Int, relu: Bool) {
-    let vm = Lanes(repeating: mean), zero = Lanes()
+    let vm = Lanes(repeating: mean)
     let vk = Lanes(repeating: scale), vMeanDz = Lanes(repeating: meanDz), vCoef = Lanes(repeating: coef)
     var i = 0
     while i + 8 <= count {
-        var dz: Lanes = load(g, i)
-        if relu {
-            let mask = load(y, i) .<= zero
-            dz.replace(with: zero, where: mask)
-        }
+        var dz: Lanes = maskedGradient(g, y, i, relu: relu)
         let centered: Lanes = load(x, i) - vm
         let correction: Lanes = centered * vCoef
         dz -= vMeanDz
