@@ -2,6 +2,17 @@ import XCTest
 import SegCore
 import SegNN
 import SegTrain
+import SegDist
+
+extension Trainer {
+    /// One step on a fixed batch in this process.
+    @discardableResult
+    func step(images: Tensor, targets: Tensor) throws -> Float {
+        let parallel = try DataParallelStep(trainer: self, communicator: LocalCommunicator(), globalBatch: images.shape[0],
+                                            microBatch: 0, bucketElements: 1 << 20)
+        return try parallel.step { _ in (images, targets) }
+    }
+}
 
 final class TrainerTests: XCTestCase {
     /// A tiny batch: a bright square on a dark background, labelled as two one-hot channels.
