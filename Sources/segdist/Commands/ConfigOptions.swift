@@ -34,7 +34,9 @@ func reportingErrors(_ body: () throws -> Void) throws {
     } catch let e as CleanExit {
         throw e
     } catch {
-        FileHandle.standardError.write("segdist: error: \(error)\n".data(using: .utf8)!)
+        // Under mpirun every rank meets the same bad input; one message is enough.
+        let rank = ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_RANK"] ?? ProcessInfo.processInfo.environment["PMIX_RANK"] ?? "0"
+        if rank == "0" { FileHandle.standardError.write("segdist: error: \(error)\n".data(using: .utf8)!) }
         throw ExitCode(2)
     }
 }

@@ -25,6 +25,14 @@ struct TrainCommand: ParsableCommand {
 
     func run() throws {
         if let ranks, ranks > 1, !MPICommunicator.launchedByMPI {
+            // Check the recipe here, once, before starting N processes that would each refuse it.
+            try reportingErrors {
+                let checkpoint = try resume.map { try Checkpoint(path: $0) }
+                let config = try recipe.resolve(fallback: checkpoint.map { ($0.configText, $0.file?.path ?? "checkpoint") })
+                guard config.batchSize >= ranks else {
+                    throw TrainingError("batch_size \(config.batchSize) cannot be split over \(ranks) ranks: every rank needs at least one image")
+                }
+            }
             var args = Array(CommandLine.arguments.dropFirst())
             if args.first == "train" { args.removeFirst() }
             let code = try Launch.relaunchUnderMPI(ranks: ranks, arguments: ["train"] + args)
