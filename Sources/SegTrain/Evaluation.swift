@@ -15,17 +15,18 @@ extension TrainingConfig {
     public var validationIndices: [UInt64] { (0..<UInt64(valImages)).map { SyntheticShapes.validationStream + $0 } }
 }
 
-/// Scores the model (in evaluation mode: batch-norm running statistics) on the given samples,
-/// in chunks of `batch` images.
-public func evaluate(model: SegmentationModel, data: SyntheticShapes, indices: [UInt64], batch: Int,
-                     rule: PredictionRule) -> SegmentationScores {
+/// The given samples as batches of at most `batch` images (images, one-hot targets).
+public func makeBatches(data: SyntheticShapes, indices: [UInt64], batch: Int) -> [(Tensor, Tensor)] {
+    stride(from: 0, to: indices.count, by: max(1, batch)).map {
+        data.batch(Array(indices[$0..<min(indices.count, $0 + batch)]))
+    }
+}
+
+/// Scores the model (in evaluation mode: batch-norm running statistics) on prepared batches.
+public func evaluate(model: SegmentationModel, batches: [(Tensor, Tensor)], rule: PredictionRule) -> SegmentationScores {
     var scores = SegmentationScores(classes: model.classes)
-    var start = 0
-    while start < indices.count {
-        let chunk = Array(indices[start..<min(indices.count, start + batch)])
-        let (images, targets) = data.batch(chunk)
+    for (images, targets) in batches {
         scores.add(logits: model.forward(images, training: false), targets: targets, rule: rule)
-        start += chunk.count
     }
     return scores
 }

@@ -34,6 +34,7 @@ public final class TrainingRun {
     private var lossHistory: [(step: Int, loss: Double)] = []
     private var diceHistory: [(step: Int, dice: Double)] = []
     private let runDirectory: String
+    private var validationShard: [(Tensor, Tensor)]?
 
     public init(config: TrainingConfig, resume: Checkpoint? = nil, communicator: Communicator = LocalCommunicator(),
                 initSeedOffset: Int = 0) throws {
@@ -76,7 +77,6 @@ public final class TrainingRun {
         communicator.barrier(label: "start of training")
         let total = config.totalSteps, end = min(total, stopAfter ?? total)
         let rule = PredictionRule(loss: config.loss)
-        let valIndices = config.validationIndices
         var lastCheckpoint: String?, finalDice: Double?
         var secondsPerStep = 0.0, busySeconds = 0.0, stoppedBy: Int32 = 0
         let started = Date()
@@ -117,7 +117,7 @@ public final class TrainingRun {
             }
             if step % config.evalInterval == 0 || step == total {
                 parallel.broadcastBuffers()
-                let scores = shardedEvaluation(indices: valIndices, rule: rule)
+                let scores = shardedEvaluation(rule: rule)
                 finalDice = scores.foregroundDice
                 diceHistory.append((step, scores.foregroundDice))
                 var record: [String: Any] = ["kind": "eval", "step": step, "epoch": epoch, "images": scores.images,
@@ -153,12 +153,16 @@ public final class TrainingRun {
 
     /// Each rank scores its contiguous share of the validation images; the per-class sums are
     /// added over the ranks, so every image counts exactly once.
-    func shardedEvaluation(indices: [UInt64], rule: PredictionRule) -> SegmentationScores {
-        let n = communicator.size, r = communicator.rank
-        let mine = Array(indices[(r * indices.count / n)..<((r + 1) * indices.count / n)])
-        let local = evaluate(model: model, data: data, indices: mine, batch: config.batchSize, rule: rule)
+    func shardedEvaluation(rule: PredictionRule) -> SegmentationScores {
+        let n = communicator.size, k = model.classes
+        if validationShard == nil {
+            // This rank's validation images, generated once per run.
+            let indices = config.validationIndices, r = communicator.rank
+            validationShard = makeBatches(data: data, indices: Array(indices[(r * indices.count / n)..<((r + 1) * indices.count / n)]),
+                                          batch: config.batchSize)
+        }
+        let local = evaluate(model: model, batches: validationShard!, rule: rule)
         guard n > 1 else { return local }
-        let k = model.classes
         var sums = local.diceSum + local.jaccardSum + [Double(local.images)]
         sums.withUnsafeMutableBufferPointer { communicator.sumInPlace($0.baseAddress!, count: 2 * k + 1) }
         return SegmentationScores(classes: k, diceSum: Array(sums[0..<k]), jaccardSum: Array(sums[k..<(2 * k)]),

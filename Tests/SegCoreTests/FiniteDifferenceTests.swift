@@ -222,27 +222,30 @@ final class FiniteDifferenceTests: XCTestCase {
         }
     }
 
+    /// An activation whose backward reads its own output.
+    func checkActivation(_ name: String, _ input: Tensor, step: Float = 1e-2,
+                         forward: @escaping (UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int) -> Void,
+                         backward: @escaping (UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int) -> Void) {
+        func apply(_ x: Tensor) -> Tensor {
+            var y = Tensor(zeros: x.shape)
+            x.ptr { xp in y.mutPtr { forward(xp, $0, x.count) } }
+            return y
+        }
+        check(name, [input], step: step, forward: { apply($0[0]) }, backward: { xs, dy in
+            let y = apply(xs[0])
+            var dx = Tensor(zeros: xs[0].shape)
+            y.ptr { yp in dy.ptr { g in dx.mutPtr { backward(yp, g, $0, y.count) } } }
+            return [dx]
+        })
+    }
+
     func testReLUAndSigmoid() {
-        check("relu", [random([3, 7])], step: 1e-3, forward: { xs in
-            var y = Tensor(zeros: xs[0].shape)
-            xs[0].ptr { x in y.mutPtr { reluForward(x: x, y: $0, count: 21) } }
-            return y
-        }, backward: { xs, dy in
-            var y = Tensor(zeros: xs[0].shape), dx = Tensor(zeros: xs[0].shape)
-            xs[0].ptr { x in y.mutPtr { reluForward(x: x, y: $0, count: 21) } }
-            y.ptr { yp in dy.ptr { g in dx.mutPtr { reluBackward(y: yp, dy: g, dx: $0, count: 21) } } }
-            return [dx]
-        })
-        check("sigmoid", [random([3, 7], scale: 3)], forward: { xs in
-            var y = Tensor(zeros: xs[0].shape)
-            xs[0].ptr { x in y.mutPtr { sigmoidForward(x: x, y: $0, count: 21) } }
-            return y
-        }, backward: { xs, dy in
-            var y = Tensor(zeros: xs[0].shape), dx = Tensor(zeros: xs[0].shape)
-            xs[0].ptr { x in y.mutPtr { sigmoidForward(x: x, y: $0, count: 21) } }
-            y.ptr { yp in dy.ptr { g in dx.mutPtr { sigmoidBackward(y: yp, dy: g, dx: $0, count: 21) } } }
-            return [dx]
-        })
+        checkActivation("relu", random([3, 7]), step: 1e-3,
+                        forward: { reluForward(x: $0, y: $1, count: $2) },
+                        backward: { reluBackward(y: $0, dy: $1, dx: $2, count: $3) })
+        checkActivation("sigmoid", random([3, 7], scale: 3),
+                        forward: { sigmoidForward(x: $0, y: $1, count: $2) },
+                        backward: { sigmoidBackward(y: $0, dy: $1, dx: $2, count: $3) })
     }
 
     func testDropoutWithAFixedMask() {

@@ -40,5 +40,3 @@ struct GenerateCommand: ParsableCommand {
 
 /// Masks store class k of K as round(255 * k / (K - 1)): 0/255 for two classes, visible as is.
 func maskValue(class k: Int, classes: Int) -> UInt8 { UInt8((255 * Double(k) / Double(max(classes - 1, 1))).rounded()) }
-
-func maskClass(value v: UInt8, classes: Int) -> Int { min(classes - 1, Int((Double(v) * Double(classes - 1) / 255).rounded())) }

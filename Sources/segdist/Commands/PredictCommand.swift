@@ -79,12 +79,16 @@ struct PredictCommand: ParsableCommand {
         var p = logits
         let (_, k, h, w) = logits.nchw, n = h * w
         if loss == .ce {
-            for q in 0..<n {
-                let m = (0..<k).map { logits.storage[$0 * n + q] }.max()!
-                let e = (0..<k).map { expf(logits.storage[$0 * n + q] - m) }
-                let s = e.reduce(0, +)
-                for c in 0..<k { p.storage[c * n + q] = e[c] / s }
-            }
+            // softmax over the class planes, pixel by pixel
+            logits.ptr { l in p.mutPtr { out in
+                for q in 0..<n {
+                    var m = -Float.infinity
+                    for c in 0..<k { m = max(m, l[c * n + q]) }
+                    var sum: Float = 0
+                    for c in 0..<k { out[c * n + q] = expf(l[c * n + q] - m); sum += out[c * n + q] }
+                    for c in 0..<k { out[c * n + q] /= sum }
+                }
+            } }
         } else {
             p.storage = logits.storage.map(sigmoid)
         }
