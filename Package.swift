@@ -1,17 +1,21 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// Imports flow one way: COpenBLAS <- SegCore (tensors, kernels, losses, optimizers, safetensors)
-// <- SegNN (parameters, layers, models); CPNG <- SegData (synthetic data, images);
-// CMPI <- SegDist (communicators, gradient buckets, watchdog)
-// <- SegTrain (config, training loop, metrics, checkpoints, benchmark) <- segdist (command line).
-let release: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+// Imports flow one way:
+//   COpenBLAS, CSystem <- SegKernels (CPU kernels: convolution, batch norm, pooling, losses, optimizer loops)
+//   <- SegCore (tensors and their storage, backends, the autograd tape, optimizers, safetensors)
+//   <- SegNN (parameter store, layers, models);  CPNG <- SegData (datasets, images);
+//   CMPI <- SegDist (communicators, gradient buckets, watchdog, launching)
+//   <- SegTrain (config, training loop, metrics, checkpoints, prediction, benchmark) <- SegCLI (the `segdist` command).
+// Only the kernels are compiled with -Ounchecked: there it is measured to matter, and nothing in
+// them parses outside input; parsers (config, safetensors, PNG, command line) keep every check.
+let kernels: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
 
 let package = Package(
     name: "segdist",
     platforms: [.macOS(.v13)],
     products: [
-        .executable(name: "segdist", targets: ["segdist"]),
+        .executable(name: "segdist", targets: ["SegCLI"]),
         .library(name: "SegCore", targets: ["SegCore"]),
         .library(name: "SegNN", targets: ["SegNN"]),
         .library(name: "SegTrain", targets: ["SegTrain"]),
@@ -20,19 +24,20 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
     ],
     targets: [
-        .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas",
-                       providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CSystem"),
         .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
-        .target(name: "SegCore", dependencies: ["COpenBLAS"], swiftSettings: release),
-        .target(name: "SegData", dependencies: ["SegCore", "CPNG"], swiftSettings: release),
         .systemLibrary(name: "CMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev"])]),
-        .target(name: "SegDist", dependencies: ["SegCore", "CMPI"], swiftSettings: release),
-        .target(name: "SegNN", dependencies: ["SegCore"], swiftSettings: release),
-        .target(name: "SegTrain", dependencies: ["SegCore", "SegNN", "SegData", "SegDist"], swiftSettings: release),
-        .executableTarget(name: "segdist", dependencies: [
+        .target(name: "SegKernels", dependencies: ["COpenBLAS", "CSystem"], swiftSettings: kernels),
+        .target(name: "SegCore", dependencies: ["SegKernels"]),
+        .target(name: "SegNN", dependencies: ["SegCore"]),
+        .target(name: "SegData", dependencies: ["SegCore", "CPNG"]),
+        .target(name: "SegDist", dependencies: ["SegCore", "CMPI"]),
+        .target(name: "SegTrain", dependencies: ["SegCore", "SegNN", "SegData", "SegDist"]),
+        .executableTarget(name: "SegCLI", dependencies: [
             "SegCore", "SegNN", "SegData", "SegDist", "SegTrain",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
-        ], swiftSettings: release),
+        ]),
         .target(name: "SegTestSupport", dependencies: ["SegCore"], path: "Tests/SegTestSupport"),
         .testTarget(name: "SegCoreTests", dependencies: ["SegCore", "SegTestSupport"]),
         .testTarget(name: "SegNNTests", dependencies: ["SegNN", "SegCore", "SegTestSupport"]),

@@ -9,7 +9,7 @@ import SegCore
 ///
 /// Every sample is a pure function of (seed, index), so any machine, and any number of ranks,
 /// sees the same images.
-public struct SyntheticShapes: Sendable {
+public struct SyntheticShapes: SegmentationDataset {
     public var size: Int
     public var discs = 10, radiusMin = 5, radiusMax = 50
     public var border: Int
@@ -17,6 +17,9 @@ public struct SyntheticShapes: Sendable {
     public var squares = false
     public var rgb = false
     public var seed: UInt64
+    /// Samples per training epoch: epoch e, index i is sample e * trainingCount + i of the stream.
+    public var trainingCount = 1 << 20
+    public var validationCount = 50
 
     public init(size: Int, border: Int, seed: UInt64) {
         self.size = size; self.border = border; self.seed = seed
@@ -71,20 +74,14 @@ public struct SyntheticShapes: Sendable {
         return (image, labels)
     }
 
-    /// A batch of samples `indices`: images (N, channels, size, size) and one-hot targets
-    /// (N, classes, size, size). Samples are generated in parallel.
-    public func batch(_ indices: [UInt64]) -> (images: Tensor, targets: Tensor) {
-        let n = size * size, c = channels, k = classes
-        var images = Tensor(uninitialized: [indices.count, c, size, size])
-        var targets = Tensor(zeros: [indices.count, k, size, size])
-        images.mutPtr { ip in targets.mutPtr { tp in
-            Parallel.forEach(indices.count) { b in
-                let (image, labels) = sample(indices[b])
-                (ip + b * c * n).update(from: image, count: c * n)
-                let t = tp + b * k * n
-                for p in 0..<n { t[Int(labels[p]) * n + p] = 1 }
-            }
-        } }
-        return (images, targets)
+    public func trainingSample(epoch: Int, index: Int) -> Sample {
+        labelled(UInt64(epoch) * UInt64(trainingCount) + UInt64(index))
+    }
+
+    public func validationSample(_ index: Int) -> Sample { labelled(Self.validationStream + UInt64(index)) }
+
+    func labelled(_ index: UInt64) -> Sample {
+        let (image, labels) = sample(index)
+        return Sample(image: image, labels: labels, channels: channels, height: size, width: size)
     }
 }

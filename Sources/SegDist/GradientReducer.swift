@@ -1,52 +1,90 @@
 import Foundation
+import SegCore
 
-/// Averages (sums) the gradient buffer over the group in buckets of `bucketElements`, each
-/// started as soon as backward has finished every gradient in it: backward produces gradients
-/// from the end of the buffer towards the start, so buckets are launched last-first while
-/// earlier layers are still computing. `finish` waits for all of them.
+/// Sums the gradient buffer over the group in buckets of `bucketElements` consecutive
+/// elements, each started as soon as every parameter overlapping it has its final gradient.
+/// The tape reports that (`parameterReady`) during backward, in an order fixed by the model's
+/// graph — the same on every rank, so every rank starts the same collectives in the same
+/// order — whatever order the model registered or used its parameters in. `finish` starts
+/// what is left (parameters the pass did not use) and waits for every bucket.
+///
+/// MPI reads the buckets from host memory. A device backend either hands MPI device addresses
+/// (CUDA-aware MPI) or stages each bucket through `Backend.download` / `upload` around
+/// `startSum`; the buckets and the readiness signal stay as they are.
 public final class GradientReducer {
     public let communicator: Communicator
     public let buckets: [Range<Int>]
-    private let gradients: UnsafeMutablePointer<Float>
-    private var next = -1
+    private let gradients: Tensor
+    /// For each parameter, the buckets it overlaps.
+    private let bucketsOfParameter: [[Int]]
+    /// For each bucket, how many overlapping parameters are not final yet in this pass.
+    private var waitingOn: [Int] = []
+    private let parametersPerBucket: [Int]
+    private var started: [Bool] = []
+    private var armed = false
     private var pending: [PendingCollective] = []
     /// Seconds `finish` spent waiting for communication since the last `resetTimers`.
     public private(set) var exposedSeconds = 0.0
+    /// Buckets in the order they were started in the last pass (for tests and diagnostics).
+    public private(set) var startOrder: [Int] = []
 
-    public init(communicator: Communicator, gradients: UnsafeMutablePointer<Float>, count: Int, bucketElements: Int) {
+    /// - Parameters:
+    ///   - gradients: the flat gradient buffer.
+    ///   - parameterRanges: each parameter's element range in that buffer, by parameter index.
+    public init(communicator: Communicator, gradients: Tensor, parameterRanges: [Range<Int>], bucketElements: Int) {
         self.communicator = communicator
         self.gradients = gradients
-        let size = max(1, bucketElements)
-        buckets = stride(from: 0, to: count, by: size).map { $0..<min(count, $0 + size) }
+        let size = max(1, bucketElements), count = gradients.count
+        let buckets = stride(from: 0, to: count, by: size).map { $0..<min(count, $0 + size) }
+        self.buckets = buckets
+        bucketsOfParameter = parameterRanges.map { r in
+            r.isEmpty ? [] : Array((r.lowerBound / size)...((r.upperBound - 1) / size))
+        }
+        var perBucket = [Int](repeating: 0, count: buckets.count)
+        for list in bucketsOfParameter { for b in list { perBucket[b] += 1 } }
+        parametersPerBucket = perBucket
     }
 
     /// Arms the reducer for one backward pass.
     public func begin() {
-        next = buckets.count - 1
+        waitingOn = parametersPerBucket
+        started = [Bool](repeating: false, count: buckets.count)
+        startOrder.removeAll(keepingCapacity: true)
         pending.removeAll(keepingCapacity: true)
+        armed = true
     }
 
-    /// Every gradient from `offset` to the end is final: start the buckets that are complete.
-    public func ready(from offset: Int) {
-        guard communicator.size > 1, next >= 0 else { return }
-        while next >= 0 && buckets[next].lowerBound >= offset {
-            let b = buckets[next]
-            pending.append(communicator.startSum(gradients + b.lowerBound, count: b.count,
-                                                 label: "gradient all-reduce (bucket \(next + 1) of \(buckets.count))"))
-            next -= 1
+    /// Parameter `index`'s gradient is final: start every bucket that now has all of its.
+    public func parameterReady(_ index: Int) {
+        guard armed else { return }
+        for b in bucketsOfParameter[index] {
+            waitingOn[b] -= 1
+            if waitingOn[b] == 0 { start(b) }
         }
         // Give MPI a chance to progress the earlier buckets while computation goes on.
-        for p in pending { _ = p.test() }
+        if communicator.size > 1 { for p in pending { _ = p.test() } }
     }
 
-    /// Starts whatever is left and waits for every bucket.
-    public func finish() {
+    private func start(_ b: Int) {
+        guard !started[b] else { return }
+        started[b] = true
+        startOrder.append(b)
         guard communicator.size > 1 else { return }
-        ready(from: 0)
+        precondition(gradients.device == .host, "MPI reads gradients from host memory (stage device buffers first)")
+        let base = gradients.hostPointer
+        pending.append(communicator.startSum(base + buckets[b].lowerBound, count: buckets[b].count,
+                                             label: "gradient all-reduce (bucket \(b + 1) of \(buckets.count))"))
+    }
+
+    /// Starts whatever is left (highest bucket first) and waits for every bucket.
+    public func finish() {
+        guard armed else { return }
+        for b in buckets.indices.reversed() { start(b) }
+        armed = false
+        guard communicator.size > 1 else { return }
         let t0 = Date()
         for p in pending { p.wait() }
         exposedSeconds += Date().timeIntervalSince(t0)
-        next = -1
     }
 
     public func resetTimers() { exposedSeconds = 0 }

@@ -1,20 +1,11 @@
 import Foundation
+import SegCore
 
 /// Where and how this process runs: rank layout, cores, threads per rank, self-launching
 /// under mpirun.
 public enum Launch {
     /// Cores this process may run on (its CPU affinity, which mpirun's binding narrows).
-    public static var coresAllowed: Int {
-        // sched_getaffinity needs _GNU_SOURCE, which Glibc's Swift module does not define.
-        typealias GetAffinity = @convention(c) (pid_t, Int, UnsafeMutableRawPointer) -> Int32
-        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "sched_getaffinity") else {
-            return ProcessInfo.processInfo.activeProcessorCount
-        }
-        var mask = [UInt8](repeating: 0, count: 128)   // cpu_set_t: 1024 bits
-        let ok = mask.withUnsafeMutableBytes { unsafeBitCast(symbol, to: GetAffinity.self)(0, 128, $0.baseAddress!) } == 0
-        guard ok else { return ProcessInfo.processInfo.activeProcessorCount }
-        return max(1, mask.reduce(0) { $0 + $1.nonzeroBitCount })
-    }
+    public static var coresAllowed: Int { Parallel.availableCores }
 
     /// Cores of the machine.
     public static var coresOnNode: Int { ProcessInfo.processInfo.activeProcessorCount }

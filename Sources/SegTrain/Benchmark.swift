@@ -29,20 +29,22 @@ public struct Benchmark {
         let parallel = try DataParallelStep(trainer: trainer, communicator: communicator, globalBatch: batch, microBatch: 0,
                                             bucketElements: Int(bucketMB * 1024 * 1024) / 4)
         var rng = SeededGenerator(seed: seed, stream: 1)
-        let images = Tensor(shape: [batch, 1, size, size], storage: (0..<(batch * size * size)).map { _ in rng.nextUnit() })
-        var targets = Tensor(zeros: [batch, 2, size, size])
+        let plane = size * size
+        let pixels = (0..<(batch * plane)).map { _ in rng.nextUnit() }
+        var oneHot = [Float](repeating: 0, count: batch * 2 * plane)
         for b in 0..<batch {
-            for p in 0..<(size * size) {
+            for p in 0..<plane {
                 let fg: Float = rng.nextUnit() > 0.5 ? 1 : 0
-                targets.storage[(b * 2 + 1) * size * size + p] = fg
-                targets.storage[(b * 2) * size * size + p] = 1 - fg
+                oneHot[(b * 2 + 1) * plane + p] = fg
+                oneHot[(b * 2) * plane + p] = 1 - fg
             }
         }
-        let plane = size * size
+        let images = Tensor(shape: [batch, 1, size, size], storage: pixels)
+        let targets = Tensor(shape: [batch, 2, size, size], storage: oneHot)
         func slice(_ r: Range<Int>) -> (Tensor, Tensor) {
             if r.count == batch { return (images, targets) }
-            return (Tensor(shape: [r.count, 1, size, size], storage: Array(images.storage[(r.lowerBound * plane)..<(r.upperBound * plane)])),
-                    Tensor(shape: [r.count, 2, size, size], storage: Array(targets.storage[(r.lowerBound * 2 * plane)..<(r.upperBound * 2 * plane)])))
+            return (Tensor(shape: [r.count, 1, size, size], storage: Array(pixels[(r.lowerBound * plane)..<(r.upperBound * plane)])),
+                    Tensor(shape: [r.count, 2, size, size], storage: Array(oneHot[(r.lowerBound * 2 * plane)..<(r.upperBound * 2 * plane)])))
         }
         parallel.broadcastModel()
         for _ in 0..<warmup { _ = try parallel.step(batch: slice) }

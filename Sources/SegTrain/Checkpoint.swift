@@ -31,7 +31,7 @@ public struct Checkpoint {
         for (name, tensor) in store.floatStateDict() { w.add(name, tensor) }
         for (i, name) in store.counterNames.enumerated() { w.add(name, int64s: [store.counters[i]], shape: []) }
         for (name, values) in optimizer.stateBuffers.sorted(by: { $0.key < $1.key }) {
-            w.add("optimizer.\(name)", Tensor(shape: [values.count], storage: values))
+            w.add("optimizer.\(name)", store.backend.download(values))
         }
         try w.write(to: path)
     }
@@ -73,9 +73,9 @@ public struct Checkpoint {
             throw SafeTensorsError(path: f.path, problem: "holds \(f.metadata["optimizer"] ?? "no") optimizer state, the config asks for \(optimizer.name)")
         }
         optimizer.stepCount = Int(f.metadata["optimizer_step"] ?? "") ?? step
-        var buffers: [String: [Float]] = [:]
+        var buffers: [String: Tensor] = [:]
         for e in f.entries where e.name.hasPrefix("optimizer.") {
-            let values = try f.tensor(e.name).storage
+            let values = store.backend.upload(try f.tensor(e.name))
             guard values.count == store.parameterCount else {
                 throw SafeTensorsError(path: f.path, problem: "optimizer state '\(e.name)' has \(values.count) values, the model has \(store.parameterCount) parameters")
             }

@@ -4,17 +4,19 @@ import SegDist
 import SegNN
 
 /// One optimisation step of the global batch spread over the ranks of `communicator`: each rank
-/// takes its contiguous slice of the global batch's sample indices (the same indices a single
-/// process would use), runs it in micro-batches, and the gradients are summed over the ranks in
-/// buckets that start during the last backward pass. Each rank's loss gradient is weighted by its
-/// share of the global batch, so the sum is the gradient of the global mean loss whatever the
-/// split.
+/// takes its contiguous slice of the global batch's sample positions (the same positions a
+/// single process would use), runs it in micro-batches, each a recorded forward and a tape
+/// backward, and the gradients are summed over the ranks in buckets started by the tape's
+/// readiness signal during the last backward. Each rank seeds backward with its share of the
+/// global batch, so the sum is the gradient of the global mean loss whatever the split.
 public final class DataParallelStep {
     public let trainer: Trainer
     public let communicator: Communicator
     public let reducer: GradientReducer
     public let globalBatch: Int
     public let microBatch: Int
+    /// When set, batch norm takes its statistics over every rank (synchronized batch norm).
+    public var batchNormGroup: CollectiveSum?
 
     public init(trainer: Trainer, communicator: Communicator, globalBatch: Int, microBatch: Int, bucketElements: Int) throws {
         guard globalBatch >= communicator.size else {
@@ -23,8 +25,8 @@ public final class DataParallelStep {
         self.trainer = trainer; self.communicator = communicator
         self.globalBatch = globalBatch; self.microBatch = microBatch
         let store = trainer.model.store
-        reducer = GradientReducer(communicator: communicator, gradients: store.gradients, count: store.parameterCount,
-                                  bucketElements: bucketElements)
+        reducer = GradientReducer(communicator: communicator, gradients: store.gradients,
+                                  parameterRanges: store.parameterSlots.map(\.range), bucketElements: bucketElements)
     }
 
     /// This rank's part of a global batch of `globalBatch` samples.
@@ -32,15 +34,16 @@ public final class DataParallelStep {
         (rank * globalBatch / communicator.size)..<((rank + 1) * globalBatch / communicator.size)
     }
 
-    /// Runs the step on the global batch that starts at sample `first`; returns the global mean loss.
-    public func step(data: SyntheticShapes, first: UInt64) throws -> Float {
-        try step { positions in data.batch(positions.map { first + UInt64($0) }) }
+    /// Runs the step on the global batch that starts at training position `first`; returns the
+    /// global mean loss.
+    public func step(data: SegmentationDataset, first: Int) throws -> Float {
+        try step { positions in data.trainingBatch(positions.map { first + $0 }) }
     }
 
-    /// Runs the step; `batch` gives the images and one-hot targets at the given positions of the
-    /// global batch.
+    /// Runs the step; `batch` gives the images and one-hot targets (host tensors) at the given
+    /// positions of the global batch.
     public func step(batch: (Range<Int>) -> (Tensor, Tensor)) throws -> Float {
-        let store = trainer.model.store
+        let model = trainer.model, store = model.store, backend = store.backend
         let mine = slice(rank: communicator.rank)
         let chunk = microBatch > 0 ? microBatch : mine.count
         store.zeroGradients()
@@ -48,22 +51,21 @@ public final class DataParallelStep {
         var start = mine.lowerBound
         while start < mine.upperBound {
             let end = min(mine.upperBound, start + chunk)
-            let isLast = end == mine.upperBound
             let (images, targets) = batch(start..<end)
-            if isLast {
+            let tape = Tape(backend: backend)
+            if end == mine.upperBound {
+                // the last backward of the step: its gradients are final, reduce as they come
                 reducer.begin()
-                store.onGradientsReady = { [reducer] in reducer.ready(from: $0) }
+                tape.onParameterGradientReady = { [reducer] in reducer.parameterReady($0) }
             }
-            let logits = trainer.model.forward(images, training: true)
-            var (loss, dLogits) = try trainer.loss.evaluate(logits: logits, oneHot: targets)
+            let pass = Pass.training(tape: tape, batchNormGroup: batchNormGroup)
+            let logits = model.forward(backend.upload(images), pass)
+            let loss = try trainer.loss.apply(logits, oneHot: backend.upload(targets), pass)
             let share = Float(end - start) / Float(globalBatch)
-            let n = dLogits.count
-            if share != 1 { dLogits.mutPtr { g in for i in 0..<n { g[i] *= share } } }
-            trainer.model.backward(dLogits)
-            weightedLoss += Double(loss) * Double(share)
+            tape.backward(from: loss, scale: share)
+            weightedLoss += Double(backend.download(loss).scalar) * Double(share)
             start = end
         }
-        store.onGradientsReady = nil
         reducer.finish()
         let globalLoss = communicator.size > 1 ? communicator.sum(weightedLoss) : weightedLoss
         trainer.applyGradients()
@@ -74,7 +76,7 @@ public final class DataParallelStep {
     public func broadcastModel(root: Int = 0) {
         guard communicator.size > 1 else { return }
         let store = trainer.model.store
-        communicator.broadcast(floats: store.parameters, count: store.parameterCount, root: root)
+        communicator.broadcast(floats: store.parameters.hostPointer, count: store.parameterCount, root: root)
         broadcastBuffers(root: root)
     }
 
@@ -82,7 +84,7 @@ public final class DataParallelStep {
     public func broadcastBuffers(root: Int = 0) {
         guard communicator.size > 1 else { return }
         let store = trainer.model.store
-        communicator.broadcast(floats: store.buffers, count: store.bufferCount, root: root)
+        communicator.broadcast(floats: store.buffers.hostPointer, count: store.bufferCount, root: root)
         store.counters.withUnsafeMutableBytes { communicator.broadcast($0.baseAddress!, count: $0.count, root: root) }
     }
 }

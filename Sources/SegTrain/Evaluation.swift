@@ -3,30 +3,37 @@ import SegData
 import SegNN
 
 extension TrainingConfig {
-    /// The generator this config trains on; validation uses its separate stream.
-    public var dataset: SyntheticShapes {
+    /// The dataset this config trains on; validation uses its separate stream.
+    public var dataset: SegmentationDataset { syntheticShapes }
+
+    /// The synthetic generator behind `dataset`, with the recipe's sizes.
+    public var syntheticShapes: SyntheticShapes {
         var g = SyntheticShapes(size: imageSize, border: effectiveBorder, seed: UInt64(seed) &+ 0x5EED)
         g.discs = discs; g.radiusMin = radiusMin; g.radiusMax = radiusMax; g.noise = noise
         g.squares = squares; g.rgb = data == .rgb_shapes
+        // one epoch = steps_per_epoch global batches, so sample positions run on across epochs
+        g.trainingCount = stepsPerEpoch * batchSize
+        g.validationCount = valImages
         return g
     }
-
-    /// Indices of the validation images: a fixed set disjoint from every training index.
-    public var validationIndices: [UInt64] { (0..<UInt64(valImages)).map { SyntheticShapes.validationStream + $0 } }
 }
 
-/// The given samples as batches of at most `batch` images (images, one-hot targets).
-public func makeBatches(data: SyntheticShapes, indices: [UInt64], batch: Int) -> [(Tensor, Tensor)] {
-    stride(from: 0, to: indices.count, by: max(1, batch)).map {
-        data.batch(Array(indices[$0..<min(indices.count, $0 + batch)]))
+/// Validation samples `indices` as batches of at most `batch` images (images, one-hot targets).
+public func validationBatches(data: SegmentationDataset, indices: Range<Int>, batch: Int) -> [(Tensor, Tensor)] {
+    stride(from: indices.lowerBound, to: indices.upperBound, by: max(1, batch)).map {
+        data.validationBatch(Array($0..<min(indices.upperBound, $0 + batch)))
     }
 }
 
-/// Scores the model (in evaluation mode: batch-norm running statistics) on prepared batches.
-public func evaluate(model: SegmentationModel, batches: [(Tensor, Tensor)], rule: PredictionRule) -> SegmentationScores {
+/// Scores the model in evaluation mode (batch-norm running statistics, nothing recorded) on
+/// prepared batches, on the model's backend.
+public func evaluate(model: SegmentationModel, batches: [(Tensor, Tensor)], activation: OutputActivation) -> SegmentationScores {
+    let backend = model.store.backend
+    let pass = Pass.inference(backend: backend)
     var scores = SegmentationScores(classes: model.classes)
     for (images, targets) in batches {
-        scores.add(logits: model.forward(images, training: false), targets: targets, rule: rule)
+        let logits = model.forward(backend.upload(images), pass)
+        scores.add(logits: logits, targets: backend.upload(targets), activation: activation, backend: backend)
     }
     return scores
 }

@@ -6,51 +6,25 @@ public enum LossKind: String, CaseIterable, Sendable {
     case bce, ce, dice
     case bceDice = "bce+dice"
 
-    /// Mean loss over the batch and d(loss)/d(logits). `oneHot` (N, classes, H, W) holds the
+    /// How this objective's logits become probabilities and decisions — the one place that
+    /// rule lives (metrics, prediction and pictures all ask here): softmax over the classes
+    /// for cross-entropy, each channel's own sigmoid otherwise.
+    public var outputActivation: OutputActivation { self == .ce ? .softmax : .sigmoid }
+
+    /// The mean loss over the batch as a recorded scalar: `oneHot` (N, classes, H, W) holds the
     /// target as one-hot channels; cross-entropy reads the class index from it.
-    public func evaluate(logits: Tensor, oneHot: Tensor) throws -> (loss: Float, gradient: Tensor) {
+    public func apply(_ logits: Tensor, oneHot: Tensor, _ pass: Pass) throws -> Tensor {
         precondition(logits.shape == oneHot.shape, "Logits \(logits.shape) and targets \(oneHot.shape) differ")
-        let (n, classes, h, w) = logits.nchw
-        var grad = Tensor(uninitialized: logits.shape)
         switch self {
-        case .bce:
-            let loss = logits.ptr { l in oneHot.ptr { t in grad.mutPtr { g in bceWithLogits(logits: l, targets: t, count: logits.count, grad: g) } } }
-            return (loss, grad)
-        case .dice:
-            let loss = logits.ptr { l in oneHot.ptr { t in grad.mutPtr { g in
-                softDiceLoss(logits: l, targets: t, batch: n, classes: classes, pixels: h * w, activation: .sigmoid, grad: g)
-            } } }
-            return (loss, grad)
-        case .bceDice:
-            let (a, ga) = try LossKind.bce.evaluate(logits: logits, oneHot: oneHot)
-            var (b, gb) = try LossKind.dice.evaluate(logits: logits, oneHot: oneHot)
-            gb += ga
-            return (a + b, gb)
-        case .ce:
-            let indices = classIndices(oneHot)
-            let loss = try logits.ptr { l in try indices.withUnsafeBufferPointer { t in try grad.mutPtr { g in
-                try softmaxCrossEntropy(logits: l, targets: t.baseAddress!, batch: n, classes: classes, pixels: h * w, grad: g)
-            } } }
-            return (loss, grad)
+        case .bce: return pass.bceWithLogits(logits, targets: oneHot)
+        case .dice: return pass.softDice(logits, targets: oneHot, activation: .sigmoid)
+        case .bceDice: return pass.add(try LossKind.bce.apply(logits, oneHot: oneHot, pass),
+                                       try LossKind.dice.apply(logits, oneHot: oneHot, pass))
+        case .ce: return try pass.crossEntropy(logits, targets: pass.backend.argmaxChannels(oneHot))
         }
     }
 }
 
-/// The class of each pixel of a one-hot (N, C, H, W) target: the channel holding its largest value.
-public func classIndices(_ oneHot: Tensor) -> [Int32] {
-    let (n, classes, h, w) = oneHot.nchw
-    let p = h * w
-    var out = [Int32](repeating: 0, count: n * p)
-    oneHot.ptr { t in
-        for b in 0..<n {
-            for q in 0..<p {
-                var best: Int32 = 0, bestValue = t[b * classes * p + q]
-                for c in 1..<max(classes, 1) where t[(b * classes + c) * p + q] > bestValue {
-                    best = Int32(c); bestValue = t[(b * classes + c) * p + q]
-                }
-                out[b * p + q] = best
-            }
-        }
-    }
-    return out
-}
+/// The class of each pixel of a one-hot (N, C, H, W) host target: the channel holding its
+/// largest value.
+public func classIndices(_ oneHot: Tensor) -> [Int32] { CPUBackend.shared.argmaxChannels(oneHot).values }

@@ -1,15 +1,9 @@
 import SegCore
 
-/// How logits become per-class masks: sigmoid per channel thresholded at 0.5 (the lab's rule for
-/// BCE on one-hot channels), or the arg-max class under softmax.
-public enum PredictionRule: Sendable {
-    case sigmoidThreshold, argmax
-
-    public init(loss: LossKind) { self = loss == .ce ? .argmax : .sigmoidThreshold }
-}
-
 /// Per-class Dice and Jaccard with the lab's smoothing, (2|A∩B| + 1e-4) / (|A| + |B| + 1e-4) and
 /// (|A∩B| + 1e-4) / (|A∪B| + 1e-4), so two empty masks score 1; averaged over images.
+/// Predictions follow the loss's `outputActivation`: a channel's logit > 0 (sigmoid > 0.5), or
+/// the arg-max class (softmax).
 public struct SegmentationScores: Equatable, Sendable {
     public let classes: Int
     /// Sums over images of the per-image scores, per class.
@@ -37,43 +31,21 @@ public struct SegmentationScores: Equatable, Sendable {
         (Double(intersection) + smooth) / (Double(predicted + truth - intersection) + smooth)
     }
 
-    /// Adds every image of a batch: logits and one-hot targets (N, classes, H, W).
-    public mutating func add(logits: Tensor, targets: Tensor, rule: PredictionRule) {
-        let (n, c, h, w) = logits.nchw
+    /// Adds every image of a batch: logits and one-hot targets (N, classes, H, W) on `backend`,
+    /// which counts the pixels; only the counts come to the host.
+    public mutating func add(logits: Tensor, targets: Tensor, activation: OutputActivation,
+                             backend: Backend = CPUBackend.shared) {
+        let (n, c, _, _) = logits.nchw
         precondition(c == classes && targets.shape == logits.shape, "Scores expect \(classes) classes and matching targets")
-        let p = h * w
-        logits.ptr { l in targets.ptr { t in
-            for b in 0..<n {
-                for k in 0..<c {
-                    var inter = 0, predicted = 0, truth = 0
-                    for q in 0..<p {
-                        let isPred = Self.predicts(l + b * c * p, class: k, pixel: q, classes: c, pixels: p, rule: rule)
-                        let isTrue = t[(b * c + k) * p + q] > 0.5
-                        if isPred { predicted += 1 }
-                        if isTrue { truth += 1 }
-                        if isPred && isTrue { inter += 1 }
-                    }
-                    diceSum[k] += Self.dice(intersection: inter, predicted: predicted, truth: truth)
-                    jaccardSum[k] += Self.jaccard(intersection: inter, predicted: predicted, truth: truth)
-                }
+        let counts = backend.overlapCounts(logits: logits, targets: targets, activation: activation)
+        for b in 0..<n {
+            for k in 0..<c {
+                let i = 3 * (b * c + k)
+                diceSum[k] += Self.dice(intersection: counts[i], predicted: counts[i + 1], truth: counts[i + 2])
+                jaccardSum[k] += Self.jaccard(intersection: counts[i], predicted: counts[i + 1], truth: counts[i + 2])
             }
-        } }
-        images += n
-    }
-
-    @inline(__always)
-    static func predicts(_ l: UnsafePointer<Float>, class k: Int, pixel q: Int, classes c: Int, pixels p: Int,
-                         rule: PredictionRule) -> Bool {
-        switch rule {
-        case .sigmoidThreshold: return l[k * p + q] > 0
-        case .argmax:
-            let mine = l[k * p + q]
-            for j in 0..<c where j != k {
-                let other = l[j * p + q]
-                if other > mine || (other == mine && j < k) { return false }
-            }
-            return true
         }
+        images += n
     }
 
     /// Adds another shard's sums (evaluation split over workers or ranks).

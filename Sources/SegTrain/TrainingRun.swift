@@ -23,7 +23,7 @@ public final class TrainingRun {
     public let config: TrainingConfig
     public let model: SegmentationModel
     public let trainer: Trainer
-    public let data: SyntheticShapes
+    public let data: SegmentationDataset
     public let communicator: Communicator
     public let parallel: DataParallelStep
     public var stopSignal: StopSignal?
@@ -49,7 +49,7 @@ public final class TrainingRun {
         parallel = try DataParallelStep(trainer: trainer, communicator: communicator, globalBatch: config.batchSize,
                                         microBatch: config.microBatch,
                                         bucketElements: Int(config.bucketMB * 1024 * 1024) / MemoryLayout<Float>.size)
-        if config.syncBN && communicator.size > 1 { model.store.batchNormGroup = communicator }
+        if config.syncBN && communicator.size > 1 { parallel.batchNormGroup = communicator }
         if let resume {
             try resume.restore(model: model, optimizer: trainer.optimizer)
             step = resume.step
@@ -76,7 +76,7 @@ public final class TrainingRun {
         if isRoot { try prepareRunDirectory() }
         communicator.barrier(label: "start of training")
         let total = config.totalSteps, end = min(total, stopAfter ?? total)
-        let rule = PredictionRule(loss: config.loss)
+        let activation = config.loss.outputActivation
         var lastCheckpoint: String?, finalDice: Double?
         var secondsPerStep = 0.0, busySeconds = 0.0, stoppedBy: Int32 = 0
         let started = Date()
@@ -84,7 +84,7 @@ public final class TrainingRun {
         while step < end {
             let t0 = Date()
             let lr = trainer.schedule.learningRate(at: trainer.optimizer.stepCount)
-            let loss = try parallel.step(data: data, first: UInt64(step * config.batchSize))
+            let loss = try parallel.step(data: data, first: step * config.batchSize)
             guard loss.isFinite else {
                 throw TrainingError("the loss became \(loss) at step \(step + 1); lower lr (now \(lr)) or check the data")
             }
@@ -117,7 +117,7 @@ public final class TrainingRun {
             }
             if step % config.evalInterval == 0 || step == total {
                 parallel.broadcastBuffers()
-                let scores = shardedEvaluation(rule: rule)
+                let scores = shardedEvaluation(activation: activation)
                 finalDice = scores.foregroundDice
                 diceHistory.append((step, scores.foregroundDice))
                 var record: [String: Any] = ["kind": "eval", "step": step, "epoch": epoch, "images": scores.images,
@@ -153,15 +153,14 @@ public final class TrainingRun {
 
     /// Each rank scores its contiguous share of the validation images; the per-class sums are
     /// added over the ranks, so every image counts exactly once.
-    func shardedEvaluation(rule: PredictionRule) -> SegmentationScores {
+    func shardedEvaluation(activation: OutputActivation) -> SegmentationScores {
         let n = communicator.size, k = model.classes
         if validationShard == nil {
             // This rank's validation images, generated once per run.
-            let indices = config.validationIndices, r = communicator.rank
-            validationShard = makeBatches(data: data, indices: Array(indices[(r * indices.count / n)..<((r + 1) * indices.count / n)]),
-                                          batch: config.batchSize)
+            let total = data.validationCount, r = communicator.rank
+            validationShard = validationBatches(data: data, indices: (r * total / n)..<((r + 1) * total / n), batch: config.batchSize)
         }
-        let local = evaluate(model: model, batches: validationShard!, rule: rule)
+        let local = evaluate(model: model, batches: validationShard!, activation: activation)
         guard n > 1 else { return local }
         var sums = local.diceSum + local.jaccardSum + [Double(local.images)]
         sums.withUnsafeMutableBufferPointer { communicator.sumInPlace($0.baseAddress!, count: 2 * k + 1) }

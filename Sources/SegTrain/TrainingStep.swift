@@ -16,7 +16,7 @@ public struct Trainer {
 
     public func applyGradients() {
         let store = model.store
-        optimizer.step(parameters: store.parameters, gradients: store.gradients, count: store.parameterCount,
-                       learningRate: schedule.learningRate(at: optimizer.stepCount))
+        optimizer.step(parameters: store.parameters, gradients: store.gradients,
+                       learningRate: schedule.learningRate(at: optimizer.stepCount), backend: store.backend)
     }
 }

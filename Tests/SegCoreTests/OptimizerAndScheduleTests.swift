@@ -10,11 +10,9 @@ final class OptimizerAndScheduleTests: XCTestCase {
 
     func testPlainSGDWithoutMomentum() throws {
         let sgd = try SGD()
-        var p: [Float] = [1, 2], g: [Float] = [0.5, -1]
-        p.withUnsafeMutableBufferPointer { pp in g.withUnsafeMutableBufferPointer { gp in
-            sgd.step(parameters: pp.baseAddress!, gradients: gp.baseAddress!, count: 2, learningRate: 0.1)
-        } }
-        XCTAssertEqual(p, [0.95, 2.1])
+        let p = Tensor(shape: [2], storage: [1, 2]), g = Tensor(shape: [2], storage: [0.5, -1])
+        sgd.step(parameters: p, gradients: g, learningRate: 0.1)
+        XCTAssertEqual(p.storage, [0.95, 2.1])
     }
 
     func testSchedules() {

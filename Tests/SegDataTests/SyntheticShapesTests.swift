@@ -12,13 +12,19 @@ final class SyntheticShapesTests: XCTestCase {
         XCTAssertNotEqual(g.sample(3).image, SyntheticShapes(size: 64, border: 10, seed: 8).sample(3).image)
         // a batch holds exactly the samples it names, whatever the order or the threads
         Parallel.configure(threads: 2)
-        let (images, targets) = g.batch([4, 3])
+        let (images, oneHot) = g.trainingBatch([4, 3])
         XCTAssertEqual(Array(images.storage[(64 * 64)...]), g.sample(3).image)
-        let labels = g.sample(4).labels
+        let labels = g.sample(4).labels, targets = oneHot.storage
         for p in 0..<(64 * 64) {
-            XCTAssertEqual(targets.storage[64 * 64 + p], labels[p] == 1 ? 1 : 0)
-            XCTAssertEqual(targets.storage[p], labels[p] == 0 ? 1 : 0)
+            XCTAssertEqual(targets[64 * 64 + p], labels[p] == 1 ? 1 : 0)
+            XCTAssertEqual(targets[p], labels[p] == 0 ? 1 : 0)
         }
+        // the dataset protocol: epoch e, index i is position e * trainingCount + i of the stream
+        var small = g
+        small.trainingCount = 10
+        XCTAssertEqual(small.trainingSample(epoch: 2, index: 3).image, g.sample(23).image)
+        XCTAssertEqual(small.trainingSample(at: 23).labels, g.sample(23).labels)
+        XCTAssertEqual(small.validationSample(1).image, g.sample(SyntheticShapes.validationStream + 1).image)
     }
 
     func testImagesAreNormalisedAndLabelsMatchTheBrightDiscs() {

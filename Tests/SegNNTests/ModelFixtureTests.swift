@@ -21,12 +21,13 @@ final class ModelFixtureTests: XCTestCase {
         for name in paramNames { try store.load(name, file.tensor(prefix + name)) }
 
         let x = try file.tensor("\(c).x"), target = try file.tensor("\(c).target")
-        let logits = model.forward(x, training: true)
-        var dLogits = Tensor(zeros: logits.shape)
-        let loss = logits.ptr { l in target.ptr { t in dLogits.mutPtr { g in
-            bceWithLogits(logits: l, targets: t, count: logits.count, grad: g)
-        } } }
-        model.backward(dLogits)
+        // forward-only model: the tape records the pass and derives every gradient
+        let tape = Tape(backend: store.backend)
+        let pass = Pass.training(tape: tape)
+        let logits = model.forward(x, pass)
+        let lossValue = pass.bceWithLogits(logits, targets: target)
+        tape.backward(from: lossValue)
+        let loss = lossValue.scalar
 
         func compare(_ what: String, _ got: Tensor, _ want: Tensor, tolerance: Double = 1e-3) {
             XCTAssertEqual(got.shape, want.shape, "\(c).\(what)")

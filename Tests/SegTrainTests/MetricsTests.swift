@@ -23,7 +23,7 @@ final class MetricsTests: XCTestCase {
         let targets = Tensor(shape: [2, 2, 1, 2], storage: [1, 0, 0, 1, /* image 2 */ 1, 1, 0, 0])
         let logits = Tensor(shape: [2, 2, 1, 2], storage: [3, -3, -3, 3, /* image 2: predicts foreground everywhere */ -1, -1, 1, 1])
         var s = SegmentationScores(classes: 2)
-        s.add(logits: logits, targets: targets, rule: .sigmoidThreshold)
+        s.add(logits: logits, targets: targets, activation: .sigmoid)
         XCTAssertEqual(s.images, 2)
         // image 1 perfect (1, 1); image 2: background empty prediction vs 2 pixels, foreground 2 predicted vs none
         let miss = SegmentationScores.dice(intersection: 0, predicted: 0, truth: 2)
@@ -31,7 +31,7 @@ final class MetricsTests: XCTestCase {
         XCTAssertEqual(s.dice[1], (1 + miss) / 2, accuracy: 1e-12)
         XCTAssertEqual(s.foregroundDice, s.dice[1])
         var argmax = SegmentationScores(classes: 2)
-        argmax.add(logits: logits, targets: targets, rule: .argmax)
+        argmax.add(logits: logits, targets: targets, activation: .softmax)
         XCTAssertEqual(argmax.dice, s.dice)
         var merged = SegmentationScores(classes: 2)
         merged.merge(s); merged.merge(s)

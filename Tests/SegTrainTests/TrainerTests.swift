@@ -50,7 +50,7 @@ final class TrainerTests: XCTestCase {
             let trainer = Trainer(model: model, optimizer: try SGD(momentum: 0.9, weightDecay: 5e-4), loss: .bce,
                                   schedule: LearningRateSchedule(base: 1e-2))
             for _ in 0..<3 { try trainer.step(images: x, targets: y) }
-            return Array(UnsafeBufferPointer(start: model.store.parameters, count: model.store.parameterCount))
+            return model.store.parameters.storage
         }
         XCTAssertEqual(try run(), try run())
     }

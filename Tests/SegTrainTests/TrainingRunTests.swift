@@ -21,8 +21,7 @@ final class TrainingRunTests: XCTestCase {
     }
 
     func parameters(_ run: TrainingRun) -> [Float] {
-        Array(UnsafeBufferPointer(start: run.model.store.parameters, count: run.model.store.parameterCount)) +
-            Array(UnsafeBufferPointer(start: run.model.store.buffers, count: run.model.store.bufferCount))
+        run.model.store.parameters.storage + run.model.store.buffers.storage
     }
 
     func testAShortRunWritesItsOutputsAndTheLossFalls() throws {

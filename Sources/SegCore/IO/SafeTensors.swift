@@ -182,7 +182,7 @@ public struct SafeTensorsWriter {
 
     public mutating func add(_ name: String, _ tensor: Tensor) {
         // segdist runs on little-endian machines (x86_64, arm64), so memory order is file order.
-        items.append((name, .F32, tensor.shape, tensor.storage.withUnsafeBufferPointer { Data(buffer: $0) }))
+        items.append((name, .F32, tensor.shape, tensor.withUnsafeBufferPointer { Data(buffer: $0) }))
     }
 
     public mutating func add(_ name: String, int64s values: [Int64], shape: [Int]) {

@@ -7,7 +7,7 @@ public final class Adam: Optimizer {
     public let decoupledWeightDecay: Bool
     public let beta1: Float, beta2: Float, eps: Float, weightDecay: Float
     public var stepCount = 0
-    public var stateBuffers: [String: [Float]] = [:]
+    public var stateBuffers: [String: Tensor] = [:]
     public var name: String { decoupledWeightDecay ? "adamw" : "adam" }
 
     public init(beta1: Float = 0.9, beta2: Float = 0.999, eps: Float = 1e-8, weightDecay: Float = 0,
@@ -26,31 +26,11 @@ public final class Adam: Optimizer {
         try Adam(beta1: beta1, beta2: beta2, eps: eps, weightDecay: weightDecay, decoupledWeightDecay: true)
     }
 
-    public func step(parameters p: UnsafeMutablePointer<Float>, gradients g: UnsafePointer<Float>, count: Int,
-                     learningRate lr: Float) {
+    public func step(parameters: Tensor, gradients: Tensor, learningRate: Float, backend: Backend) {
         stepCount += 1
-        for key in ["exp_avg", "exp_avg_sq"] where stateBuffers[key]?.count != count {
-            stateBuffers[key] = [Float](repeating: 0, count: count)
-        }
-        let t = Double(stepCount)
-        let stepSize = Float(Double(lr) / (1 - pow(Double(beta1), t)))
-        let sqrtBC2 = Float((1 - pow(Double(beta2), t)).squareRoot())
-        let b1 = beta1, b2 = beta2, eps = eps, wd = weightDecay, decoupled = decoupledWeightDecay
-        var m = stateBuffers.removeValue(forKey: "exp_avg")!, v = stateBuffers.removeValue(forKey: "exp_avg_sq")!
-        m.withUnsafeMutableBufferPointer { mb in
-            v.withUnsafeMutableBufferPointer { vb in
-                let m = mb.baseAddress!, v = vb.baseAddress!
-                Parallel.chunks(count) { _, range in
-                    for i in range {
-                        var grad = g[i]
-                        if decoupled { p[i] *= 1 - lr * wd } else { grad += wd * p[i] }
-                        m[i] = b1 * m[i] + (1 - b1) * grad
-                        v[i] = b2 * v[i] + (1 - b2) * grad * grad
-                        p[i] -= stepSize * m[i] / (v[i].squareRoot() / sqrtBC2 + eps)
-                    }
-                }
-            }
-        }
-        stateBuffers["exp_avg"] = m; stateBuffers["exp_avg_sq"] = v
+        let m = stateBuffer("exp_avg", count: parameters.count, backend: backend)
+        let v = stateBuffer("exp_avg_sq", count: parameters.count, backend: backend)
+        backend.adamUpdate(parameters: parameters, gradients: gradients, m: m, v: v, step: stepCount, learningRate: learningRate,
+                           beta1: beta1, beta2: beta2, eps: eps, weightDecay: weightDecay, decoupled: decoupledWeightDecay)
     }
 }

@@ -5,7 +5,7 @@ public final class SGD: Optimizer {
     public let name = "sgd"
     public let momentum: Float, dampening: Float, weightDecay: Float, nesterov: Bool
     public var stepCount = 0
-    public var stateBuffers: [String: [Float]] = [:]
+    public var stateBuffers: [String: Tensor] = [:]
 
     public init(momentum: Float = 0, dampening: Float = 0, weightDecay: Float = 0, nesterov: Bool = false) throws {
         try requireHyperparameter(momentum >= 0, "momentum must be non-negative, got \(momentum)")
@@ -15,26 +15,12 @@ public final class SGD: Optimizer {
         self.momentum = momentum; self.dampening = dampening; self.weightDecay = weightDecay; self.nesterov = nesterov
     }
 
-    public func step(parameters p: UnsafeMutablePointer<Float>, gradients g: UnsafePointer<Float>, count: Int,
-                     learningRate lr: Float) {
+    public func step(parameters: Tensor, gradients: Tensor, learningRate: Float, backend: Backend) {
         let first = stepCount == 0
         stepCount += 1
-        let wd = weightDecay, mu = momentum, damp = 1 - dampening, nesterov = nesterov
-        if mu == 0 {
-            for i in 0..<count { p[i] -= lr * (g[i] + wd * p[i]) }
-            return
-        }
-        if stateBuffers["momentum"]?.count != count { stateBuffers["momentum"] = [Float](repeating: 0, count: count) }
-        stateBuffers["momentum"]!.withUnsafeMutableBufferPointer { bp in
-            let buf = bp.baseAddress!
-            Parallel.chunks(count) { _, range in
-                for i in range {
-                    let d = g[i] + wd * p[i]
-                    let b = first ? d : mu * buf[i] + damp * d
-                    buf[i] = b
-                    p[i] -= lr * (nesterov ? d + mu * b : b)
-                }
-            }
-        }
+        let buffer = momentum == 0 ? nil : stateBuffer("momentum", count: parameters.count, backend: backend)
+        backend.sgdUpdate(parameters: parameters, gradients: gradients, momentumBuffer: buffer, learningRate: learningRate,
+                          momentum: momentum, dampening: dampening, weightDecay: weightDecay, nesterov: nesterov,
+                          firstStep: first)
     }
 }

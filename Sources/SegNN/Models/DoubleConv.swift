@@ -15,13 +15,8 @@ public final class DoubleConv {
         bn2 = BatchNorm2d(store: store, name: "\(name).4", channels: outputChannels, fusedReLU: true)
     }
 
-    public func callAsFunction(_ x: Tensor, training: Bool) -> Tensor {
-        bn2(conv2(bn1(conv1(x), training: training)), training: training)
-    }
-
-    public func backward(_ dy: Tensor, needsInputGradient: Bool = true) -> Tensor? {
-        let g = conv2.backward(bn2.backward(dy))!
-        return conv1.backward(bn1.backward(g), needsInputGradient: needsInputGradient)
+    public func callAsFunction(_ x: Tensor, _ pass: Pass) -> Tensor {
+        bn2(conv2(bn1(conv1(x, pass), pass), pass), pass)
     }
 
     func multiplyAdds(batch: Int, height: Int, width: Int) -> Int {

@@ -3,7 +3,7 @@ import SegCore
 /// The lab's UNet (milesial Pytorch-UNet, 2018 layout) with a width knob, a depth knob
 /// (4 = UNet, 2 = UNet_shallow) and add-skips (UNet_add). Channels per level are
 /// w, 2w, 4w, 8w, 8w (capped at 8w, the deepest level repeating the one above).
-/// Parameter names match the reference state_dict: `inc.conv.conv.0.weight`,
+/// Written forward-only; the tape derives backward. Parameter names match the reference state_dict: `inc.conv.conv.0.weight`,
 /// `down1.mpconv.1.conv.4.running_var`, `up1.conv.conv.3.bias`, `outc.conv.weight`.
 public final class UNet: SegmentationModel {
     public enum Skip: String, Sendable { case concat, add }
@@ -40,29 +40,14 @@ public final class UNet: SegmentationModel {
         store.seal()
     }
 
-    public func forward(_ x: Tensor, training: Bool) -> Tensor {
+    public func forward(_ x: Tensor, _ pass: Pass) -> Tensor {
         precondition(x.shape.count == 4 && x.shape[1] == inputChannels,
                      "UNet expects (N, \(inputChannels), H, W) input, got \(x.shape)")
-        var levels = [inc(x, training: training)]
-        for down in downs { levels.append(down(levels.last!, training: training)) }
+        var levels = [inc(x, pass)]
+        for down in downs { levels.append(down(levels.last!, pass)) }
         var h = levels.removeLast()
-        for up in ups { h = up(h, skip: levels.removeLast(), training: training) }
-        return outc(h)
-    }
-
-    public func backward(_ dLogits: Tensor) {
-        var g = outc.backward(dLogits)!
-        var skipGrads: [Tensor] = []   // by encoder level, 0 (full resolution) first
-        for up in ups.reversed() {
-            let (dLow, dSkip) = up.backward(g)
-            g = dLow
-            skipGrads.append(dSkip)
-        }
-        for (i, down) in downs.enumerated().reversed() {
-            g = down.backward(g)
-            g += skipGrads[i]
-        }
-        _ = inc.backward(g, needsInputGradient: false)
+        for up in ups { h = up(h, skip: levels.removeLast(), pass) }
+        return outc(h, pass)
     }
 
     public func convolutionWork(batch: Int, height: Int, width: Int) -> (forward: Int, inputGradient: Int) {
@@ -82,36 +67,23 @@ public final class UNet: SegmentationModel {
 
 /// Max-pool 2 then a double convolution (`downN.mpconv.{0: pool, 1: double_conv}`).
 final class Down {
-    let pool = MaxPool2d()
     let conv: DoubleConv
     init(conv: DoubleConv) { self.conv = conv }
 
-    func callAsFunction(_ x: Tensor, training: Bool) -> Tensor { conv(pool(x), training: training) }
-    func backward(_ dy: Tensor) -> Tensor { pool.backward(conv.backward(dy)!) }
+    func callAsFunction(_ x: Tensor, _ pass: Pass) -> Tensor { conv(pass.maxPool2d(x), pass) }
 }
 
 /// Bilinear x2 (align_corners), pad to the skip's size, join with the skip, double conv.
 final class Up {
-    let upsample = Upsample(.scale(2), alignCorners: true)
     let skip: UNet.Skip
     let conv: DoubleConv
-    private var upShape: [Int] = [], padding = Padding(left: 0, right: 0, top: 0, bottom: 0), skipChannels = 0
 
     init(skip: UNet.Skip, conv: DoubleConv) { self.skip = skip; self.conv = conv }
 
-    func callAsFunction(_ low: Tensor, skip skipTensor: Tensor, training: Bool) -> Tensor {
-        let up = upsample(low)
-        upShape = up.shape
-        padding = centeringPadding(from: up.shape[2], up.shape[3], to: skipTensor.shape[2], skipTensor.shape[3])
-        let aligned = pad(up, padding)
-        skipChannels = skipTensor.shape[1]
-        return conv(skip == .add ? skipTensor + aligned : concatChannels(skipTensor, aligned), training: training)
-    }
-
-    /// Returns (gradient for the lower level, gradient for the skip).
-    func backward(_ dy: Tensor) -> (Tensor, Tensor) {
-        let dJoined = conv.backward(dy)!
-        let (dSkip, dAligned) = skip == .add ? (dJoined, dJoined) : splitChannels(dJoined, first: skipChannels)
-        return (upsample.backward(padBackward(dAligned, inputShape: upShape, padding)), dSkip)
+    func callAsFunction(_ low: Tensor, skip skipTensor: Tensor, _ pass: Pass) -> Tensor {
+        let up = pass.resizeBilinear(low, height: 2 * low.shape[2], width: 2 * low.shape[3], alignCorners: true)
+        let aligned = pass.pad(up, centeringPadding(from: up.shape[2], up.shape[3], to: skipTensor.shape[2], skipTensor.shape[3]))
+        let joined = skip == .add ? pass.add(skipTensor, aligned) : pass.concatChannels(skipTensor, aligned)
+        return conv(joined, pass)
     }
 }

@@ -5,7 +5,8 @@ struct ConfigKey {
     enum Kind {
         case int(ClosedRange<Int>)
         case float(ClosedRange<Float>)
-        case choice([String])
+        /// One of `options`; `diagnostic` values are accepted too but not advertised (test models).
+        case choice([String], diagnostic: [String] = [])
         case bool
         case string
         case intOrAuto(ClosedRange<Int>)
@@ -32,7 +33,8 @@ private func float(_ name: String, _ range: ClosedRange<Float>, _ help: String,
 private func choice<E: RawRepresentable & CaseIterable>(_ name: String, _ help: String,
                                                           _ path: WritableKeyPath<TrainingConfig, E>) -> ConfigKey
 where E.RawValue == String {
-    ConfigKey(name: name, kind: .choice(E.allCases.map(\.rawValue)), help: help, get: { $0[keyPath: path].rawValue },
+    let all = E.allCases.map(\.rawValue)
+    return ConfigKey(name: name, kind: .choice(all.filter { !$0.hasPrefix("probe_") }, diagnostic: all.filter { $0.hasPrefix("probe_") }), help: help, get: { $0[keyPath: path].rawValue },
               set: { $0[keyPath: path] = E(rawValue: $1)! })
 }
 
@@ -43,7 +45,7 @@ func formatFloat(_ v: Float) -> String {
 }
 
 let configKeys: [ConfigKey] = [
-    choice("model", "network: unet | unet_add | unet_shallow", \.model),
+    choice("model", "network: unet | unet_add | unet_shallow (probe_reversed, probe_tied: diagnostic models for the gradient-readiness tests)", \.model),
     int("width", 1...1024, "channels of the first level (the lab: 64)", \.width),
     int("in_channels", 1...64, "image channels (1 for shapes, 3 for rgb_shapes)", \.inChannels),
     int("classes", 2...256, "output channels, background included (3 with squares)", \.classes),

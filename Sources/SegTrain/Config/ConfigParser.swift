@@ -85,8 +85,8 @@ extension TrainingConfig {
                 throw fail(range.lowerBound > 0 && v <= 0 ? "must be positive, got \(value)"
                            : "must be in \(formatFloat(range.lowerBound))...\(formatFloat(range.upperBound)), got \(value)")
             }
-        case let .choice(options):
-            guard options.contains(value) else { throw fail("must be one of \(options.joined(separator: ", ")), got '\(value)'") }
+        case let .choice(options, diagnostic):
+            guard options.contains(value) || diagnostic.contains(value) else { throw fail("must be one of \(options.joined(separator: ", ")), got '\(value)'") }
         case .bool:
             guard value == "true" || value == "false" else { throw fail("expected true or false, got '\(value)'") }
         case .string:

@@ -25,11 +25,7 @@ public func batchNorm2dTrainForward(x: UnsafePointer<Float>, gamma: UnsafePointe
     // sums[c] = sum of x over channel c; the last slot counts the values.
     var sums = [Double](repeating: 0, count: channels + 1)
     sums.withUnsafeMutableBufferPointer { out in
-        Parallel.forEach(channels) { c in
-            var s: Double = 0
-            for n in 0..<batch { s += Double(rowSum(x + (n * channels + c) * pixels, pixels)) }
-            out[c] = s
-        }
+        Parallel.forEach(channels) { c in out[c] = channelSum(x, batch: batch, channels: channels, pixels: pixels, channel: c) }
         out[channels] = Double(batch * pixels)
         group?.sumInPlace(out.baseAddress!, count: channels + 1)
     }

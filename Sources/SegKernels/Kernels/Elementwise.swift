@@ -17,10 +17,6 @@ public func sigmoid(_ x: Float) -> Float {
     return e / (1 + e)
 }
 
-public func sigmoidForward(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, count: Int) {
-    for i in 0..<count { y[i] = sigmoid(x[i]) }
-}
-
 public func sigmoidBackward(y: UnsafePointer<Float>, dy: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, count: Int) {
     for i in 0..<count { dx[i] = dy[i] * y[i] * (1 - y[i]) }
 }

@@ -19,8 +19,9 @@ struct EvalCommand: ParsableCommand {
             configureThreads(config.threads)
             let model = config.makeModel()
             try ckpt.restore(model: model, optimizer: nil)
-            let batches = makeBatches(data: config.dataset, indices: config.validationIndices, batch: config.batchSize)
-            let scores = evaluate(model: model, batches: batches, rule: PredictionRule(loss: config.loss))
+            let data = config.dataset
+            let batches = validationBatches(data: data, indices: 0..<data.validationCount, batch: config.batchSize)
+            let scores = evaluate(model: model, batches: batches, activation: config.loss.outputActivation)
             let path = output ?? URL(fileURLWithPath: checkpoint).deletingLastPathComponent().appendingPathComponent("eval.json").path
             try printJSON(["checkpoint": checkpoint, "step": ckpt.step, "images": scores.images, "dice": scores.dice,
                            "jaccard": scores.jaccard, "foreground_dice": scores.foregroundDice,

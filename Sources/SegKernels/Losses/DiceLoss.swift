@@ -17,16 +17,7 @@ public func softDiceLoss(logits: UnsafePointer<Float>, targets: UnsafePointer<Fl
         case .sigmoid:
             for i in 0..<total { p[i] = sigmoid(logits[i]) }
         case .softmax:
-            for n in 0..<batch {
-                let base = n * classes * pixels
-                for q in 0..<pixels {
-                    var m = -Float.infinity
-                    for c in 0..<classes { m = max(m, logits[base + c * pixels + q]) }
-                    var s: Float = 0
-                    for c in 0..<classes { let e = expf(logits[base + c * pixels + q] - m); p[base + c * pixels + q] = e; s += e }
-                    for c in 0..<classes { p[base + c * pixels + q] /= s }
-                }
-            }
+            softmaxChannels(logits, p, batch: batch, classes: classes, pixels: pixels)
         }
     }
     // Per class: I = sum(p t), S = sum(p) + sum(t)

@@ -18,7 +18,7 @@ struct GenerateCommand: ParsableCommand {
             guard count >= 1 else { throw ValidationError("--count must be at least 1") }
             let config = try recipe.resolve()
             configureThreads(config.threads)
-            let data = config.dataset
+            let data = config.syntheticShapes
             for sub in ["images", "masks"] {
                 try FileManager.default.createDirectory(atPath: output + "/" + sub, withIntermediateDirectories: true)
             }

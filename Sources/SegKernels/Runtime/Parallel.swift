@@ -1,5 +1,6 @@
 import Foundation
 import COpenBLAS
+import CSystem
 
 /// How a process spends its cores.
 ///
@@ -14,8 +15,11 @@ public enum Parallel {
         openblas_set_num_threads(1)
     }
 
-    /// Cores this process may use (affinity-aware under mpirun's binding).
-    public static var availableCores: Int { ProcessInfo.processInfo.activeProcessorCount }
+    /// Cores this process may run on: its CPU affinity mask, which mpirun's binding narrows.
+    public static var availableCores: Int {
+        let allowed = Int(segdist_cores_allowed())
+        return allowed > 0 ? allowed : ProcessInfo.processInfo.activeProcessorCount
+    }
 
     /// Runs `body(worker, range)` on contiguous slices of `0..<count`, one slice per worker.
     /// `worker` is in `0..<workers` so callers can keep per-worker scratch and accumulators.

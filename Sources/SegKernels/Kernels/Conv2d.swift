@@ -179,16 +179,6 @@ func addChannelBias(_ y: UnsafeMutablePointer<Float>, _ bias: UnsafePointer<Floa
     }
 }
 
-/// out[c] += sum over batch and pixels of t[n, c, :].
-func sumPerChannel(_ t: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>,
-                   batch: Int, channels: Int, pixels: Int) {
-    Parallel.forEach(channels) { c in
-        var s: Double = 0
-        for n in 0..<batch { s += Double(rowSum(t + (n * channels + c) * pixels, pixels)) }
-        out[c] += Float(s)
-    }
-}
-
 @inline(__always)
 public func addInPlace(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, count: Int) {
     rowAdd(dst, src, count)

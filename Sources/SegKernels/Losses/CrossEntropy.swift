@@ -23,16 +23,13 @@ public func softmaxCrossEntropy(logits: UnsafePointer<Float>, targets: UnsafePoi
         for p in 0..<pixels {
             let t = targets[n * pixels + p]
             if t == ignoreIndex { continue }
-            var m = -Float.infinity
-            for c in 0..<classes { m = max(m, base[c * pixels + p]) }
-            var sum: Float = 0
-            for c in 0..<classes { sum += expf(base[c * pixels + p] - m) }
-            let logZ = m + logf(sum)
+            // the gradient is softmax - one-hot, scaled by 1 / counted
+            let g = grad.map { $0 + n * classes * pixels + p }
+            let logZ = softmaxPixel(base + p, g, classes: classes, pixels: pixels)
             total += Double(logZ - base[Int(t) * pixels + p])
-            if let grad {
-                let g = grad + n * classes * pixels
-                for c in 0..<classes { g[c * pixels + p] = expf(base[c * pixels + p] - logZ) * scale }
-                g[Int(t) * pixels + p] -= scale
+            if let g {
+                for c in 0..<classes { g[c * pixels] *= scale }
+                g[Int(t) * pixels] -= scale
             }
         }
     }

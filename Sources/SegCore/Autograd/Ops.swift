@@ -1,0 +1,152 @@
+// The differentiable ops. Each computes its output through the backend and, when the pass
+// records, saves what its backward needs in the closure it puts on the tape. Backward closures
+// return input gradients (the tape sums them) and accumulate parameter gradients in place.
+
+extension Pass {
+    // MARK: Convolutions
+
+    /// y = conv2d(x, weight (Cout, Cin, k, k)) + bias, as `F.conv2d`.
+    public func conv2d(_ x: Tensor, weight: Parameter, bias: Parameter?, stride: Int = 1, padding: Int = 0,
+                       dilation: Int = 1) -> Tensor {
+        let (_, c, h, w) = x.nchw, ws = weight.value.shape
+        precondition(ws.count == 4 && c == ws[1], "conv2d: weight \(ws) does not take \(c) input channels")
+        let g = ConvGeometry(channels: c, height: h, width: w, kernelH: ws[2], kernelW: ws[3],
+                             stride: stride, padding: padding, dilation: dilation)
+        let y = backend.conv2dForward(x, weight: weight.value, bias: bias?.value, geometry: g)
+        let needsDx = wants(x)
+        return record(y, inputs: [x], parameters: [weight, bias]) { [backend] dy in
+            [backend.conv2dBackward(x: x, weight: weight.value, dy: dy, geometry: g, inputGradient: needsDx,
+                                    weightGradient: weight.gradient, biasGradient: bias?.gradient)]
+        }
+    }
+
+    /// y = conv_transpose2d(x, weight (Cin, Cout, k, k)) + bias, as `F.conv_transpose2d`.
+    public func convTranspose2d(_ x: Tensor, weight: Parameter, bias: Parameter?, stride: Int = 1, padding: Int = 0,
+                                outputPadding: Int = 0, dilation: Int = 1) -> Tensor {
+        let (_, c, h, w) = x.nchw, ws = weight.value.shape
+        precondition(ws.count == 4 && c == ws[0], "conv_transpose2d: weight \(ws) does not take \(c) input channels")
+        let g = ConvGeometry.transposed(outChannels: ws[1], inH: h, inW: w, kernelH: ws[2], kernelW: ws[3], stride: stride,
+                                        padding: padding, outputPadding: outputPadding, dilation: dilation)
+        let y = backend.convTranspose2dForward(x, weight: weight.value, bias: bias?.value, geometry: g)
+        let needsDx = wants(x)
+        return record(y, inputs: [x], parameters: [weight, bias]) { [backend] dy in
+            [backend.convTranspose2dBackward(x: x, weight: weight.value, dy: dy, geometry: g, inputGradient: needsDx,
+                                             weightGradient: weight.gradient, biasGradient: bias?.gradient)]
+        }
+    }
+
+    // MARK: Normalisation
+
+    /// Batch norm (optionally fused with the ReLU after it). Training: batch statistics (over
+    /// `batchNormGroup` when set) and the running statistics moved by `momentum` in their
+    /// memory; evaluation: the running statistics.
+    public func batchNorm(_ x: Tensor, weight: Parameter, bias: Parameter, runningMean: Tensor, runningVar: Tensor,
+                          momentum: Float = 0.1, eps: Float = 1e-5, relu: Bool = false) -> Tensor {
+        precondition(x.rank == 4 && x.shape[1] == weight.value.count,
+                     "batch_norm expects \(weight.value.count) channels, got input \(x.shape)")
+        guard training else {
+            return backend.batchNormEvalForward(x, gamma: weight.value, beta: bias.value, runningMean: runningMean,
+                                                runningVar: runningVar, eps: eps, relu: relu)
+        }
+        let group = batchNormGroup
+        let (y, stats) = backend.batchNormTrainForward(x, gamma: weight.value, beta: bias.value, runningMean: runningMean,
+                                                       runningVar: runningVar, momentum: momentum, eps: eps, relu: relu,
+                                                       group: group)
+        return record(y, inputs: [x], parameters: [weight, bias]) { [backend] dy in
+            // y is the fused ReLU's mask
+            [backend.batchNormTrainBackward(x: x, y: y, dy: dy, gamma: weight.value, statistics: stats,
+                                            gammaGradient: weight.gradient, betaGradient: bias.gradient, relu: relu,
+                                            group: group)]
+        }
+    }
+
+    // MARK: Resampling and layout
+
+    public func maxPool2d(_ x: Tensor, kernel: Int = 2, stride: Int? = nil) -> Tensor {
+        let (y, indices) = backend.maxPool2dForward(x, kernel: kernel, stride: stride ?? kernel)
+        let shape = x.shape
+        return record(y, inputs: [x]) { [backend] dy in [backend.maxPool2dBackward(dy: dy, indices: indices, inputShape: shape)] }
+    }
+
+    /// Bilinear resize to `height x width`, as `F.interpolate(mode="bilinear")`.
+    public func resizeBilinear(_ x: Tensor, height: Int, width: Int, alignCorners: Bool) -> Tensor {
+        if x.shape[2] == height && x.shape[3] == width && alignCorners { return x }
+        let y = backend.bilinearForward(x, height: height, width: width, alignCorners: alignCorners)
+        let shape = x.shape
+        return record(y, inputs: [x]) { [backend] dy in [backend.bilinearBackward(dy: dy, inputShape: shape, alignCorners: alignCorners)] }
+    }
+
+    public func adaptiveAvgPool2d(_ x: Tensor, height: Int, width: Int) -> Tensor {
+        let y = backend.adaptiveAvgPool2dForward(x, height: height, width: width)
+        let shape = x.shape
+        return record(y, inputs: [x]) { [backend] dy in [backend.adaptiveAvgPool2dBackward(dy: dy, inputShape: shape)] }
+    }
+
+    /// Zero padding by (left, right, top, bottom), negative amounts cropping, as `F.pad`.
+    public func pad(_ x: Tensor, _ padding: Padding) -> Tensor {
+        if padding.isZero { return x }
+        let y = backend.padForward(x, padding)
+        let shape = x.shape
+        return record(y, inputs: [x]) { [backend] dy in [backend.padBackward(dy: dy, inputShape: shape, padding)] }
+    }
+
+    /// Channel concatenation, as `torch.cat([a, b], dim=1)`.
+    public func concatChannels(_ a: Tensor, _ b: Tensor) -> Tensor {
+        let y = backend.concatChannels(a, b)
+        let first = a.shape[1]
+        return record(y, inputs: [a, b]) { [backend] dy in
+            let (da, db) = backend.splitChannels(dy, first: first)
+            return [da, db]
+        }
+    }
+
+    // MARK: Elementwise
+
+    public func add(_ a: Tensor, _ b: Tensor) -> Tensor {
+        record(backend.add(a, b), inputs: [a, b]) { dy in [dy, dy] }
+    }
+
+    public func relu(_ x: Tensor) -> Tensor {
+        let y = backend.relu(x)
+        return record(y, inputs: [x]) { [backend] dy in [backend.reluBackward(y: y, dy: dy)] }
+    }
+
+    public func sigmoid(_ x: Tensor) -> Tensor {
+        let y = backend.sigmoid(x)
+        return record(y, inputs: [x]) { [backend] dy in [backend.sigmoidBackward(y: y, dy: dy)] }
+    }
+
+    /// Inverted dropout in training (mask drawn from `seed`); the identity in evaluation.
+    public func dropout(_ x: Tensor, p: Float, seed: UInt64) -> Tensor {
+        guard training, p > 0 else { return x }
+        let (y, mask) = backend.dropout(x, p: p, seed: seed)
+        return record(y, inputs: [x]) { [backend] dy in [backend.multiply(dy, mask)] }
+    }
+
+    // MARK: Losses (scalar outputs; their gradient is computed with the loss and scaled in backward)
+
+    /// Mean binary cross-entropy on logits, as `F.binary_cross_entropy_with_logits`.
+    public func bceWithLogits(_ logits: Tensor, targets: Tensor) -> Tensor {
+        let (loss, grad) = backend.bceWithLogits(logits: logits, targets: targets)
+        return recordLoss(loss, logits: logits, gradient: grad)
+    }
+
+    /// Mean softmax cross-entropy over the non-ignored pixels, as `F.cross_entropy`.
+    public func crossEntropy(_ logits: Tensor, targets: IndexTensor, ignoreIndex: Int32 = -100) throws -> Tensor {
+        let (loss, grad) = try backend.softmaxCrossEntropy(logits: logits, targets: targets, ignoreIndex: ignoreIndex)
+        return recordLoss(loss, logits: logits, gradient: grad)
+    }
+
+    /// Soft Dice loss on one-hot targets.
+    public func softDice(_ logits: Tensor, targets: Tensor, activation: DiceActivation = .sigmoid, smooth: Float = 1) -> Tensor {
+        let (loss, grad) = backend.softDice(logits: logits, targets: targets, activation: activation, smooth: smooth)
+        return recordLoss(loss, logits: logits, gradient: grad)
+    }
+
+    private func recordLoss(_ loss: Tensor, logits: Tensor, gradient: Tensor) -> Tensor {
+        record(loss, inputs: [logits]) { [backend] dy in
+            backend.scaleInPlace(gradient, by: dy)
+            return [gradient]
+        }
+    }
+}

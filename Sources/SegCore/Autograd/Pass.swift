@@ -1,0 +1,37 @@
+/// How one forward pass runs: on which backend, in training or evaluation mode (batch norm's
+/// statistics, dropout), and whether it records a tape for backward. Models are written
+/// forward-only against these ops; with no tape (inference) nothing is recorded and every
+/// activation is freed as soon as the next op has read it.
+public struct Pass {
+    public let backend: Backend
+    public let training: Bool
+    public let tape: Tape?
+    /// When set, training-mode batch norm takes its statistics over every process of the group.
+    public var batchNormGroup: CollectiveSum?
+
+    public init(backend: Backend, training: Bool, tape: Tape?, batchNormGroup: CollectiveSum? = nil) {
+        precondition(tape == nil || tape!.backend === backend, "A pass records on a tape of its own backend")
+        self.backend = backend; self.training = training; self.tape = tape; self.batchNormGroup = batchNormGroup
+    }
+
+    /// Evaluation mode, nothing recorded.
+    public static func inference(backend: Backend = CPUBackend.shared) -> Pass {
+        Pass(backend: backend, training: false, tape: nil)
+    }
+
+    /// Training mode, recording on `tape`.
+    public static func training(tape: Tape, batchNormGroup: CollectiveSum? = nil) -> Pass {
+        Pass(backend: tape.backend, training: true, tape: tape, batchNormGroup: batchNormGroup)
+    }
+
+    /// Whether `t`'s gradient is wanted in this pass.
+    @inline(__always) func wants(_ t: Tensor) -> Bool { tape?.tracks(t) ?? false }
+
+    /// Records `output` with its backward on the tape, if there is one.
+    @inline(__always)
+    func record(_ output: Tensor, inputs: [Tensor], parameters: [Parameter?] = [],
+                backward: @escaping (Tensor) -> [Tensor?]) -> Tensor {
+        guard let tape else { return output }
+        return tape.record(output, inputs: inputs, parameters: parameters, backward: backward)
+    }
+}

@@ -1,0 +1,122 @@
+/// Where ops run: a backend owns the memory of the tensors it makes and implements every op
+/// the tape records, the losses, the metric counts and the optimizer updates. `CPUBackend`
+/// runs the kernels of SegKernels on host memory.
+///
+/// ## How a CUDA backend plugs in
+/// 1. A `CUDABackend: Backend` whose `device` is `.cuda(ordinal)`; `allocate` returns
+///    `TensorStorage(device: .cuda(i), byteCount:, address: cuMemAlloc'd pointer, release: cuMemFree)`.
+///    Driver, NVRTC, cuBLAS and cuDNN entry points are loaded with `dlopen` in a C shim, so no
+///    CUDA header or library is needed to build.
+/// 2. Each method below launches a kernel (or a cuDNN / cuBLAS call) on those addresses; every
+///    shape and geometry argument is already computed on the host. Nothing else in segdist
+///    dereferences tensor memory: layers, models, the tape, losses, metrics and optimizers
+///    only call these methods.
+/// 3. `upload` / `download` copy between host and device: the training step uploads the batch
+///    and downloads only the loss and metric counts. `ParameterStore.move(to:)` puts the two
+///    flat buffers (parameters, gradients) and the running statistics on the device in one
+///    allocation each, so zeroing, the optimizer and the all-reduce stay a few large calls.
+/// 4. The gradient all-reduce (SegDist's `GradientReducer`) hands MPI host pointers today; on a
+///    device it either passes device pointers to a CUDA-aware MPI or stages each bucket through
+///    `download` / `upload` — the bucket ranges and the readiness signal stay as they are.
+/// 5. Synchronized batch norm sums its per-channel statistics through `CollectiveSum` on the
+///    host: a device backend downloads those 2-3 x C values, sums, and uploads them.
+public protocol Backend: AnyObject {
+    var device: Device { get }
+
+    // MARK: Memory
+    /// Uninitialised memory for `shape` on this device.
+    func allocate(_ shape: [Int]) -> Tensor
+    func allocateIndices(_ shape: [Int]) -> IndexTensor
+    /// A copy of a host tensor on this device (the tensor itself when it already is here).
+    func upload(_ t: Tensor) -> Tensor
+    /// A host copy (the tensor itself when it is on the host).
+    func download(_ t: Tensor) -> Tensor
+    /// Writes `value` into every element of `t`'s memory.
+    func fill(_ t: Tensor, _ value: Float)
+    /// Writes src's values into dst's memory.
+    func copy(_ src: Tensor, into dst: Tensor)
+    /// dst's memory += src.
+    func addInPlace(_ dst: Tensor, _ src: Tensor)
+    /// t's memory *= the value of the one-element tensor `s`.
+    func scaleInPlace(_ t: Tensor, by s: Tensor)
+    func add(_ a: Tensor, _ b: Tensor) -> Tensor
+
+    // MARK: Convolutions
+    func conv2dForward(_ x: Tensor, weight: Tensor, bias: Tensor?, geometry: ConvGeometry) -> Tensor
+    /// Accumulates into the weight and bias gradients; returns the input gradient when asked.
+    func conv2dBackward(x: Tensor, weight: Tensor, dy: Tensor, geometry: ConvGeometry, inputGradient: Bool,
+                        weightGradient: Tensor, biasGradient: Tensor?) -> Tensor?
+    /// `geometry` describes the output image read by the window (see `ConvGeometry.transposed`).
+    func convTranspose2dForward(_ x: Tensor, weight: Tensor, bias: Tensor?, geometry: ConvGeometry) -> Tensor
+    func convTranspose2dBackward(x: Tensor, weight: Tensor, dy: Tensor, geometry: ConvGeometry, inputGradient: Bool,
+                                 weightGradient: Tensor, biasGradient: Tensor?) -> Tensor?
+
+    // MARK: Normalisation
+    /// Normalises with batch statistics (over `group` when given), updates the running
+    /// statistics in their memory, and returns what backward needs.
+    func batchNormTrainForward(_ x: Tensor, gamma: Tensor, beta: Tensor, runningMean: Tensor, runningVar: Tensor,
+                               momentum: Float, eps: Float, relu: Bool, group: CollectiveSum?) -> (Tensor, BatchNormStatistics)
+    /// Accumulates into the gamma and beta gradients; returns the input gradient.
+    func batchNormTrainBackward(x: Tensor, y: Tensor, dy: Tensor, gamma: Tensor, statistics: BatchNormStatistics,
+                                gammaGradient: Tensor, betaGradient: Tensor, relu: Bool, group: CollectiveSum?) -> Tensor
+    func batchNormEvalForward(_ x: Tensor, gamma: Tensor, beta: Tensor, runningMean: Tensor, runningVar: Tensor,
+                              eps: Float, relu: Bool) -> Tensor
+
+    // MARK: Resampling and layout
+    func maxPool2dForward(_ x: Tensor, kernel: Int, stride: Int) -> (Tensor, IndexTensor)
+    func maxPool2dBackward(dy: Tensor, indices: IndexTensor, inputShape: [Int]) -> Tensor
+    func bilinearForward(_ x: Tensor, height: Int, width: Int, alignCorners: Bool) -> Tensor
+    func bilinearBackward(dy: Tensor, inputShape: [Int], alignCorners: Bool) -> Tensor
+    func adaptiveAvgPool2dForward(_ x: Tensor, height: Int, width: Int) -> Tensor
+    func adaptiveAvgPool2dBackward(dy: Tensor, inputShape: [Int]) -> Tensor
+    func padForward(_ x: Tensor, _ padding: Padding) -> Tensor
+    func padBackward(dy: Tensor, inputShape: [Int], _ padding: Padding) -> Tensor
+    func concatChannels(_ a: Tensor, _ b: Tensor) -> Tensor
+    func splitChannels(_ dy: Tensor, first: Int) -> (Tensor, Tensor)
+
+    // MARK: Elementwise
+    func relu(_ x: Tensor) -> Tensor
+    func reluBackward(y: Tensor, dy: Tensor) -> Tensor
+    func sigmoid(_ x: Tensor) -> Tensor
+    func sigmoidBackward(y: Tensor, dy: Tensor) -> Tensor
+    /// Inverted dropout with the mask drawn from `seed`; returns the output and the mask.
+    func dropout(_ x: Tensor, p: Float, seed: UInt64) -> (Tensor, Tensor)
+    func multiply(_ a: Tensor, _ b: Tensor) -> Tensor
+
+    // MARK: Losses: the mean loss (a one-element tensor) and d(loss)/d(logits)
+    func bceWithLogits(logits: Tensor, targets: Tensor) -> (Tensor, Tensor)
+    /// Throws when a target is outside 0..<classes and not `ignoreIndex`.
+    func softmaxCrossEntropy(logits: Tensor, targets: IndexTensor, ignoreIndex: Int32) throws -> (Tensor, Tensor)
+    func softDice(logits: Tensor, targets: Tensor, activation: DiceActivation, smooth: Float) -> (Tensor, Tensor)
+
+    // MARK: Prediction and metrics
+    /// Probabilities: sigmoid per channel, or softmax over the channels.
+    func activate(_ logits: Tensor, _ activation: OutputActivation) -> Tensor
+    /// The arg-max channel of each pixel (first on ties): (N, C, H, W) -> (N, H, W).
+    func argmaxChannels(_ x: Tensor) -> IndexTensor
+    /// Per image and class (intersection, predicted, truth) pixel counts, on the host.
+    func overlapCounts(logits: Tensor, targets: Tensor, activation: OutputActivation) -> [Int]
+
+    // MARK: Optimizer updates over the flat buffers (written in place)
+    func sgdUpdate(parameters: Tensor, gradients: Tensor, momentumBuffer: Tensor?, learningRate: Float, momentum: Float,
+                   dampening: Float, weightDecay: Float, nesterov: Bool, firstStep: Bool)
+    func adamUpdate(parameters: Tensor, gradients: Tensor, m: Tensor, v: Tensor, step: Int, learningRate: Float,
+                    beta1: Float, beta2: Float, eps: Float, weightDecay: Float, decoupled: Bool)
+}
+
+/// What a training-mode batch norm saves for backward: per-channel batch mean and
+/// 1 / sqrt(var + eps) (on the backend's device), and how many values they were taken over.
+public struct BatchNormStatistics {
+    public var mean: Tensor
+    public var invStd: Tensor
+    public var count: Double
+    public init(mean: Tensor, invStd: Tensor, count: Double) { self.mean = mean; self.invStd = invStd; self.count = count }
+}
+
+extension Backend {
+    public func zeros(_ shape: [Int]) -> Tensor {
+        let t = allocate(shape)
+        fill(t, 0)
+        return t
+    }
+}

@@ -1,0 +1,69 @@
+import SegCore
+
+/// One labelled image: `image` (channels, height, width) in row-major order and `labels`
+/// (height, width) holding class indices.
+public struct Sample: Sendable {
+    public var image: [Float]
+    public var labels: [UInt8]
+    public var channels: Int, height: Int, width: Int
+
+    public init(image: [Float], labels: [UInt8], channels: Int, height: Int, width: Int) {
+        precondition(image.count == channels * height * width && labels.count == height * width,
+                     "A sample of \(channels)x\(height)x\(width) needs matching image and label sizes")
+        self.image = image; self.labels = labels; self.channels = channels; self.height = height; self.width = width
+    }
+}
+
+/// What the trainer, the evaluation and the data-parallel step read data from. Every sample is
+/// a pure function of (seed, epoch, index) — the seed is the dataset's own — so any number of
+/// ranks, and any resume, sees exactly the same data.
+public protocol SegmentationDataset: Sendable {
+    var channels: Int { get }
+    var classes: Int { get }
+    /// Training samples per epoch.
+    var trainingCount: Int { get }
+    var validationCount: Int { get }
+    /// Training sample `index` (0..<trainingCount) of `epoch` (0-based).
+    func trainingSample(epoch: Int, index: Int) -> Sample
+    /// Validation sample `index` (0..<validationCount): the same in every epoch.
+    func validationSample(_ index: Int) -> Sample
+}
+
+extension SegmentationDataset {
+    /// The training sample at position `cursor` of the endless sequence of epochs.
+    public func trainingSample(at cursor: Int) -> Sample {
+        trainingSample(epoch: cursor / trainingCount, index: cursor % trainingCount)
+    }
+
+    /// Training samples at positions `cursors` as one batch.
+    public func trainingBatch(_ cursors: [Int]) -> (images: Tensor, targets: Tensor) {
+        batch(count: cursors.count) { trainingSample(at: cursors[$0]) }
+    }
+
+    /// Validation samples `indices` as one batch.
+    public func validationBatch(_ indices: [Int]) -> (images: Tensor, targets: Tensor) {
+        batch(count: indices.count) { validationSample(indices[$0]) }
+    }
+
+    /// Images (N, channels, H, W) and one-hot targets (N, classes, H, W) of `count` samples of
+    /// one size, made in parallel.
+    public func batch(count: Int, _ make: (Int) -> Sample) -> (images: Tensor, targets: Tensor) {
+        precondition(count > 0, "A batch needs at least one sample")
+        let first = make(0)
+        let (h, w, c, k) = (first.height, first.width, channels, classes)
+        let n = h * w
+        var images = Tensor(uninitialized: [count, c, h, w])
+        var targets = Tensor(zeros: [count, k, h, w])
+        images.mutPtr { ip in targets.mutPtr { tp in
+            Parallel.forEach(count) { b in
+                let s = b == 0 ? first : make(b)
+                precondition(s.channels == c && s.height == h && s.width == w,
+                             "Sample \(b) of a batch is \(s.channels)x\(s.height)x\(s.width), the first is \(c)x\(h)x\(w)")
+                (ip + b * c * n).update(from: s.image, count: c * n)
+                let t = tp + b * k * n
+                for p in 0..<n where Int(s.labels[p]) < k { t[Int(s.labels[p]) * n + p] = 1 }
+            }
+        } }
+        return (images, targets)
+    }
+}

@@ -1,0 +1,99 @@
+import Foundation
+
+// Legend: N = batch, C = channels (classes), P = pixels per plane; x is (N, C, P).
+// The per-pixel operations across channels (softmax, arg-max) and the per-channel reductions,
+// each written once: losses, metrics, prediction and batch norm all use these.
+
+/// Sum over the batch and pixels of channel `c`, in Double so large batches keep float32 accuracy.
+@inline(__always)
+public func channelSum(_ x: UnsafePointer<Float>, batch: Int, channels: Int, pixels: Int, channel c: Int) -> Double {
+    var s: Double = 0
+    for n in 0..<batch { s += Double(rowSum(x + (n * channels + c) * pixels, pixels)) }
+    return s
+}
+
+/// out[c] += sum over batch and pixels of t[n, c, :].
+public func sumPerChannel(_ t: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>,
+                          batch: Int, channels: Int, pixels: Int) {
+    Parallel.forEach(channels) { c in
+        out[c] += Float(channelSum(t, batch: batch, channels: channels, pixels: pixels, channel: c))
+    }
+}
+
+/// Softmax across the `classes` planes at one pixel: reads `x[c * pixels]`, writes the
+/// probabilities to `out[c * pixels]` (may be nil) and returns log(sum(exp)), the log-partition.
+@inline(__always)
+public func softmaxPixel(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>?, classes: Int, pixels: Int) -> Float {
+    var m = -Float.infinity
+    for c in 0..<classes { m = max(m, x[c * pixels]) }
+    var sum: Float = 0
+    for c in 0..<classes { sum += expf(x[c * pixels] - m) }
+    let logZ = m + logf(sum)
+    if let out { for c in 0..<classes { out[c * pixels] = expf(x[c * pixels] - logZ) } }
+    return logZ
+}
+
+/// y = softmax over the channels of x, pixel by pixel.
+public func softmaxChannels(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, batch: Int, classes: Int, pixels: Int) {
+    Parallel.forEach(batch) { n in
+        let base = n * classes * pixels
+        for q in 0..<pixels { _ = softmaxPixel(x + base + q, y + base + q, classes: classes, pixels: pixels) }
+    }
+}
+
+/// y = sigmoid(x), element by element.
+public func sigmoidForward(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, count: Int) {
+    for i in 0..<count { y[i] = sigmoid(x[i]) }
+}
+
+/// The channel holding the largest value at each pixel (the first one on ties, as torch.argmax).
+public func argmaxChannels(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Int32>, batch: Int, classes: Int, pixels: Int) {
+    Parallel.forEach(batch) { n in
+        let base = x + n * classes * pixels, dst = out + n * pixels
+        for q in 0..<pixels {
+            var best: Int32 = 0, bestValue = base[q]
+            for c in 1..<max(classes, 1) where base[c * pixels + q] > bestValue {
+                best = Int32(c); bestValue = base[c * pixels + q]
+            }
+            dst[q] = best
+        }
+    }
+}
+
+/// How logits become per-class decisions: each channel's sigmoid thresholded at 0.5 (logit > 0),
+/// or the arg-max class (softmax).
+public enum OutputActivation: String, Sendable { case sigmoid, softmax }
+
+/// Per image and class: (|predicted ∩ truth|, |predicted|, |truth|) into `counts`
+/// (N, classes, 3), where truth is target > 0.5 on one-hot targets (N, classes, P).
+public func overlapCounts(logits: UnsafePointer<Float>, targets: UnsafePointer<Float>, counts: UnsafeMutablePointer<Int>,
+                          batch: Int, classes: Int, pixels: Int, activation: OutputActivation) {
+    Parallel.forEach(batch) { n in
+        let l = logits + n * classes * pixels, t = targets + n * classes * pixels
+        let out = counts + n * classes * 3
+        out.update(repeating: 0, count: classes * 3)
+        var winner = [Int32](repeating: 0, count: activation == .softmax ? pixels : 0)
+        if activation == .softmax {
+            winner.withUnsafeMutableBufferPointer { argmaxChannels(l, $0.baseAddress!, batch: 1, classes: classes, pixels: pixels) }
+        }
+        for k in 0..<classes {
+            var inter = 0, predicted = 0, truth = 0
+            for q in 0..<pixels {
+                let isPred = activation == .softmax ? winner[q] == Int32(k) : l[k * pixels + q] > 0
+                let isTrue = t[k * pixels + q] > 0.5
+                if isPred { predicted += 1 }
+                if isTrue { truth += 1 }
+                if isPred && isTrue { inter += 1 }
+            }
+            out[3 * k] = inter; out[3 * k + 1] = predicted; out[3 * k + 2] = truth
+        }
+    }
+}
+
+/// t *= s.
+public func scaleInPlace(_ t: UnsafeMutablePointer<Float>, _ s: Float, count: Int) {
+    var i = 0
+    let v = Lanes(repeating: s)
+    while i + 8 <= count { store(load(t, i) * v, t, i); i += 8 }
+    while i < count { t[i] *= s; i += 1 }
+}

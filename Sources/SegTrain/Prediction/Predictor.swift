@@ -1,0 +1,61 @@
+import SegCore
+import SegData
+import SegNN
+
+/// A model's answer for one image: per-class probabilities and the winning class per pixel.
+public struct Prediction {
+    /// (classes, H, W) on the host: sigmoid per channel or softmax over the classes, as the
+    /// loss the model was trained with decides (`LossKind.outputActivation`).
+    public let probabilities: Tensor
+    /// (H, W): the class of highest probability (the first on ties).
+    public let classes: [Int32]
+
+    public var classCount: Int { probabilities.shape[0] }
+
+    /// Probability of "anything but background": class 1 for two classes, else 1 - p(background).
+    public var foreground: [Float] {
+        let n = probabilities.shape[1] * probabilities.shape[2]
+        return probabilities.withUnsafeBufferPointer { p in
+            classCount == 2 ? Array(p[n..<(2 * n)]) : (0..<n).map { 1 - p[$0] }
+        }
+    }
+}
+
+public enum Predictor {
+    /// The image as the model saw its training images: (1, channels, H, W) in [0, 1], grey
+    /// images min-max normalised like the synthetic data, RGB divided by 255; an RGB file for
+    /// a grey model is converted with the ITU-R 601 luma weights.
+    public static func input(from png: PNGImage, channels: Int) -> Tensor {
+        let n = png.width * png.height
+        var values = [Float](repeating: 0, count: channels * n)
+        for p in 0..<n {
+            for c in 0..<channels {
+                let v: Float
+                if png.channels == channels { v = Float(png.pixels[p * png.channels + c]) }
+                else if png.channels == 1 { v = Float(png.pixels[p]) }
+                else { v = 0.299 * Float(png.pixels[p * png.channels]) + 0.587 * Float(png.pixels[p * png.channels + 1])
+                    + 0.114 * Float(png.pixels[p * png.channels + 2]) }
+                values[c * n + p] = v
+            }
+        }
+        if channels == 1 {
+            let lo = values.min() ?? 0, hi = values.max() ?? 0
+            values = values.map { hi > lo ? ($0 - lo) / (hi - lo) : 0 }
+        } else {
+            values = values.map { $0 / 255 }
+        }
+        return Tensor(shape: [1, channels, png.height, png.width], storage: values)
+    }
+
+    /// Runs the model in evaluation mode on one (1, C, H, W) image; nothing is recorded.
+    public static func predict(model: SegmentationModel, input: Tensor, activation: OutputActivation) -> Prediction {
+        precondition(input.rank == 4 && input.shape[0] == 1, "predict takes one image (1, C, H, W), got \(input.shape)")
+        let backend = model.store.backend
+        let logits = model.forward(backend.upload(input), .inference(backend: backend))
+        let probabilities = backend.activate(logits, activation)
+        let classes = backend.argmaxChannels(probabilities)
+        let (_, k, h, w) = logits.nchw
+        return Prediction(probabilities: backend.download(probabilities).reshaped([k, h, w]),
+                          classes: classes.values)
+    }
+}

@@ -1,0 +1,103 @@
+import XCTest
+import SegCore
+import SegNN
+
+/// The tape: gradients of values used twice are summed, parameter gradients are final when the
+/// tape says so (whatever the registration order), and inference records nothing.
+final class TapeTests: XCTestCase {
+    func batch(_ model: SegmentationModel, size: Int = 8, seed: UInt64 = 3) -> (Tensor, Tensor) {
+        var rng = SeededGenerator(seed: seed)
+        let n = 2, k = model.classes, p = size * size
+        let x = Tensor(shape: [n, model.inputChannels, size, size],
+                       storage: (0..<(n * model.inputChannels * p)).map { _ in Float(rng.normal()) })
+        var t = [Float](repeating: 0, count: n * k * p)
+        for b in 0..<n { for q in 0..<p { t[(b * k + rng.integer(0, k)) * p + q] = 1 } }
+        return (x, Tensor(shape: [n, k, size, size], storage: t))
+    }
+
+    /// Runs one recorded forward + backward; returns each parameter's gradient as it was when
+    /// the tape declared it final, and the order of those declarations.
+    func recordAndBackward(_ model: SegmentationModel) -> (snapshots: [Int: [Float]], order: [Int]) {
+        let store = model.store
+        store.zeroGradients()
+        let (x, t) = batch(model)
+        let tape = Tape(backend: store.backend)
+        var snapshots: [Int: [Float]] = [:], order: [Int] = []
+        tape.onParameterGradientReady = { index in
+            order.append(index)
+            snapshots[index] = store.gradientTensor(store.parameterSlots[index]).storage
+        }
+        let pass = Pass.training(tape: tape)
+        tape.backward(from: pass.bceWithLogits(model.forward(x, pass), targets: t))
+        return (snapshots, order)
+    }
+
+    func testAParameterGradientIsFinalWhenTheTapeSaysSo() {
+        for arch in ModelArchitecture.allCases {
+            let model = arch.make(inputChannels: 1, classes: 2, width: 3, seed: 1)
+            let (snapshots, order) = recordAndBackward(model)
+            XCTAssertEqual(order.count, model.store.parameterSlots.count, "\(arch): every parameter is declared final once")
+            XCTAssertEqual(Set(order).count, order.count, "\(arch): no parameter is declared twice")
+            for slot in model.store.parameterSlots {
+                XCTAssertEqual(snapshots[slot.index], model.store.gradientTensor(slot).storage,
+                               "\(arch): \(slot.name) changed after it was declared final")
+            }
+        }
+    }
+
+    func testReadinessFollowsUseNotRegistration() {
+        // registered head, mid, bn, stem; used stem, bn, mid, head: final in registration order
+        let reversed = ModelArchitecture.probe_reversed.make(inputChannels: 1, classes: 2, width: 3, seed: 1)
+        XCTAssertEqual(recordAndBackward(reversed).order, Array(0..<8))
+        // stem 0,1  bn 2,3  shared 4,5 (used twice)  head 6,7
+        let tied = ModelArchitecture.probe_tied.make(inputChannels: 1, classes: 2, width: 3, seed: 1)
+        XCTAssertEqual(recordAndBackward(tied).order, [6, 7, 4, 5, 2, 3, 0, 1])
+    }
+
+    /// The loss of the whole tied model against central differences of its parameters: the
+    /// shared convolution's gradient is the sum over both uses, the residual's input gradient
+    /// the sum over both branches.
+    func testTiedWeightsAndResidualsAgainstFiniteDifferences() {
+        let model = TiedProbe(inputChannels: 1, classes: 2, width: 2, seed: 4)
+        let store = model.store
+        let (x, t) = batch(model, size: 6, seed: 9)
+        func loss() -> Double {
+            Double(Pass.inference().bceWithLogits(model.forward(x, Pass(backend: store.backend, training: true, tape: nil)),
+                                                  targets: t).scalar)
+        }
+        store.zeroGradients()
+        let tape = Tape(backend: store.backend)
+        let pass = Pass.training(tape: tape)
+        tape.backward(from: pass.bceWithLogits(model.forward(x, pass), targets: t))
+        let analytic = store.gradients.storage
+        for slot in store.parameterSlots where slot.name.hasPrefix("shared") || slot.name.hasPrefix("stem") {
+            let original = store.parameterTensor(slot)
+            var worst = 0.0, scale = 1e-3
+            for i in 0..<min(slot.count, 12) {
+                let h: Float = 1e-3
+                func shifted(_ d: Float) -> Double {
+                    var v = original.storage
+                    v[i] += d
+                    try! store.load(slot.name, Tensor(shape: slot.shape, storage: v))
+                    return loss()
+                }
+                let numeric = (shifted(h) - shifted(-h)) / (2 * Double(h))
+                try! store.load(slot.name, original)
+                worst = max(worst, abs(numeric - Double(analytic[slot.offset + i])))
+                scale = max(scale, abs(numeric))
+            }
+            XCTAssertLessThanOrEqual(worst / scale, 2e-2, "\(slot.name): worst \(worst), scale \(scale)")
+        }
+    }
+
+    func testInferenceRecordsNothing() {
+        let model = UNet(inputChannels: 1, classes: 2, width: 2, depth: 2, seed: 0)
+        let tape = Tape(backend: model.store.backend)
+        let y = model.forward(batch(model).0, Pass.inference())
+        XCTAssertEqual(tape.count, 0)
+        XCTAssertEqual(y.tapeIndex, -1, "an inference output is on no tape")
+        let recorded = model.forward(batch(model).0, Pass.training(tape: tape))
+        XCTAssertGreaterThan(tape.count, 20)
+        XCTAssertTrue(tape.tracks(recorded))
+    }
+}
