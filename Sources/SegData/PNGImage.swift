@@ -1,5 +1,6 @@
 import Foundation
 import CPNG
+import SegCore
 
 /// An 8-bit image with 1 (grey) or 3 (RGB) interleaved channels, read and written with libpng.
 public struct PNGImage: Equatable {
@@ -34,22 +35,33 @@ public struct PNGImage: Equatable {
         self.init(width: w, height: h, channels: channels, pixels: buffer)
     }
 
-    /// Writes atomically (temporary file, then rename).
+    /// The PNG file's bytes.
+    public func encoded() throws -> Data {
+        func describe() -> png_image {
+            var image = png_image()
+            image.version = UInt32(PNG_IMAGE_VERSION)
+            image.width = UInt32(width); image.height = UInt32(height)
+            image.format = channels == 1 ? UInt32(PNG_FORMAT_GRAY) : UInt32(PNG_FORMAT_RGB)
+            return image
+        }
+        // libpng tells the size first, then writes into memory of that size.
+        var image = describe()
+        var size: png_alloc_size_t = 0
+        var ok = pixels.withUnsafeBytes { png_image_write_to_memory(&image, nil, &size, 0, $0.baseAddress, 0, nil) }
+        var data = Data(count: Int(size))
+        if ok != 0 {
+            image = describe()
+            ok = data.withUnsafeMutableBytes { out in
+                pixels.withUnsafeBytes { png_image_write_to_memory(&image, out.baseAddress, &size, 0, $0.baseAddress, 0, nil) }
+            }
+        }
+        guard ok != 0 else { throw ImageError(path: "PNG", problem: "could not be encoded (\(Self.message(&image)))") }
+        return data.prefix(Int(size))
+    }
+
+    /// Writes atomically (see `writeFileAtomically`).
     public func write(to path: String) throws {
-        var image = png_image()
-        image.version = UInt32(PNG_IMAGE_VERSION)
-        image.width = UInt32(width); image.height = UInt32(height)
-        image.format = channels == 1 ? UInt32(PNG_FORMAT_GRAY) : UInt32(PNG_FORMAT_RGB)
-        let tmp = path + ".tmp-\(getpid())"
-        let ok = pixels.withUnsafeBytes { png_image_write_to_file(&image, tmp, 0, $0.baseAddress, 0, nil) }
-        guard ok != 0 else {
-            unlink(tmp)
-            throw ImageError(path: path, problem: "could not be written (\(Self.message(&image)))")
-        }
-        guard rename(tmp, path) == 0 else {
-            unlink(tmp)
-            throw ImageError(path: path, problem: "could not be written (\(String(cString: strerror(errno))))")
-        }
+        try writeFileAtomically(try encoded(), to: path)
     }
 
     private static func message(_ image: inout png_image) -> String {

@@ -215,31 +215,3 @@ public struct SafeTensorsWriter {
         try writeFileAtomically(try serialized(), to: path)
     }
 }
-
-/// Writes `data` to a temporary file beside `path`, fsyncs it, renames it over `path`, and fsyncs
-/// the directory, so readers see either the old file or the complete new one.
-public func writeFileAtomically(_ data: Data, to path: String) throws {
-    let url = URL(fileURLWithPath: path)
-    let dir = url.deletingLastPathComponent().path
-    let tmp = dir + "/." + url.lastPathComponent + ".tmp-\(getpid())"
-    func failure(_ what: String) -> SafeTensorsError {
-        SafeTensorsError(path: path, problem: "\(what) failed: \(String(cString: strerror(errno)))")
-    }
-    let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-    guard fd >= 0 else { throw failure("creating \(tmp)") }
-    var ok = true
-    data.withUnsafeBytes { raw in
-        var done = 0
-        while done < raw.count {
-            let n = Foundation.write(fd, raw.baseAddress! + done, raw.count - done)
-            if n <= 0 { ok = false; break }
-            done += n
-        }
-    }
-    if !ok { let e = failure("writing"); close(fd); unlink(tmp); throw e }
-    if fsync(fd) != 0 { let e = failure("fsync"); close(fd); unlink(tmp); throw e }
-    close(fd)
-    if rename(tmp, path) != 0 { let e = failure("rename"); unlink(tmp); throw e }
-    let dfd = open(dir.isEmpty ? "." : dir, O_RDONLY)
-    if dfd >= 0 { fsync(dfd); close(dfd) }
-}

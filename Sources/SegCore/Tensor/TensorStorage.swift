@@ -14,7 +14,8 @@ public enum Device: Equatable, Hashable, Sendable, CustomStringConvertible {
 
 /// One allocation of memory on one device: the handle every tensor's values sit behind.
 ///
-/// Host storage is 64-byte aligned memory this object owns. A device backend makes storage
+/// Host storage is malloc'd memory (16-byte aligned) this object owns: plain malloc reuses the
+/// freed activations of the last step; aligned allocation measurably fragmented the heap. A device backend makes storage
 /// with its own address and release function (`cuMemFree` for CUDA); host code never
 /// dereferences such an address — it goes through the backend (`Backend.download`).
 public final class TensorStorage {
@@ -29,7 +30,7 @@ public final class TensorStorage {
         precondition(byteCount >= 0, "Storage size must be non-negative, got \(byteCount)")
         device = .host
         self.byteCount = byteCount
-        address = .allocate(byteCount: max(byteCount, 64), alignment: 64)
+        address = .allocate(byteCount: max(byteCount, 16), alignment: 16)
         release = { $0.deallocate() }
     }
 
