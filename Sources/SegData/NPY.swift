@@ -12,6 +12,6 @@ public func writeNPY(_ tensor: Tensor, to path: String) throws {
     let length = UInt16(header.utf8.count)
     data.append(contentsOf: [UInt8(length & 0xFF), UInt8(length >> 8)])
     data.append(contentsOf: Array(header.utf8))
-    tensor.storage.withUnsafeBufferPointer { data.append(Data(buffer: $0)) }
+    tensor.withUnsafeBufferPointer { data.append(Data(buffer: $0)) }
     try writeFileAtomically(data, to: path)
 }
