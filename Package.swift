@@ -44,7 +44,7 @@ let package = Package(
         .testTarget(name: "SegCoreTests", dependencies: ["SegCore", "SegTestSupport"]),
         .testTarget(name: "SegNNTests", dependencies: ["SegNN", "SegCore", "SegTestSupport"]),
         .testTarget(name: "SegDataTests", dependencies: ["SegData", "SegCore"]),
-        .testTarget(name: "SegTrainTests", dependencies: ["SegTrain", "SegNN", "SegCore", "SegData", "SegDist"]),
+        .testTarget(name: "SegTrainTests", dependencies: ["SegTrain", "SegNN", "SegCore", "SegData", "SegDist", "SegTestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )

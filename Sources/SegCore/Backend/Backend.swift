@@ -31,6 +31,7 @@ public protocol Backend: AnyObject {
     func upload(_ t: Tensor) -> Tensor
     /// A host copy (the tensor itself when it is on the host).
     func download(_ t: Tensor) -> Tensor
+    func downloadIndices(_ t: IndexTensor) -> IndexTensor
     /// Writes `value` into every element of `t`'s memory.
     func fill(_ t: Tensor, _ value: Float)
     /// Writes src's values into dst's memory.

@@ -26,6 +26,9 @@ public final class CPUBackend: Backend {
     public func allocateIndices(_ shape: [Int]) -> IndexTensor { IndexTensor(uninitialized: shape) }
     public func upload(_ t: Tensor) -> Tensor { precondition(t.device == .host, "CPUBackend cannot read \(t.device) memory"); return t }
     public func download(_ t: Tensor) -> Tensor { precondition(t.device == .host, "CPUBackend cannot read \(t.device) memory"); return t }
+    public func downloadIndices(_ t: IndexTensor) -> IndexTensor {
+        precondition(t.buffer.device == .host, "CPUBackend cannot read \(t.buffer.device) memory"); return t
+    }
     public func fill(_ t: Tensor, _ value: Float) { t.mem.update(repeating: value, count: t.count) }
 
     public func copy(_ src: Tensor, into dst: Tensor) {

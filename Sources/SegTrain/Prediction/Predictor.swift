@@ -56,6 +56,6 @@ public enum Predictor {
         let classes = backend.argmaxChannels(probabilities)
         let (_, k, h, w) = logits.nchw
         return Prediction(probabilities: backend.download(probabilities).reshaped([k, h, w]),
-                          classes: classes.values)
+                          classes: backend.downloadIndices(classes).values)
     }
 }
