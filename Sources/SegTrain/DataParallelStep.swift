@@ -17,6 +17,9 @@ public final class DataParallelStep {
     public let microBatch: Int
     /// When set, batch norm takes its statistics over every rank (synchronized batch norm).
     public var batchNormGroup: CollectiveSum?
+    /// Seed of the dropout masks (each sample's mask also depends on the step, the layer and the
+    /// sample's place in the global batch, not on the rank count).
+    public var dropoutSeed: UInt64 = 0
 
     public init(trainer: Trainer, communicator: Communicator, globalBatch: Int, microBatch: Int, bucketElements: Int) throws {
         guard globalBatch >= communicator.size else {
@@ -58,9 +61,10 @@ public final class DataParallelStep {
                 reducer.begin()
                 tape.onParameterGradientReady = { [reducer] in reducer.parameterReady($0) }
             }
-            let pass = Pass.training(tape: tape, batchNormGroup: batchNormGroup)
-            let logits = model.forward(backend.upload(images), pass)
-            let loss = try trainer.loss.apply(logits, oneHot: backend.upload(targets), pass)
+            var pass = Pass.training(tape: tape, batchNormGroup: batchNormGroup)
+            pass.randomness = PassRandomness(seed: dropoutSeed, firstSample: trainer.optimizer.stepCount * globalBatch + start)
+            let loss = try trainer.loss.apply(to: model.trainingOutputs(backend.upload(images), pass),
+                                              oneHot: backend.upload(targets), pass)
             let share = Float(end - start) / Float(globalBatch)
             tape.backward(from: loss, scale: share)
             weightedLoss += Double(backend.download(loss).scalar) * Double(share)

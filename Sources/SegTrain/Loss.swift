@@ -25,6 +25,21 @@ public enum LossKind: String, CaseIterable, Sendable {
     }
 }
 
+extension LossKind {
+    /// The weighted sum of this loss over a model's training outputs (the main logits with
+    /// weight 1, auxiliary heads with theirs), as one recorded scalar.
+    public func apply(to outputs: [(logits: Tensor, weight: Float)], oneHot: Tensor, _ pass: Pass) throws -> Tensor {
+        var total: Tensor?
+        for (logits, weight) in outputs {
+            var term = try apply(logits, oneHot: oneHot, pass)
+            if weight != 1 { term = pass.scaled(term, by: weight) }
+            total = total.map { pass.add($0, term) } ?? term
+        }
+        guard let total else { throw TrainingError("the model produced no output to train on") }
+        return total
+    }
+}
+
 /// The class of each pixel of a one-hot (N, C, H, W) host target: the channel holding its
 /// largest value.
 public func classIndices(_ oneHot: Tensor) -> [Int32] { CPUBackend.shared.argmaxChannels(oneHot).values }

@@ -50,6 +50,7 @@ public final class TrainingRun {
                                         microBatch: config.microBatch,
                                         bucketElements: Int(config.bucketMB * 1024 * 1024) / MemoryLayout<Float>.size)
         if config.syncBN && communicator.size > 1 { parallel.batchNormGroup = communicator }
+        parallel.dropoutSeed = UInt64(config.seed) &+ 0xD509
         if let resume {
             try resume.restore(model: model, optimizer: trainer.optimizer)
             step = resume.step

@@ -95,8 +95,9 @@ public final class DeviceStandIn: Backend {
                                           eps: eps, relu: relu))
     }
 
-    public func maxPool2dForward(_ x: Tensor, kernel: Int, stride: Int) -> (Tensor, IndexTensor) {
-        count(); let (y, i) = cpu.maxPool2dForward(h(x), kernel: kernel, stride: stride); return (d(y), d(i))
+    public func maxPool2dForward(_ x: Tensor, kernel: Int, stride: Int, padding: Int, ceilMode: Bool) -> (Tensor, IndexTensor) {
+        count(); let (y, i) = cpu.maxPool2dForward(h(x), kernel: kernel, stride: stride, padding: padding, ceilMode: ceilMode)
+        return (d(y), d(i))
     }
     public func maxPool2dBackward(dy: Tensor, indices: IndexTensor, inputShape: [Int]) -> Tensor {
         count(); return d(cpu.maxPool2dBackward(dy: h(dy), indices: h(indices), inputShape: inputShape))
@@ -126,8 +127,8 @@ public final class DeviceStandIn: Backend {
     public func reluBackward(y: Tensor, dy: Tensor) -> Tensor { count(); return d(cpu.reluBackward(y: h(y), dy: h(dy))) }
     public func sigmoid(_ x: Tensor) -> Tensor { count(); return d(cpu.sigmoid(h(x))) }
     public func sigmoidBackward(y: Tensor, dy: Tensor) -> Tensor { count(); return d(cpu.sigmoidBackward(y: h(y), dy: h(dy))) }
-    public func dropout(_ x: Tensor, p: Float, seed: UInt64) -> (Tensor, Tensor) {
-        count(); let (y, m) = cpu.dropout(h(x), p: p, seed: seed); return (d(y), d(m))
+    public func dropout(_ x: Tensor, p: Float, seed: UInt64, firstSample: Int) -> (Tensor, Tensor) {
+        count(); let (y, m) = cpu.dropout(h(x), p: p, seed: seed, firstSample: firstSample); return (d(y), d(m))
     }
     public func multiply(_ a: Tensor, _ b: Tensor) -> Tensor { count(); return d(cpu.multiply(h(a), h(b))) }
 

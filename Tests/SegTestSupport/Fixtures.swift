@@ -24,13 +24,28 @@ public enum Fixtures {
     }
 
     /// CASE -> its parameters, from the file's `__metadata__["cases"]`.
-    public static func cases() throws -> [String: [String: Any]] {
-        let file = try reference()
+    public static func cases(_ file: SafeTensorsFile? = nil) throws -> [String: [String: Any]] {
+        let file = try file ?? reference()
         guard let text = file.metadata["cases"], let data = text.data(using: .utf8),
               let obj = try JSONSerialization.jsonObject(with: data) as? [String: [String: Any]] else {
-            throw SafeTensorsError(path: referencePath, problem: "no cases metadata")
+            throw SafeTensorsError(path: file.path, problem: "no cases metadata")
         }
         return obj
+    }
+
+    /// This repository's `Tests/Fixtures` (torchvision fixtures made by make_model_fixtures.py).
+    public static var repositoryFixtures: String {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fixtures").path
+    }
+
+    nonisolated(unsafe) private static var cachedTorchvision: SafeTensorsFile?
+
+    public static func torchvision() throws -> SafeTensorsFile {
+        if let cachedTorchvision { return cachedTorchvision }
+        let file = try SafeTensorsFile(path: repositoryFixtures + "/torchvision-models.safetensors")
+        cachedTorchvision = file
+        return file
     }
 }
 

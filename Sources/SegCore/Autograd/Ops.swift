@@ -62,8 +62,9 @@ extension Pass {
 
     // MARK: Resampling and layout
 
-    public func maxPool2d(_ x: Tensor, kernel: Int = 2, stride: Int? = nil) -> Tensor {
-        let (y, indices) = backend.maxPool2dForward(x, kernel: kernel, stride: stride ?? kernel)
+    /// Max pooling, as `F.max_pool2d(x, kernel, stride, padding, ceil_mode=ceilMode)`.
+    public func maxPool2d(_ x: Tensor, kernel: Int = 2, stride: Int? = nil, padding: Int = 0, ceilMode: Bool = false) -> Tensor {
+        let (y, indices) = backend.maxPool2dForward(x, kernel: kernel, stride: stride ?? kernel, padding: padding, ceilMode: ceilMode)
         let shape = x.shape
         return record(y, inputs: [x]) { [backend] dy in [backend.maxPool2dBackward(dy: dy, indices: indices, inputShape: shape)] }
     }
@@ -106,6 +107,20 @@ extension Pass {
         record(backend.add(a, b), inputs: [a, b]) { dy in [dy, dy] }
     }
 
+    /// y = s * x.
+    public func scaled(_ x: Tensor, by s: Float) -> Tensor {
+        let factor = backend.upload(Tensor(repeating: s, shape: [1]))
+        let y = backend.allocate(x.shape)
+        backend.copy(x, into: y)
+        backend.scaleInPlace(y, by: factor)
+        return record(y, inputs: [x]) { [backend] dy in
+            let dx = backend.allocate(dy.shape)
+            backend.copy(dy, into: dx)
+            backend.scaleInPlace(dx, by: factor)
+            return [dx]
+        }
+    }
+
     public func relu(_ x: Tensor) -> Tensor {
         let y = backend.relu(x)
         return record(y, inputs: [x]) { [backend] dy in [backend.reluBackward(y: y, dy: dy)] }
@@ -116,10 +131,11 @@ extension Pass {
         return record(y, inputs: [x]) { [backend] dy in [backend.sigmoidBackward(y: y, dy: dy)] }
     }
 
-    /// Inverted dropout in training (mask drawn from `seed`); the identity in evaluation.
-    public func dropout(_ x: Tensor, p: Float, seed: UInt64) -> Tensor {
-        guard training, p > 0 else { return x }
-        let (y, mask) = backend.dropout(x, p: p, seed: seed)
+    /// Inverted dropout in training (masks from the pass's `randomness`); the identity in
+    /// evaluation or when the pass has no randomness.
+    public func dropout(_ x: Tensor, p: Float) -> Tensor {
+        guard training, p > 0, let randomness else { return x }
+        let (y, mask) = backend.dropout(x, p: p, seed: randomness.nextSiteSeed(), firstSample: randomness.firstSample)
         return record(y, inputs: [x]) { [backend] dy in [backend.multiply(dy, mask)] }
     }
 

@@ -1,3 +1,18 @@
+/// The random draws of one training pass: dropout site k of the pass draws sample i's mask from
+/// stream (`firstSample` + i) of a seed mixed from `seed` and k, so masks depend on the step,
+/// the layer and the sample's place in the global batch — not on the rank count or the
+/// micro-batch split.
+public final class PassRandomness {
+    public let seed: UInt64
+    public let firstSample: Int
+    private var site: UInt64 = 0
+    public init(seed: UInt64, firstSample: Int) { self.seed = seed; self.firstSample = firstSample }
+    func nextSiteSeed() -> UInt64 {
+        site += 1
+        return seed &+ site &* 0x9E37_79B9_7F4A_7C15
+    }
+}
+
 /// How one forward pass runs: on which backend, in training or evaluation mode (batch norm's
 /// statistics, dropout), and whether it records a tape for backward. Models are written
 /// forward-only against these ops; with no tape (inference) nothing is recorded and every
@@ -8,6 +23,8 @@ public struct Pass {
     public let tape: Tape?
     /// When set, training-mode batch norm takes its statistics over every process of the group.
     public var batchNormGroup: CollectiveSum?
+    /// Where training-mode dropout draws its masks (none: dropout is the identity).
+    public var randomness: PassRandomness?
 
     public init(backend: Backend, training: Bool, tape: Tape?, batchNormGroup: CollectiveSum? = nil) {
         precondition(tape == nil || tape!.backend === backend, "A pass records on a tape of its own backend")

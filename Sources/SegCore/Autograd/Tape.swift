@@ -42,6 +42,8 @@ public final class Tape {
     private var finalAfter: [[Int]] = []
     private var firstUse: [Int: Int] = [:]
     private var spent = false
+    /// Gradients of the inputs marked with `watch`, by node.
+    private var watched: [Int: Tensor] = [:]
 
     public init(backend: Backend) {
         self.backend = backend
@@ -80,6 +82,29 @@ public final class Tape {
         y.tapeSerial = serial
         y.tapeIndex = Int32(node)
         return y
+    }
+
+    /// Marks `x` (an input, not produced by a recorded op) as a value whose gradient the caller
+    /// wants: ops then compute its gradient, and `gradient(of:)` returns it after backward.
+    public func watch(_ x: Tensor) -> Tensor {
+        precondition(!spent, "This tape's backward has run; record a new tape for the next pass")
+        let node = closures.count
+        inputs.append([])
+        finalAfter.append([])
+        closures.append { [unowned self] dy in
+            self.watched[node] = dy
+            return []
+        }
+        var y = x.detached
+        y.tapeSerial = serial
+        y.tapeIndex = Int32(node)
+        return y
+    }
+
+    /// The gradient of a watched input (nil before backward, or if the loss does not depend on it).
+    public func gradient(of x: Tensor) -> Tensor? {
+        guard tracks(x) else { return nil }
+        return watched[Int(x.tapeIndex)]
     }
 
     /// Back-propagates from `root` (a recorded value, usually the scalar loss) seeded with

@@ -64,7 +64,7 @@ public protocol Backend: AnyObject {
                               eps: Float, relu: Bool) -> Tensor
 
     // MARK: Resampling and layout
-    func maxPool2dForward(_ x: Tensor, kernel: Int, stride: Int) -> (Tensor, IndexTensor)
+    func maxPool2dForward(_ x: Tensor, kernel: Int, stride: Int, padding: Int, ceilMode: Bool) -> (Tensor, IndexTensor)
     func maxPool2dBackward(dy: Tensor, indices: IndexTensor, inputShape: [Int]) -> Tensor
     func bilinearForward(_ x: Tensor, height: Int, width: Int, alignCorners: Bool) -> Tensor
     func bilinearBackward(dy: Tensor, inputShape: [Int], alignCorners: Bool) -> Tensor
@@ -80,8 +80,9 @@ public protocol Backend: AnyObject {
     func reluBackward(y: Tensor, dy: Tensor) -> Tensor
     func sigmoid(_ x: Tensor) -> Tensor
     func sigmoidBackward(y: Tensor, dy: Tensor) -> Tensor
-    /// Inverted dropout with the mask drawn from `seed`; returns the output and the mask.
-    func dropout(_ x: Tensor, p: Float, seed: UInt64) -> (Tensor, Tensor)
+    /// Inverted dropout; sample b's mask is drawn from stream `firstSample + b` of `seed`, so a
+    /// sample's mask does not depend on how the batch is split. Returns the output and the mask.
+    func dropout(_ x: Tensor, p: Float, seed: UInt64, firstSample: Int) -> (Tensor, Tensor)
     func multiply(_ a: Tensor, _ b: Tensor) -> Tensor
 
     // MARK: Losses: the mean loss (a one-element tensor) and d(loss)/d(logits)

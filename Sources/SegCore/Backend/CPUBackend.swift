@@ -127,12 +127,12 @@ public final class CPUBackend: Backend {
 
     // MARK: Resampling and layout
 
-    public func maxPool2dForward(_ x: Tensor, kernel: Int, stride: Int) -> (Tensor, IndexTensor) {
+    public func maxPool2dForward(_ x: Tensor, kernel: Int, stride: Int, padding: Int, ceilMode: Bool) -> (Tensor, IndexTensor) {
         let (n, c, h, w) = x.nchw
-        let (oh, ow) = maxPool2dOutputSize(height: h, width: w, kernel: kernel, stride: stride)
+        let (oh, ow) = maxPool2dOutputSize(height: h, width: w, kernel: kernel, stride: stride, padding: padding, ceilMode: ceilMode)
         let y = allocate([n, c, oh, ow]), arg = allocateIndices([n, c, oh, ow])
         SegKernels.maxPool2dForward(x: x.mem, y: y.mem, argmax: arg.mem, planes: n * c, height: h, width: w,
-                                    kernel: kernel, stride: stride)
+                                    kernel: kernel, stride: stride, padding: padding, ceilMode: ceilMode)
         return (y, arg)
     }
 
@@ -213,10 +213,13 @@ public final class CPUBackend: Backend {
     public func sigmoidBackward(y: Tensor, dy: Tensor) -> Tensor {
         let dx = allocate(y.shape); SegKernels.sigmoidBackward(y: y.mem, dy: dy.mem, dx: dx.mem, count: y.count); return dx
     }
-    public func dropout(_ x: Tensor, p: Float, seed: UInt64) -> (Tensor, Tensor) {
+    public func dropout(_ x: Tensor, p: Float, seed: UInt64, firstSample: Int) -> (Tensor, Tensor) {
         let y = allocate(x.shape), mask = allocate(x.shape)
-        var generator = SeededGenerator(seed: seed)
-        dropoutForward(x: x.mem, y: y.mem, mask: mask.mem, count: x.count, p: p, generator: &generator)
+        let n = x.shape.first ?? 1, per = n > 0 ? x.count / n : 0
+        for b in 0..<n {
+            var generator = SeededGenerator(seed: seed, stream: UInt64(firstSample + b))
+            dropoutForward(x: x.mem + b * per, y: y.mem + b * per, mask: mask.mem + b * per, count: per, p: p, generator: &generator)
+        }
         return (y, mask)
     }
     public func multiply(_ a: Tensor, _ b: Tensor) -> Tensor {

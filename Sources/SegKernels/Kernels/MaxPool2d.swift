@@ -1,21 +1,34 @@
-// Legend: planes = N * C; each plane is H x W in, outH x outW out (floor on odd sizes).
+// Legend: planes = N * C; each plane is H x W in, outH x outW out.
 
-/// Max pooling with a square window and no padding; records the winning input index of each
-/// output (first maximum in row-major order, as PyTorch) in `argmax` for the backward pass.
+/// PyTorch's pooled size along one axis: floor((n + 2p - k) / s) + 1, or with `ceilMode` the
+/// ceiling — but a window must start inside the input or its left padding.
+public func poolOutputSize(_ n: Int, kernel k: Int, stride s: Int, padding p: Int, ceilMode: Bool) -> Int {
+    var out = (n + 2 * p - k + (ceilMode ? s - 1 : 0)) / s + 1
+    if ceilMode && (out - 1) * s >= n + p { out -= 1 }
+    return out
+}
+
+/// Max pooling with a square `kernel` window, `stride`, implicit -inf `padding` and PyTorch's
+/// `ceil_mode`; records the winning input index of each output (first maximum in row-major
+/// order, NaN wins, as PyTorch) in `argmax` for the backward pass.
 public func maxPool2dForward(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>,
                              argmax: UnsafeMutablePointer<Int32>, planes: Int, height: Int, width: Int,
-                             kernel: Int = 2, stride: Int = 2) {
-    let oh = (height - kernel) / stride + 1, ow = (width - kernel) / stride + 1
+                             kernel: Int = 2, stride: Int = 2, padding: Int = 0, ceilMode: Bool = false) {
+    precondition(kernel >= 1 && stride >= 1 && padding >= 0 && 2 * padding <= kernel,
+                 "Max pooling needs kernel, stride >= 1 and padding at most half the kernel")
+    let oh = poolOutputSize(height, kernel: kernel, stride: stride, padding: padding, ceilMode: ceilMode)
+    let ow = poolOutputSize(width, kernel: kernel, stride: stride, padding: padding, ceilMode: ceilMode)
     Parallel.forEach(planes) { p in
         let src = x + p * height * width, dst = y + p * oh * ow, arg = argmax + p * oh * ow
         for i in 0..<oh {
+            let r0 = max(i * stride - padding, 0), r1 = min(i * stride - padding + kernel, height)
             for j in 0..<ow {
-                var best = -Float.infinity, bestIndex = (i * stride) * width + j * stride
-                for di in 0..<kernel {
-                    let row = (i * stride + di) * width + j * stride
-                    for dj in 0..<kernel {
-                        let v = src[row + dj]
-                        if v > best || v.isNaN { best = v; bestIndex = row + dj; if v.isNaN { break } }
+                let c0 = max(j * stride - padding, 0), c1 = min(j * stride - padding + kernel, width)
+                var best = -Float.infinity, bestIndex = r0 * width + c0
+                search: for r in r0..<r1 {
+                    for c in c0..<c1 {
+                        let v = src[r * width + c]
+                        if v > best || v.isNaN { best = v; bestIndex = r * width + c; if v.isNaN { break search } }
                     }
                 }
                 dst[i * ow + j] = best
@@ -35,6 +48,8 @@ public func maxPool2dBackward(dy: UnsafePointer<Float>, argmax: UnsafePointer<In
     }
 }
 
-public func maxPool2dOutputSize(height: Int, width: Int, kernel: Int = 2, stride: Int = 2) -> (h: Int, w: Int) {
-    ((height - kernel) / stride + 1, (width - kernel) / stride + 1)
+public func maxPool2dOutputSize(height: Int, width: Int, kernel: Int = 2, stride: Int = 2, padding: Int = 0,
+                                ceilMode: Bool = false) -> (h: Int, w: Int) {
+    (poolOutputSize(height, kernel: kernel, stride: stride, padding: padding, ceilMode: ceilMode),
+     poolOutputSize(width, kernel: kernel, stride: stride, padding: padding, ceilMode: ceilMode))
 }

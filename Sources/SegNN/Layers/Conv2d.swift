@@ -9,14 +9,19 @@ public final class Conv2d {
 
     public init(store: ParameterStore, name: String, inputChannels: Int, outputChannels: Int, kernelSize: Int,
                 stride: Int = 1, padding: Int = 0, dilation: Int = 1, bias: Bool = true,
-                generator: inout SeededGenerator) {
+                initializer: WeightInit = .pytorchDefault, generator: inout SeededGenerator) {
         self.store = store
         inChannels = inputChannels; outChannels = outputChannels; self.kernelSize = kernelSize
         self.stride = stride; self.padding = padding; self.dilation = dilation
         let fanIn = inputChannels * kernelSize * kernelSize
         let shape = [outputChannels, inputChannels, kernelSize, kernelSize]
-        weight = store.registerParameter("\(name).weight", shape: shape,
-                                         initialValues: kaimingUniformA5(count: shape.reduce(1, *), fanIn: fanIn, generator: &generator))
+        let values: [Float]
+        switch initializer {
+        case .pytorchDefault: values = kaimingUniformA5(count: shape.reduce(1, *), fanIn: fanIn, generator: &generator)
+        case .kaimingNormalFanOut:
+            values = kaimingNormalFanOut(count: shape.reduce(1, *), fanOut: outputChannels * kernelSize * kernelSize, generator: &generator)
+        }
+        weight = store.registerParameter("\(name).weight", shape: shape, initialValues: values)
         self.bias = bias ? store.registerParameter("\(name).bias", shape: [outputChannels],
                                                    initialValues: kaimingUniformA5(count: outputChannels, fanIn: fanIn, generator: &generator)) : nil
     }

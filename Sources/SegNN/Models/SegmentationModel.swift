@@ -11,9 +11,14 @@ public protocol SegmentationModel: AnyObject {
     /// Multiply-adds of the convolutions in one forward pass, and of those that also need an
     /// input gradient in backward (all but the first layer's).
     func convolutionWork(batch: Int, height: Int, width: Int) -> (forward: Int, inputGradient: Int)
+    /// The outputs a training loss is taken over, each with its weight: the logits alone for
+    /// most models; main and auxiliary logits (weights 1 and 0.5) for models with an aux head.
+    func trainingOutputs(_ x: Tensor, _ pass: Pass) -> [(logits: Tensor, weight: Float)]
 }
 
 extension SegmentationModel {
+    public func trainingOutputs(_ x: Tensor, _ pass: Pass) -> [(logits: Tensor, weight: Float)] { [(forward(x, pass), 1)] }
+
     /// A forward pass on the store's backend that records nothing (`training` picks batch
     /// norm's statistics: the batch's, updating the running ones, or the running ones).
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
@@ -23,12 +28,34 @@ extension SegmentationModel {
 
 public enum ModelArchitecture: String, CaseIterable, Sendable {
     case unet, unet_add, unet_shallow
+    /// torchvision's segmentation models (ResNet backbone; `width` = stem channels, 64 there).
+    case fcn_resnet50, fcn_resnet101, deeplabv3_resnet50, deeplabv3_resnet101
     /// Diagnostic models for the gradient-readiness tests: parameters registered in the reverse
     /// of their use, and one convolution applied twice around a residual sum.
     case probe_reversed, probe_tied
 
-    public func make(inputChannels: Int, classes: Int, width: Int, seed: UInt64) -> SegmentationModel {
+    /// The backbone depth in the model's name (nil for models without a ResNet backbone).
+    public var defaultBackboneDepth: Int? {
         switch self {
+        case .fcn_resnet50, .deeplabv3_resnet50: return 50
+        case .fcn_resnet101, .deeplabv3_resnet101: return 101
+        default: return nil
+        }
+    }
+
+    /// - Parameters:
+    ///   - backboneDepth: overrides the ResNet depth of the name (18, 34, 50, 101).
+    ///   - auxiliary: adds the auxiliary FCN head on layer3 (ResNet models).
+    public func make(inputChannels: Int, classes: Int, width: Int, seed: UInt64, backboneDepth: Int? = nil,
+                     auxiliary: Bool = false) -> SegmentationModel {
+        let depth = backboneDepth ?? defaultBackboneDepth ?? 50
+        switch self {
+        case .fcn_resnet50, .fcn_resnet101:
+            return BackboneSegmenter(head: .fcn, inputChannels: inputChannels, classes: classes, depth: depth, width: width,
+                                     auxiliary: auxiliary, seed: seed)
+        case .deeplabv3_resnet50, .deeplabv3_resnet101:
+            return BackboneSegmenter(head: .deeplabv3, inputChannels: inputChannels, classes: classes, depth: depth, width: width,
+                                     auxiliary: auxiliary, seed: seed)
         case .unet: return UNet(inputChannels: inputChannels, classes: classes, width: width, depth: 4, skip: .concat, seed: seed)
         case .unet_add: return UNet(inputChannels: inputChannels, classes: classes, width: width, depth: 4, skip: .add, seed: seed)
         case .unet_shallow: return UNet(inputChannels: inputChannels, classes: classes, width: width, depth: 2, skip: .concat, seed: seed)
@@ -42,6 +69,7 @@ public enum ModelArchitecture: String, CaseIterable, Sendable {
         switch self {
         case .unet, .unet_add: return 4
         case .unet_shallow: return 2
+        case .fcn_resnet50, .fcn_resnet101, .deeplabv3_resnet50, .deeplabv3_resnet101: return 5
         case .probe_reversed: return 1
         case .probe_tied: return 0
         }

@@ -46,7 +46,12 @@ func formatFloat(_ v: Float) -> String {
 
 let configKeys: [ConfigKey] = [
     choice("model", "network: unet | unet_add | unet_shallow (probe_reversed, probe_tied: diagnostic models for the gradient-readiness tests)", \.model),
-    int("width", 1...1024, "channels of the first level (the lab: 64)", \.width),
+    int("width", 1...1024, "channels of the first level (the lab: 64; the ResNet stem: 64 in torchvision)", \.width),
+    ConfigKey(name: "backbone_depth", kind: .choice(["auto", "18", "34", "50", "101"]),
+              help: "ResNet depth of fcn_/deeplabv3_ models; auto = the depth in the model's name",
+              get: { $0.backboneDepth.map(String.init) ?? "auto" }, set: { $0.backboneDepth = $1 == "auto" ? nil : Int($1)! }),
+    ConfigKey(name: "aux_loss", kind: .bool, help: "auxiliary FCN head on layer3, loss weight 0.5 (fcn_/deeplabv3_ models)",
+              get: { String($0.auxLoss) }, set: { $0.auxLoss = $1 == "true" }),
     int("in_channels", 1...64, "image channels (1 for shapes, 3 for rgb_shapes)", \.inChannels),
     int("classes", 2...256, "output channels, background included (3 with squares)", \.classes),
     choice("loss", "bce (on one-hot channels, as the lab) | ce | dice | bce+dice", \.loss),

@@ -15,6 +15,10 @@ public struct TrainingConfig: Equatable, Sendable {
     public var inChannels = 1
     public var classes = 2
     public var loss: LossKind = .bce
+    /// ResNet depth of the backbone models; nil = the depth in the model's name.
+    public var backboneDepth: Int? = nil
+    /// The auxiliary FCN head on layer3 (loss weight 0.5), for the ResNet models.
+    public var auxLoss = false
     // Data
     public var data: DataKind = .shapes
     public var imageSize = 128
@@ -70,7 +74,8 @@ public struct TrainingConfig: Equatable, Sendable {
     public var checkpointInterval: Int { checkpointEvery > 0 ? checkpointEvery : stepsPerEpoch }
 
     public func makeModel() -> SegmentationModel {
-        model.make(inputChannels: inChannels, classes: classes, width: width, seed: UInt64(seed))
+        model.make(inputChannels: inChannels, classes: classes, width: width, seed: UInt64(seed), backboneDepth: backboneDepth,
+                   auxiliary: auxLoss)
     }
 
     public func makeOptimizer() throws -> Optimizer {

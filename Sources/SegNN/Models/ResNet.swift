@@ -1,0 +1,135 @@
+import SegCore
+
+/// One residual block of torchvision's ResNet.
+protocol ResidualBlock: AnyObject {
+    func callAsFunction(_ x: Tensor, _ pass: Pass) -> Tensor
+}
+
+/// torchvision's `BasicBlock`: conv3x3 (stride) - BN - ReLU - conv3x3 - BN, plus the identity
+/// (or the 1x1 `downsample`), then ReLU.
+final class BasicBlock: ResidualBlock {
+    static let expansion = 1
+    let conv1: Conv2d, bn1: BatchNorm2d, conv2: Conv2d, bn2: BatchNorm2d
+    let downsample: (Conv2d, BatchNorm2d)?
+
+    init(store: ParameterStore, name: String, inplanes: Int, planes: Int, stride: Int, dilation: Int,
+         generator: inout SeededGenerator) {
+        conv1 = Conv2d(store: store, name: "\(name).conv1", inputChannels: inplanes, outputChannels: planes, kernelSize: 3,
+                       stride: stride, padding: dilation, dilation: dilation, bias: false, initializer: .kaimingNormalFanOut,
+                       generator: &generator)
+        bn1 = BatchNorm2d(store: store, name: "\(name).bn1", channels: planes, fusedReLU: true)
+        conv2 = Conv2d(store: store, name: "\(name).conv2", inputChannels: planes, outputChannels: planes, kernelSize: 3,
+                       padding: dilation, dilation: dilation, bias: false, initializer: .kaimingNormalFanOut, generator: &generator)
+        bn2 = BatchNorm2d(store: store, name: "\(name).bn2", channels: planes)
+        downsample = makeDownsample(store: store, name: name, inplanes: inplanes, outplanes: planes, stride: stride,
+                                    generator: &generator)
+    }
+
+    func callAsFunction(_ x: Tensor, _ pass: Pass) -> Tensor {
+        let out = bn2(conv2(bn1(conv1(x, pass), pass), pass), pass)
+        let identity = downsample.map { $0.1($0.0(x, pass), pass) } ?? x
+        return pass.relu(pass.add(out, identity))
+    }
+}
+
+/// torchvision's `Bottleneck` (ResNet v1.5, stride on the 3x3): 1x1 - BN - ReLU - 3x3 (stride,
+/// dilation) - BN - ReLU - 1x1 (x4) - BN, plus the identity or `downsample`, then ReLU.
+final class Bottleneck: ResidualBlock {
+    static let expansion = 4
+    let conv1: Conv2d, bn1: BatchNorm2d, conv2: Conv2d, bn2: BatchNorm2d, conv3: Conv2d, bn3: BatchNorm2d
+    let downsample: (Conv2d, BatchNorm2d)?
+
+    init(store: ParameterStore, name: String, inplanes: Int, planes: Int, stride: Int, dilation: Int,
+         generator: inout SeededGenerator) {
+        conv1 = Conv2d(store: store, name: "\(name).conv1", inputChannels: inplanes, outputChannels: planes, kernelSize: 1,
+                       bias: false, initializer: .kaimingNormalFanOut, generator: &generator)
+        bn1 = BatchNorm2d(store: store, name: "\(name).bn1", channels: planes, fusedReLU: true)
+        conv2 = Conv2d(store: store, name: "\(name).conv2", inputChannels: planes, outputChannels: planes, kernelSize: 3,
+                       stride: stride, padding: dilation, dilation: dilation, bias: false, initializer: .kaimingNormalFanOut,
+                       generator: &generator)
+        bn2 = BatchNorm2d(store: store, name: "\(name).bn2", channels: planes, fusedReLU: true)
+        conv3 = Conv2d(store: store, name: "\(name).conv3", inputChannels: planes, outputChannels: planes * 4, kernelSize: 1,
+                       bias: false, initializer: .kaimingNormalFanOut, generator: &generator)
+        bn3 = BatchNorm2d(store: store, name: "\(name).bn3", channels: planes * 4)
+        downsample = makeDownsample(store: store, name: name, inplanes: inplanes, outplanes: planes * 4, stride: stride,
+                                    generator: &generator)
+    }
+
+    func callAsFunction(_ x: Tensor, _ pass: Pass) -> Tensor {
+        let out = bn3(conv3(bn2(conv2(bn1(conv1(x, pass), pass), pass), pass), pass), pass)
+        let identity = downsample.map { $0.1($0.0(x, pass), pass) } ?? x
+        return pass.relu(pass.add(out, identity))
+    }
+}
+
+/// The 1x1 strided projection + BN (`downsample.0`, `downsample.1`) when the shape changes.
+private func makeDownsample(store: ParameterStore, name: String, inplanes: Int, outplanes: Int, stride: Int,
+                            generator: inout SeededGenerator) -> (Conv2d, BatchNorm2d)? {
+    guard stride != 1 || inplanes != outplanes else { return nil }
+    return (Conv2d(store: store, name: "\(name).downsample.0", inputChannels: inplanes, outputChannels: outplanes, kernelSize: 1,
+                   stride: stride, bias: false, initializer: .kaimingNormalFanOut, generator: &generator),
+            BatchNorm2d(store: store, name: "\(name).downsample.1", channels: outplanes))
+}
+
+/// torchvision's ResNet trunk as a segmentation backbone (what `IntermediateLayerGetter` keeps:
+/// conv1, bn1, relu, maxpool, layer1-4), under `<prefix>.` names. Depth 50/101 (Bottleneck)
+/// replace the strides of layer3 and layer4 by dilation 2 and 4 (output stride 8), as
+/// torchvision's segmentation models do; depth 18/34 (BasicBlock, which torchvision cannot
+/// dilate) keep their strides (output stride 32). `width` is the stem's channels (64 in
+/// torchvision); layer i has width * 2^i planes.
+public final class ResNetBackbone {
+    public static let depths = [18, 34, 50, 101]
+    public let outChannels: Int, auxChannels: Int
+    let conv1: Conv2d, bn1: BatchNorm2d
+    let layers: [[ResidualBlock]]
+
+    public init(store: ParameterStore, prefix: String, inputChannels: Int, depth: Int, width: Int,
+                generator: inout SeededGenerator) {
+        let (bottleneck, counts): (Bool, [Int])
+        switch depth {
+        case 18: (bottleneck, counts) = (false, [2, 2, 2, 2])
+        case 34: (bottleneck, counts) = (false, [3, 4, 6, 3])
+        case 50: (bottleneck, counts) = (true, [3, 4, 6, 3])
+        case 101: (bottleneck, counts) = (true, [3, 4, 23, 3])
+        default: preconditionFailure("ResNet depth must be one of \(Self.depths), got \(depth)")
+        }
+        conv1 = Conv2d(store: store, name: "\(prefix).conv1", inputChannels: inputChannels, outputChannels: width, kernelSize: 7,
+                       stride: 2, padding: 3, bias: false, initializer: .kaimingNormalFanOut, generator: &generator)
+        bn1 = BatchNorm2d(store: store, name: "\(prefix).bn1", channels: width, fusedReLU: true)
+        let expansion = bottleneck ? Bottleneck.expansion : BasicBlock.expansion
+        let dilate = bottleneck ? [false, false, true, true] : [false, false, false, false]
+        var inplanes = width, dilation = 1
+        var layers: [[ResidualBlock]] = []
+        for (i, count) in counts.enumerated() {
+            let planes = width << i
+            var stride = i == 0 ? 1 : 2
+            let previousDilation = dilation
+            if dilate[i] { dilation *= stride; stride = 1 }
+            var blocks: [ResidualBlock] = []
+            for j in 0..<count {
+                let name = "\(prefix).layer\(i + 1).\(j)"
+                // the first block keeps the dilation of the layer before (torchvision's _make_layer)
+                let (s, d) = j == 0 ? (stride, previousDilation) : (1, dilation)
+                blocks.append(bottleneck
+                    ? Bottleneck(store: store, name: name, inplanes: inplanes, planes: planes, stride: s, dilation: d, generator: &generator)
+                    : BasicBlock(store: store, name: name, inplanes: inplanes, planes: planes, stride: s, dilation: d, generator: &generator))
+                inplanes = planes * expansion
+            }
+            layers.append(blocks)
+        }
+        self.layers = layers
+        outChannels = (width << 3) * expansion
+        auxChannels = (width << 2) * expansion
+    }
+
+    /// (layer4's output, layer3's output).
+    public func callAsFunction(_ x: Tensor, _ pass: Pass) -> (out: Tensor, aux: Tensor) {
+        var h = pass.maxPool2d(bn1(conv1(x, pass), pass), kernel: 3, stride: 2, padding: 1)
+        var aux = h
+        for (i, layer) in layers.enumerated() {
+            for block in layer { h = block(h, pass) }
+            if i == 2 { aux = h }
+        }
+        return (h, aux)
+    }
+}
