@@ -29,6 +29,8 @@ public final class TrainingRun {
     public var stopSignal: StopSignal?
     public private(set) var step = 0
     public private(set) var bestDice: Double?
+    /// What `init_from` loaded (nil without it, or when resuming).
+    public private(set) var initialisation: StateDictReport?
     /// Sum of this rank's initial parameters before rank 0's were broadcast (a diagnostic).
     public private(set) var checksumBeforeBroadcast = 0.0
     private var lossHistory: [(step: Int, loss: Double)] = []
@@ -49,6 +51,13 @@ public final class TrainingRun {
         parallel = try DataParallelStep(trainer: trainer, communicator: communicator, globalBatch: config.batchSize,
                                         microBatch: config.microBatch,
                                         bucketElements: Int(config.bucketMB * 1024 * 1024) / MemoryLayout<Float>.size)
+        if config.model.needsTwoImagesPerPass && !(config.syncBN && communicator.size > 1) {
+            let smallest = min(parallel.slice(rank: communicator.size - 1).count, parallel.slice(rank: 0).count,
+                               config.microBatch > 0 ? config.microBatch : Int.max)
+            if smallest < 2 {
+                throw TrainingError("\(config.model.rawValue) normalises one value per image in its image-pooling branch, so every forward pass needs at least 2 images; this run gives a rank \(smallest) (batch_size \(config.batchSize) over \(communicator.size) rank(s), micro_batch \(config.microBatch)); raise batch_size or micro_batch, or set sync_bn: true")
+            }
+        }
         if config.syncBN && communicator.size > 1 { parallel.batchNormGroup = communicator }
         parallel.dropoutSeed = UInt64(config.seed) &+ 0xD509
         if let resume {
@@ -58,6 +67,14 @@ public final class TrainingRun {
             guard resume.dataCursor == step * config.batchSize else {
                 throw ConfigError(source: "--resume", line: nil, key: "batch_size",
                                   problem: "the checkpoint was taken at sample \(resume.dataCursor), which is not step \(step) x batch_size \(config.batchSize)")
+            }
+        }
+        if resume == nil && !config.initFrom.isEmpty {
+            do {
+                initialisation = try model.store.loadStateDict(try SafeTensorsFile(path: config.initFrom), prefix: config.initPrefix,
+                                                               strict: config.initStrict)
+            } catch let e as ModelError {
+                throw ConfigError(source: config.initFrom, line: nil, key: "init_from", problem: e.description)
             }
         }
         checksumBeforeBroadcast = model.store.parameterChecksum

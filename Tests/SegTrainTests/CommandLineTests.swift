@@ -1,5 +1,7 @@
 import XCTest
 import Foundation
+import SegCore
+import SegNN
 
 /// The `segdist` executable itself: bad input ends with one message naming the problem and
 /// exit code 2, before any work.
@@ -65,5 +67,36 @@ final class CommandLineTests: XCTestCase {
         let eval = try segdist(["eval", "--checkpoint", dir + "/run/best.safetensors"])
         XCTAssertEqual(eval.code, 0, eval.stderr)
         XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/run/eval.json"))
+    }
+}
+
+extension CommandLineTests {
+    /// A plain state_dict (what converting a torchvision checkpoint gives) runs in predict and
+    /// eval with the model the recipe names; a wrong model is refused with the missing names.
+    func testPredictAndEvalTakePlainWeights() throws {
+        let dir = NSTemporaryDirectory() + "segdist-cli-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let recipe = ["--set", "model=fcn_resnet50", "--set", "backbone_depth=18", "--set", "width=4", "--set", "in_channels=3",
+                      "--set", "data=rgb_shapes", "--set", "loss=ce", "--set", "image_size=32", "--set", "radius_min=2",
+                      "--set", "radius_max=8", "--set", "val_images=2", "--set", "batch_size=2"]
+        // a state_dict with the model's names only: segdist's own model tensors, no metadata
+        let model = SegNN.ModelArchitecture.fcn_resnet50.make(inputChannels: 3, classes: 2, width: 4, seed: 3, backboneDepth: 18)
+        var writer = SafeTensorsWriter(metadata: [:])
+        for (name, t) in model.store.floatStateDict() { writer.add(name, t) }
+        try writer.write(to: dir + "/weights.safetensors")
+        XCTAssertEqual(try segdist(["generate", "--count", "1", "--output", dir + "/data"] + recipe).code, 0)
+        let predict = try segdist(["predict", "--weights", dir + "/weights.safetensors", "--input", dir + "/data/images/000000.png",
+                                   "--output", dir + "/pred"] + recipe)
+        XCTAssertEqual(predict.code, 0, predict.stderr)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/pred/mask.png"))
+        let eval = try segdist(["eval", "--weights", dir + "/weights.safetensors", "--output", dir + "/eval.json"] + recipe)
+        XCTAssertEqual(eval.code, 0, eval.stderr)
+        let wrong = try segdist(["eval", "--weights", dir + "/weights.safetensors"])
+        XCTAssertEqual(wrong.code, 2)
+        XCTAssertTrue(wrong.stderr.contains("lacks") && wrong.stderr.contains("inc.conv.conv.0.weight"), wrong.stderr)
+        let both = try segdist(["eval", "--weights", dir + "/weights.safetensors", "--checkpoint", dir + "/x.safetensors"])
+        XCTAssertEqual(both.code, 2)
+        XCTAssertTrue(both.stderr.contains("exactly one of --checkpoint"), both.stderr)
     }
 }

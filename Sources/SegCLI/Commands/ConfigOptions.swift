@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import SegCore
+import SegNN
 import SegTrain
 
 /// `--config FILE` and `--set key=value`, shared by the commands that read a recipe.
@@ -22,6 +23,41 @@ struct ConfigOptions: ParsableArguments {
         for o in overrides { try cfg.override(o) }
         try cfg.validate(source: overrides.isEmpty ? (config ?? fallback?.source ?? "built-in config") : "--set")
         return cfg
+    }
+}
+
+/// The model `eval` and `predict` run: a training checkpoint (its config unless --config/--set
+/// say otherwise), or a plain state_dict (`--weights`) for the model the recipe names. Returns
+/// the config, the loaded model, the checkpoint's step (nil for weights) and the file read.
+func loadModel(checkpoint: String?, weights: String?, recipe: ConfigOptions) throws
+    -> (TrainingConfig, SegmentationModel, Int?, String) {
+    switch (checkpoint, weights) {
+    case let (path?, nil):
+        let ckpt = try Checkpoint(path: path)
+        let config = try recipe.resolve(fallback: (ckpt.configText, path))
+        configureThreads(config.threads)
+        let model = config.makeModel()
+        try ckpt.restore(model: model, optimizer: nil)
+        return (config, model, ckpt.step, path)
+    case let (nil, path?):
+        let config = try recipe.resolve()
+        configureThreads(config.threads)
+        let model = config.makeModel()
+        let report: StateDictReport
+        do {
+            report = try model.store.loadStateDict(try SafeTensorsFile(path: path))
+        } catch let e as ModelError {
+            throw ValidationError(e.description)
+        }
+        guard report.missing.isEmpty else {
+            throw ValidationError("\(path) lacks \(report.missing.count) of the \(config.model.rawValue) model's tensors (is the recipe's model, width, classes, backbone_depth and aux_loss the one these weights were made for?): \(report.summary)")
+        }
+        if !report.unexpected.isEmpty {
+            FileHandle.standardError.write("segdist: note: \(path): ignored \(report.unexpected.count) tensor(s) the model has no place for: \(report.unexpected.prefix(8).joined(separator: ", "))\n".data(using: .utf8)!)
+        }
+        return (config, model, nil, path)
+    default:
+        throw ValidationError("give exactly one of --checkpoint (a segdist checkpoint) and --weights (a plain state_dict)")
     }
 }
 

@@ -10,19 +10,17 @@ struct PredictCommand: ParsableCommand {
         commandName: "predict",
         abstract: "Segment one PNG: writes mask.png, probabilities.npy and panel.png.")
 
-    @Option(help: "Checkpoint to predict with.") var checkpoint: String
+    @Option(help: "Checkpoint to predict with.") var checkpoint: String?
+    @Option(help: "A plain state_dict (safetensors, e.g. converted torchvision weights) for the model named by --config/--set, instead of a checkpoint.")
+    var weights: String?
+    @OptionGroup var recipe: ConfigOptions
     @Option(help: "Input image (PNG, grey or RGB).") var input: String
     @Option(help: "Ground-truth mask (PNG) to show beside the prediction.") var mask: String?
     @Option(help: "Output directory.") var output: String
 
     func run() throws {
         try reportingErrors {
-            let ckpt = try Checkpoint(path: checkpoint)
-            var config = TrainingConfig()
-            try config.apply(text: ckpt.configText, source: checkpoint)
-            configureThreads(config.threads)
-            let model = config.makeModel()
-            try ckpt.restore(model: model, optimizer: nil)
+            let (config, model, _, _) = try loadModel(checkpoint: checkpoint, weights: weights, recipe: recipe)
             let png = try PNGImage(path: input)
             let minSide = 1 << config.model.downsamplings
             guard png.width >= minSide, png.height >= minSide else {

@@ -71,6 +71,9 @@ struct TrainCommand: ParsableCommand {
                     FileHandle.standardError.write("rank \(communicator.rank): parameter checksum before broadcast \(run.checksumBeforeBroadcast) after \(run.model.store.parameterChecksum)\n".data(using: .utf8)!)
                 }
                 if root, let checkpoint { FileHandle.standardError.write("resuming at step \(checkpoint.step) from \(resume!)\n".data(using: .utf8)!) }
+                if root, let report = run.initialisation {
+                    FileHandle.standardError.write("init_from \(config.initFrom): \(report.summary)\n".data(using: .utf8)!)
+                }
                 let progress = root ? ProgressReporter(total: config.totalSteps, every: config.logEvery) : nil
                 let summary = try run.run(progress: progress, stopAfter: stopAfter)
                 if root {

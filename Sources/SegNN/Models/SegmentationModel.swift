@@ -64,6 +64,10 @@ public enum ModelArchitecture: String, CaseIterable, Sendable {
         }
     }
 
+    /// Training-mode batch norm over one value per image (DeepLabV3's image pooling) needs at
+    /// least two images in every forward pass (PyTorch refuses one as well).
+    public var needsTwoImagesPerPass: Bool { self == .deeplabv3_resnet50 || self == .deeplabv3_resnet101 }
+
     /// Input sides must survive this many halvings (each max-pool floors).
     public var downsamplings: Int {
         switch self {

@@ -111,6 +111,13 @@ extension TrainingConfig {
         if radiusMin >= radiusMax { throw fail("radius_min", "must be below radius_max (\(radiusMax)), got \(radiusMin)") }
         if loss == .ce && classes < 2 { throw fail("loss", "ce needs at least 2 classes") }
         if checkpointDir.isEmpty { throw fail("checkpoint_dir", "must not be empty") }
+        if !initFrom.isEmpty && !FileManager.default.fileExists(atPath: initFrom) {
+            throw fail("init_from", "no such file: \(initFrom)")
+        }
+        if model.defaultBackboneDepth == nil {
+            if backboneDepth != nil { throw fail("backbone_depth", "applies to the ResNet models (fcn_*, deeplabv3_*), not \(model.rawValue)") }
+            if auxLoss { throw fail("aux_loss", "applies to the ResNet models (fcn_*, deeplabv3_*), not \(model.rawValue)") }
+        }
     }
 
     /// The effective config as `key: value` lines, in a fixed order (also its identity).

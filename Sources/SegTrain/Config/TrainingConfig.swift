@@ -19,6 +19,12 @@ public struct TrainingConfig: Equatable, Sendable {
     public var backboneDepth: Int? = nil
     /// The auxiliary FCN head on layer3 (loss weight 0.5), for the ResNet models.
     public var auxLoss = false
+    /// A safetensors state_dict (e.g. converted torchvision weights) to start from; "" = none.
+    public var initFrom = ""
+    /// Put before every name of `initFrom` (e.g. `backbone.` for a plain ResNet checkpoint).
+    public var initPrefix = ""
+    /// Refuse `initFrom` unless it holds exactly the model's tensors.
+    public var initStrict = false
     // Data
     public var data: DataKind = .shapes
     public var imageSize = 128

@@ -1,0 +1,72 @@
+import XCTest
+import Foundation
+import SegCore
+import SegNN
+import SegTrain
+
+/// The ResNet-backbone recipes train, start from other weights (init_from), and refuse what
+/// they cannot do.
+final class BackboneModelTrainingTests: XCTestCase {
+    var dir: String!
+    override func setUpWithError() throws { dir = NSTemporaryDirectory() + "segdist-backbone-\(UUID().uuidString)" }
+    override func tearDownWithError() throws { try? FileManager.default.removeItem(atPath: dir) }
+
+    /// A shipped recipe shrunk to seconds: its model, loss, data and optimizer as written.
+    func recipe(_ name: String, _ sub: String, _ extra: [String] = []) throws -> TrainingConfig {
+        var c = try TrainingConfig.load(path: CommandLineTests.root.appendingPathComponent("configs/\(name).cfg").path)
+        for o in ["width=4", "image_size=32", "radius_min=2", "radius_max=8", "batch_size=4", "epochs=1", "steps_per_epoch=3",
+                  "val_images=4", "warmup_steps=1", "checkpoint_dir=\(dir!)/\(sub)"] + extra { try c.override(o) }
+        try c.validate(source: "test")
+        return c
+    }
+
+    func testTheResNetRecipesTrain() throws {
+        for name in ["deeplabv3", "fcn_resnet"] {
+            let config = try recipe(name, name)
+            XCTAssertTrue(config.auxLoss, "\(name) trains with the auxiliary head")
+            let run = try TrainingRun(config: config)
+            let summary = try run.run()
+            XCTAssertEqual(summary.steps, 3, name)
+            XCTAssertNotNil(summary.finalDice, name)
+            // the checkpoint holds torchvision's names, the auxiliary head included
+            let file = try SafeTensorsFile(path: "\(dir!)/\(name)/step-000003.safetensors")
+            XCTAssertNotNil(file.entry("backbone.layer4.1.bn2.running_var"), name)
+            XCTAssertNotNil(file.entry("aux_classifier.4.bias"), name)
+        }
+    }
+
+    func testInitFromLoadsAnotherRunsWeightsAndReportsTheRest() throws {
+        let first = try recipe("deeplabv3", "first")
+        _ = try TrainingRun(config: first).run()
+        // a second run without the auxiliary head starts from the first one's weights: every
+        // tensor but the aux head's is loaded, the aux head's are reported as unexpected
+        let second = try recipe("deeplabv3", "second", ["aux_loss=false", "init_from=\(dir!)/first/step-000003.safetensors",
+                                                      "seed=7"])
+        let run = try TrainingRun(config: second)
+        let report = try XCTUnwrap(run.initialisation)
+        XCTAssertEqual(report.missing, [])
+        XCTAssertFalse(report.unexpected.isEmpty)
+        XCTAssertTrue(report.unexpected.allSatisfy { $0.hasPrefix("aux_classifier.") }, "\(report.unexpected)")
+        let file = try SafeTensorsFile(path: "\(dir!)/first/step-000003.safetensors")
+        for slot in run.model.store.parameterSlots {
+            XCTAssertEqual(run.model.store.parameterTensor(slot), try file.tensor(slot.name), slot.name)
+        }
+        // strict refuses the extra tensors, and a different shape is refused with the names
+        var strict = second
+        strict.initStrict = true
+        XCTAssertThrowsError(try TrainingRun(config: strict)) { XCTAssertTrue("\($0)".contains("unexpected"), "\($0)") }
+        var wider = second
+        wider.width = 8
+        XCTAssertThrowsError(try TrainingRun(config: wider)) { XCTAssertTrue("\($0)".contains("backbone.conv1.weight"), "\($0)") }
+    }
+
+    func testDeepLabNeedsTwoImagesPerForwardPass() throws {
+        let config = try recipe("deeplabv3", "one", ["batch_size=2", "micro_batch=1"])
+        XCTAssertThrowsError(try TrainingRun(config: config)) { XCTAssertTrue("\($0)".contains("at least 2 images"), "\($0)") }
+        var unet = try recipe("deeplabv3", "unet")
+        unet.model = .unet
+        XCTAssertThrowsError(try unet.validate(source: "test")) { XCTAssertTrue("\($0)".contains("backbone_depth"), "\($0)") }
+        unet.backboneDepth = nil
+        XCTAssertThrowsError(try unet.validate(source: "test")) { XCTAssertTrue("\($0)".contains("aux_loss"), "\($0)") }
+    }
+}
