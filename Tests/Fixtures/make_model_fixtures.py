@@ -165,6 +165,92 @@ models["fcn_r18_w4"] = FCN(getter, FCNHead(width * 8, classes), FCNHead(width * 
 model_case("fcn_r18_w4", models["fcn_r18_w4"], classes,
            {"op": "model", "head": "fcn", "depth": 18, "width": width, "classes": classes})
 
+# --- the portrait UNet and the M2NIST FCN (torch's own layers, composed as their sources do) ----
+from collections import OrderedDict
+
+
+class PortraitUNet(nn.Module):
+    """mateuszbuda/brain-segmentation-pytorch's UNet (torch.hub), without its final sigmoid
+    (segdist's losses take logits)."""
+
+    def __init__(self, in_channels, out_channels, init_features):
+        super().__init__()
+        f = init_features
+        self.encoder1 = self._block(in_channels, f, "enc1")
+        self.pool1 = nn.MaxPool2d(2, 2)
+        self.encoder2 = self._block(f, f * 2, "enc2")
+        self.pool2 = nn.MaxPool2d(2, 2)
+        self.encoder3 = self._block(f * 2, f * 4, "enc3")
+        self.pool3 = nn.MaxPool2d(2, 2)
+        self.encoder4 = self._block(f * 4, f * 8, "enc4")
+        self.pool4 = nn.MaxPool2d(2, 2)
+        self.bottleneck = self._block(f * 8, f * 16, "bottleneck")
+        self.upconv4 = nn.ConvTranspose2d(f * 16, f * 8, kernel_size=2, stride=2)
+        self.decoder4 = self._block(f * 16, f * 8, "dec4")
+        self.upconv3 = nn.ConvTranspose2d(f * 8, f * 4, kernel_size=2, stride=2)
+        self.decoder3 = self._block(f * 8, f * 4, "dec3")
+        self.upconv2 = nn.ConvTranspose2d(f * 4, f * 2, kernel_size=2, stride=2)
+        self.decoder2 = self._block(f * 4, f * 2, "dec2")
+        self.upconv1 = nn.ConvTranspose2d(f * 2, f, kernel_size=2, stride=2)
+        self.decoder1 = self._block(f * 2, f, "dec1")
+        self.conv = nn.Conv2d(f, out_channels, kernel_size=1)
+
+    def forward(self, x):
+        enc1 = self.encoder1(x)
+        enc2 = self.encoder2(self.pool1(enc1))
+        enc3 = self.encoder3(self.pool2(enc2))
+        enc4 = self.encoder4(self.pool3(enc3))
+        bottleneck = self.bottleneck(self.pool4(enc4))
+        dec4 = self.decoder4(torch.cat((self.upconv4(bottleneck), enc4), dim=1))
+        dec3 = self.decoder3(torch.cat((self.upconv3(dec4), enc3), dim=1))
+        dec2 = self.decoder2(torch.cat((self.upconv2(dec3), enc2), dim=1))
+        dec1 = self.decoder1(torch.cat((self.upconv1(dec2), enc1), dim=1))
+        return self.conv(dec1)
+
+    @staticmethod
+    def _block(in_channels, features, name):
+        return nn.Sequential(OrderedDict([
+            (name + "conv1", nn.Conv2d(in_channels, features, kernel_size=3, padding=1, bias=False)),
+            (name + "norm1", nn.BatchNorm2d(features)), (name + "relu1", nn.ReLU(inplace=True)),
+            (name + "conv2", nn.Conv2d(features, features, kernel_size=3, padding=1, bias=False)),
+            (name + "norm2", nn.BatchNorm2d(features)), (name + "relu2", nn.ReLU(inplace=True))]))
+
+
+class M2NISTFCN(nn.Module):
+    def __init__(self, classes):
+        super().__init__()
+        self.encoder = nn.Sequential(nn.Conv2d(1, 8, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(8, 8, 3), nn.ReLU(), nn.MaxPool2d(2))
+        self.classifier = nn.Sequential(nn.Conv2d(8, 32, 1), nn.ReLU(), nn.Conv2d(32, classes, 1))
+        self.upsample = nn.Sequential(nn.ConvTranspose2d(classes, classes, 4, stride=2), nn.ConvTranspose2d(classes, classes, 6, stride=2))
+
+    def forward(self, x):
+        return self.upsample(self.classifier(self.encoder(x)))
+
+
+def plain_case(case, model, x, target, loss_fn, meta):
+    model.train()
+    randomise_bn(model)
+    record_params(case, model)
+    logits = model(x)
+    loss = loss_fn(logits, target)
+    loss.backward()
+    out[f"{case}.x"], out[f"{case}.target"] = x, target.float()
+    out[f"{case}.logits"] = logits.detach().contiguous()
+    out[f"{case}.loss"] = loss.detach().reshape([])
+    record_after(case, model)
+    cases[case] = meta
+
+
+one_hot = lambda t, k: F.one_hot(t, k).permute(0, 3, 1, 2).float()
+t = torch.randint(0, 2, (2, 32, 32))
+plain_case("unet_tconv_w4", PortraitUNet(3, 2, 4), torch.randn(2, 3, 32, 32), t,
+           lambda y, t: F.binary_cross_entropy_with_logits(y, one_hot(t, 2)),
+           {"op": "model", "model": "unet_tconv", "width": 4, "classes": 2, "loss": "bce"})
+t = torch.randint(0, 11, (2, 64, 84))
+plain_case("fcn_m2nist", M2NISTFCN(11), torch.rand(2, 1, 64, 84), t, F.cross_entropy,
+           {"op": "model", "model": "fcn_m2nist", "width": 0, "classes": 11, "loss": "ce"})
+
+
 def conditioning(case, model):
     """Largest relative difference between PyTorch's float32 and float64 gradients: how much
     float rounding alone moves this case (the Swift tests' tolerance must be above it)."""

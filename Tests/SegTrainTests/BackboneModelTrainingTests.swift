@@ -21,17 +21,18 @@ final class BackboneModelTrainingTests: XCTestCase {
     }
 
     func testTheResNetRecipesTrain() throws {
-        for name in ["deeplabv3", "fcn_resnet"] {
+        for name in ["deeplabv3", "fcn_resnet", "portrait_unet"] {
             let config = try recipe(name, name)
-            XCTAssertTrue(config.auxLoss, "\(name) trains with the auxiliary head")
+            XCTAssertEqual(config.auxLoss, name != "portrait_unet", "\(name): the ResNet recipes train with the auxiliary head")
             let run = try TrainingRun(config: config)
             let summary = try run.run()
             XCTAssertEqual(summary.steps, 3, name)
             XCTAssertNotNil(summary.finalDice, name)
             // the checkpoint holds torchvision's names, the auxiliary head included
             let file = try SafeTensorsFile(path: "\(dir!)/\(name)/step-000003.safetensors")
-            XCTAssertNotNil(file.entry("backbone.layer4.1.bn2.running_var"), name)
-            XCTAssertNotNil(file.entry("aux_classifier.4.bias"), name)
+            let expected = name == "portrait_unet" ? ["encoder1.enc1norm1.running_var", "upconv4.weight", "conv.bias"]
+                                                   : ["backbone.layer4.1.bn2.running_var", "aux_classifier.4.bias"]
+            for tensor in expected { XCTAssertNotNil(file.entry(tensor), "\(name): \(tensor)") }
         }
     }
 
@@ -65,6 +66,7 @@ final class BackboneModelTrainingTests: XCTestCase {
         XCTAssertThrowsError(try TrainingRun(config: config)) { XCTAssertTrue("\($0)".contains("at least 2 images"), "\($0)") }
         var unet = try recipe("deeplabv3", "unet")
         unet.model = .unet
+        unet.backboneDepth = 18
         XCTAssertThrowsError(try unet.validate(source: "test")) { XCTAssertTrue("\($0)".contains("backbone_depth"), "\($0)") }
         unet.backboneDepth = nil
         XCTAssertThrowsError(try unet.validate(source: "test")) { XCTAssertTrue("\($0)".contains("aux_loss"), "\($0)") }

@@ -62,6 +62,46 @@ final class TorchvisionModelTests: XCTestCase {
     func testDeepLabV3OnADilatedBottleneckResNet() throws { try runModel("deeplabv3_r50_w4") }
     func testFCNOnABasicBlockResNet() throws { try runModel("fcn_r18_w4") }
 
+    /// The portrait UNet and the M2NIST FCN against the same layers composed in PyTorch (the
+    /// fixture script mirrors their sources): logits, loss, every gradient, running statistics.
+    func runPlainModel(_ c: String) throws {
+        let f = try Fixtures.torchvision()
+        let meta = try Fixtures.cases(f)[c]!
+        let classes = meta["classes"] as! Int
+        let x = try f.tensor("\(c).x"), target = try f.tensor("\(c).target")
+        let model = ModelArchitecture(rawValue: meta["model"] as! String)!
+            .make(inputChannels: x.shape[1], classes: classes, width: meta["width"] as! Int, seed: 0)
+        let store = model.store
+        let prefix = "\(c).param."
+        let reference = Set(f.names.filter { $0.hasPrefix(prefix) && !$0.hasSuffix("num_batches_tracked") }.map { String($0.dropFirst(prefix.count)) })
+        XCTAssertEqual(Set(store.floatStateDict().map(\.name)), reference, "\(c): tensor names")
+        for name in reference { try store.load(name, f.tensor(prefix + name)) }
+        let (n, h, w) = (target.shape[0], target.shape[1], target.shape[2])
+        var oneHot = [Float](repeating: 0, count: n * classes * h * w)
+        target.withUnsafeBufferPointer { t in
+            for b in 0..<n { for p in 0..<(h * w) { oneHot[(b * classes + Int(t[b * h * w + p])) * h * w + p] = 1 } }
+        }
+        let tape = Tape(backend: store.backend)
+        let pass = Pass.training(tape: tape)
+        let logits = model.forward(x, pass)
+        let loss = try LossKind(rawValue: meta["loss"] as! String)!.apply(logits, oneHot: Tensor(shape: [n, classes, h, w], storage: oneHot), pass)
+        tape.backward(from: loss)
+        func compare(_ what: String, _ got: Tensor, _ want: Tensor) {
+            XCTAssertEqual(got.shape, want.shape, "\(c).\(what)")
+            guard got.shape == want.shape else { return }
+            let d = relativeDifference(got, want)
+            Self.report.record("\(c) \(what.split(separator: ".").first!)", what, d)
+            XCTAssertLessThanOrEqual(d, 1e-3, "\(c).\(what)")
+        }
+        compare("logits", logits, try f.tensor("\(c).logits"))
+        compare("loss", loss, try f.tensor("\(c).loss"))
+        for slot in store.parameterSlots { compare("grad.\(slot.name)", store.gradientTensor(slot), try f.tensor("\(c).grad.\(slot.name)")) }
+        for slot in store.bufferSlots { compare("after.\(slot.name)", store.bufferTensor(slot), try f.tensor("\(c).after.\(slot.name)")) }
+    }
+
+    func testPortraitUNet() throws { try runPlainModel("unet_tconv_w4") }
+    func testM2NISTFCN() throws { try runPlainModel("fcn_m2nist") }
+
     /// torchvision's deeplabv3_resnet50 / fcn_resnet50 (21 classes, aux_loss) state_dicts: every
     /// name and shape, so their converted checkpoints load into segdist as they are.
     func testFullSizeModelsHaveTorchvisionsStateDict() throws {

@@ -28,6 +28,10 @@ extension SegmentationModel {
 
 public enum ModelArchitecture: String, CaseIterable, Sendable {
     case unet, unet_add, unet_shallow
+    /// The portrait UNet (transposed-conv upsampling, mateuszbuda's names; `width` = init_features).
+    case unet_tconv
+    /// The M2NIST notebook's tiny FCN (`width` unused).
+    case fcn_m2nist
     /// torchvision's segmentation models (ResNet backbone; `width` = stem channels, 64 there).
     case fcn_resnet50, fcn_resnet101, deeplabv3_resnet50, deeplabv3_resnet101
     /// Diagnostic models for the gradient-readiness tests: parameters registered in the reverse
@@ -59,6 +63,8 @@ public enum ModelArchitecture: String, CaseIterable, Sendable {
         case .unet: return UNet(inputChannels: inputChannels, classes: classes, width: width, depth: 4, skip: .concat, seed: seed)
         case .unet_add: return UNet(inputChannels: inputChannels, classes: classes, width: width, depth: 4, skip: .add, seed: seed)
         case .unet_shallow: return UNet(inputChannels: inputChannels, classes: classes, width: width, depth: 2, skip: .concat, seed: seed)
+        case .unet_tconv: return TransposedConvUNet(inputChannels: inputChannels, classes: classes, width: width, seed: seed)
+        case .fcn_m2nist: return M2NISTFCN(inputChannels: inputChannels, classes: classes, seed: seed)
         case .probe_reversed: return ReversedProbe(inputChannels: inputChannels, classes: classes, width: width, seed: seed)
         case .probe_tied: return TiedProbe(inputChannels: inputChannels, classes: classes, width: width, seed: seed)
         }
@@ -71,7 +77,8 @@ public enum ModelArchitecture: String, CaseIterable, Sendable {
     /// Input sides must survive this many halvings (each max-pool floors).
     public var downsamplings: Int {
         switch self {
-        case .unet, .unet_add: return 4
+        case .unet, .unet_add, .unet_tconv: return 4
+        case .fcn_m2nist: return 4   // its smallest input: (n - 4) / 2 - 2) / 2 >= 1
         case .unet_shallow: return 2
         case .fcn_resnet50, .fcn_resnet101, .deeplabv3_resnet50, .deeplabv3_resnet101: return 5
         case .probe_reversed: return 1
