@@ -65,7 +65,11 @@ public struct Benchmark {
         let median = times.count % 2 == 1 ? times[times.count / 2] : (times[times.count / 2 - 1] + times[times.count / 2]) / 2
         // PyTorch's FLOP counter: 2 FLOPs per multiply-add forward; backward counts the weight
         // gradient and, where needed, the input gradient at the same cost each.
-        let work = model.convolutionWork(batch: batch, height: size, width: size)
+        // one recorded forward of the global batch counts the convolutions' multiply-adds
+        let work = ConvolutionWork()
+        var counting = Pass.training(tape: Tape(backend: model.store.backend))
+        counting.work = work
+        _ = model.trainingOutputs(model.store.backend.upload(images), counting)
         let flops = 2.0 * Double(work.forward) * 2 + 2.0 * Double(work.inputGradient)
         return Result(model: architecture.rawValue, width: width, batch: batch, size: size, threads: Parallel.threads,
                       steps: steps, ms_per_step: median, images_per_s: Double(batch) / (median / 1000),

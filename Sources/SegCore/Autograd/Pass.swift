@@ -13,6 +13,18 @@ public final class PassRandomness {
     }
 }
 
+/// Multiply-adds of the convolutions a pass ran (PyTorch's FLOP counter counts 2 per
+/// multiply-add): all of them in forward, and those whose input also needs a gradient.
+public final class ConvolutionWork {
+    public private(set) var forward = 0
+    public private(set) var inputGradient = 0
+    public init() {}
+    func add(_ multiplyAdds: Int, needsInputGradient: Bool) {
+        forward += multiplyAdds
+        if needsInputGradient { inputGradient += multiplyAdds }
+    }
+}
+
 /// How one forward pass runs: on which backend, in training or evaluation mode (batch norm's
 /// statistics, dropout), and whether it records a tape for backward. Models are written
 /// forward-only against these ops; with no tape (inference) nothing is recorded and every
@@ -25,6 +37,8 @@ public struct Pass {
     public var batchNormGroup: CollectiveSum?
     /// Where training-mode dropout draws its masks (none: dropout is the identity).
     public var randomness: PassRandomness?
+    /// When set, convolutions add their multiply-adds here (for FLOP reporting).
+    public var work: ConvolutionWork?
 
     public init(backend: Backend, training: Bool, tape: Tape?, batchNormGroup: CollectiveSum? = nil) {
         precondition(tape == nil || tape!.backend === backend, "A pass records on a tape of its own backend")

@@ -26,13 +26,6 @@ public final class Conv2d {
                                                    initialValues: kaimingUniformA5(count: outputChannels, fanIn: fanIn, generator: &generator)) : nil
     }
 
-    /// Multiply-adds of one forward pass on an input of this size (for FLOP reporting).
-    public func multiplyAdds(batch: Int, height: Int, width: Int) -> Int {
-        let g = ConvGeometry(channels: inChannels, height: height, width: width, kernelH: kernelSize, kernelW: kernelSize,
-                             stride: stride, padding: padding, dilation: dilation)
-        return batch * outChannels * g.outPixels * g.patchSize
-    }
-
     public func callAsFunction(_ x: Tensor, _ pass: Pass) -> Tensor {
         precondition(x.rank == 4 && x.shape[1] == inChannels, "Conv2d expects \(inChannels) input channels, got \(x.shape)")
         return pass.conv2d(x, weight: store.parameter(weight), bias: bias.map(store.parameter),

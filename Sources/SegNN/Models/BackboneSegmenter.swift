@@ -57,7 +57,4 @@ public final class BackboneSegmenter: SegmentationModel {
         return result
     }
 
-    public func convolutionWork(batch: Int, height: Int, width: Int) -> (forward: Int, inputGradient: Int) {
-        (0, 0)   // not counted for these models yet
-    }
 }

@@ -19,7 +19,4 @@ public final class DoubleConv {
         bn2(conv2(bn1(conv1(x, pass), pass), pass), pass)
     }
 
-    func multiplyAdds(batch: Int, height: Int, width: Int) -> Int {
-        conv1.multiplyAdds(batch: batch, height: height, width: width) + conv2.multiplyAdds(batch: batch, height: height, width: width)
-    }
 }

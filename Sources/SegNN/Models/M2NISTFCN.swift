@@ -32,5 +32,4 @@ public final class M2NISTFCN: SegmentationModel {
         return pass.pad(y, centeringPadding(from: y.shape[2], y.shape[3], to: x.shape[2], x.shape[3]))
     }
 
-    public func convolutionWork(batch: Int, height: Int, width: Int) -> (forward: Int, inputGradient: Int) { (0, 0) }
 }

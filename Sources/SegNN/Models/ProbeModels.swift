@@ -28,11 +28,6 @@ public final class ReversedProbe: SegmentationModel {
         return head(up, pass)
     }
 
-    public func convolutionWork(batch: Int, height: Int, width: Int) -> (forward: Int, inputGradient: Int) {
-        let first = stem.multiplyAdds(batch: batch, height: height, width: width)
-        let rest = mid.multiplyAdds(batch: batch, height: height / 2, width: width / 2) + head.multiplyAdds(batch: batch, height: height, width: width)
-        return (first + rest, rest)
-    }
 }
 
 /// stem conv3x3 -> BN+ReLU = h; shared conv3x3 applied twice: h + shared(relu(shared(h))) ->
@@ -60,9 +55,4 @@ public final class TiedProbe: SegmentationModel {
         return head(pass.add(h, twice), pass)
     }
 
-    public func convolutionWork(batch: Int, height: Int, width: Int) -> (forward: Int, inputGradient: Int) {
-        let first = stem.multiplyAdds(batch: batch, height: height, width: width)
-        let rest = 2 * shared.multiplyAdds(batch: batch, height: height, width: width) + head.multiplyAdds(batch: batch, height: height, width: width)
-        return (first + rest, rest)
-    }
 }

@@ -8,9 +8,6 @@ public protocol SegmentationModel: AnyObject {
     var inputChannels: Int { get }
     var classes: Int { get }
     func forward(_ x: Tensor, _ pass: Pass) -> Tensor
-    /// Multiply-adds of the convolutions in one forward pass, and of those that also need an
-    /// input gradient in backward (all but the first layer's).
-    func convolutionWork(batch: Int, height: Int, width: Int) -> (forward: Int, inputGradient: Int)
     /// The outputs a training loss is taken over, each with its weight: the logits alone for
     /// most models; main and auxiliary logits (weights 1 and 0.5) for models with an aux head.
     func trainingOutputs(_ x: Tensor, _ pass: Pass) -> [(logits: Tensor, weight: Float)]

@@ -50,19 +50,6 @@ public final class UNet: SegmentationModel {
         return outc(h, pass)
     }
 
-    public func convolutionWork(batch: Int, height: Int, width: Int) -> (forward: Int, inputGradient: Int) {
-        var sizes = [(height, width)]
-        for _ in 0..<depth { let (h, w) = sizes.last!; sizes.append((h / 2, w / 2)) }
-        let first = inc.conv1.multiplyAdds(batch: batch, height: height, width: width)
-        var total = inc.multiplyAdds(batch: batch, height: height, width: width)
-        for (i, down) in downs.enumerated() { total += down.conv.multiplyAdds(batch: batch, height: sizes[i + 1].0, width: sizes[i + 1].1) }
-        for (j, up) in ups.enumerated() {
-            let (h, w) = sizes[depth - 1 - j]
-            total += up.conv.multiplyAdds(batch: batch, height: h, width: w)
-        }
-        total += outc.multiplyAdds(batch: batch, height: height, width: width)
-        return (total, total - first)
-    }
 }
 
 /// Max-pool 2 then a double convolution (`downN.mpconv.{0: pool, 1: double_conv}`).
