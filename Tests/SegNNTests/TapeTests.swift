@@ -17,10 +17,10 @@ final class TapeTests: XCTestCase {
 
     /// Runs one recorded forward + backward; returns each parameter's gradient as it was when
     /// the tape declared it final, and the order of those declarations.
-    func recordAndBackward(_ model: SegmentationModel) -> (snapshots: [Int: [Float]], order: [Int]) {
+    func recordAndBackward(_ model: SegmentationModel, size: Int = 8) -> (snapshots: [Int: [Float]], order: [Int]) {
         let store = model.store
         store.zeroGradients()
-        let (x, t) = batch(model)
+        let (x, t) = batch(model, size: size)
         let tape = Tape(backend: store.backend)
         var snapshots: [Int: [Float]] = [:], order: [Int] = []
         tape.onParameterGradientReady = { index in
@@ -28,14 +28,17 @@ final class TapeTests: XCTestCase {
             snapshots[index] = store.gradientTensor(store.parameterSlots[index]).storage
         }
         let pass = Pass.training(tape: tape)
-        tape.backward(from: pass.bceWithLogits(model.forward(x, pass), targets: t))
+        let outputs = model.trainingOutputs(x, pass)
+        var loss = pass.bceWithLogits(outputs[0].logits, targets: t)
+        for (logits, weight) in outputs.dropFirst() { loss = pass.add(loss, pass.scaled(pass.bceWithLogits(logits, targets: t), by: weight)) }
+        tape.backward(from: loss)
         return (snapshots, order)
     }
 
     func testAParameterGradientIsFinalWhenTheTapeSaysSo() {
         for arch in ModelArchitecture.allCases {
-            let model = arch.make(inputChannels: 1, classes: 2, width: 3, seed: 1)
-            let (snapshots, order) = recordAndBackward(model)
+            let model = arch.make(inputChannels: 1, classes: 2, width: 3, seed: 1, auxiliary: arch.defaultBackboneDepth != nil)
+            let (snapshots, order) = recordAndBackward(model, size: max(8, 1 << arch.downsamplings))
             XCTAssertEqual(order.count, model.store.parameterSlots.count, "\(arch): every parameter is declared final once")
             XCTAssertEqual(Set(order).count, order.count, "\(arch): no parameter is declared twice")
             for slot in model.store.parameterSlots {
