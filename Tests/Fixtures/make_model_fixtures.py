@@ -125,7 +125,7 @@ def tiny_resnet(block, layers, width, dilate):
     return m
 
 
-def model_case(case, model, classes, meta):
+def model_case(case, model, classes, meta, size=64, aux_weight=0.5):
     model.train()
     randomise_bn(model)
     no_dropout(model)
@@ -134,16 +134,17 @@ def model_case(case, model, classes, meta):
     # ASPP's image-pooling BN (one value per image) made PyTorch's own float32 and float64
     # gradients differ by 100%.
     n = 4
-    x = torch.randn(n, 3, 64, 64) * torch.linspace(0.5, 2, n).view(n, 1, 1, 1) + torch.linspace(-2, 2, n).view(n, 1, 1, 1)
-    target = torch.randint(0, classes, (n, 64, 64))
+    x = torch.randn(n, 3, size, size) * torch.linspace(0.5, 2, n).view(n, 1, 1, 1) + torch.linspace(-2, 2, n).view(n, 1, 1, 1)
+    target = torch.randint(0, classes, (n, size, size))
     result = model(x)
-    loss = F.cross_entropy(result["out"], target) + 0.5 * F.cross_entropy(result["aux"], target)
+    loss = F.cross_entropy(result["out"], target) + aux_weight * F.cross_entropy(result["aux"], target)
     loss.backward()
     out[f"{case}.x"], out[f"{case}.target"] = x, target.float()
     out[f"{case}.logits"] = result["out"].detach().contiguous()
     out[f"{case}.aux_logits"] = result["aux"].detach().contiguous()
     out[f"{case}.loss"] = loss.detach().reshape([])
     record_after(case, model)
+    meta["aux_weight"] = aux_weight
     cases[case] = meta
 
 
@@ -164,6 +165,41 @@ getter = IntermediateLayerGetter(backbone, return_layers={"layer4": "out", "laye
 models["fcn_r18_w4"] = FCN(getter, FCNHead(width * 8, classes), FCNHead(width * 4, classes))
 model_case("fcn_r18_w4", models["fcn_r18_w4"], classes,
            {"op": "model", "head": "fcn", "depth": 18, "width": width, "classes": classes})
+
+# --- PSPNet (hszhao/semseg's layout, torch's own layers) on torchvision's ResNet-18 trunk --------
+class PPM(nn.Module):
+    def __init__(self, in_dim, reduction_dim, bins):
+        super().__init__()
+        self.features = nn.ModuleList([nn.Sequential(nn.AdaptiveAvgPool2d(b), nn.Conv2d(in_dim, reduction_dim, 1, bias=False),
+                                                     nn.BatchNorm2d(reduction_dim), nn.ReLU(inplace=True)) for b in bins])
+
+    def forward(self, x):
+        return torch.cat([x] + [F.interpolate(f(x), x.shape[2:], mode="bilinear", align_corners=True) for f in self.features], 1)
+
+
+class PSPNet(nn.Module):
+    def __init__(self, backbone, features, aux_features, width, classes):
+        super().__init__()
+        self.backbone = backbone
+        self.ppm = PPM(features, features // 4, (1, 2, 3, 6))
+        self.cls = nn.Sequential(nn.Conv2d(2 * features, 8 * width, 3, padding=1, bias=False), nn.BatchNorm2d(8 * width),
+                                 nn.ReLU(inplace=True), nn.Dropout(0.1), nn.Conv2d(8 * width, classes, 1))
+        self.aux = nn.Sequential(nn.Conv2d(aux_features, 4 * width, 3, padding=1, bias=False), nn.BatchNorm2d(4 * width),
+                                 nn.ReLU(inplace=True), nn.Dropout(0.1), nn.Conv2d(4 * width, classes, 1))
+
+    def forward(self, x):
+        f = self.backbone(x)
+        size = x.shape[2:]
+        up = lambda y: F.interpolate(y, size, mode="bilinear", align_corners=True)
+        return {"out": up(self.cls(self.ppm(f["out"]))), "aux": up(self.aux(f["aux"]))}
+
+
+backbone = tiny_resnet(tvr.BasicBlock, [2, 2, 2, 2], width, [False, False, False])
+getter = IntermediateLayerGetter(backbone, return_layers={"layer4": "out", "layer3": "aux"})
+models["pspnet_r18_w4"] = PSPNet(getter, width * 8, width * 4, width, classes)
+model_case("pspnet_r18_w4", models["pspnet_r18_w4"], classes,
+           {"op": "model", "head": "pspnet", "depth": 18, "width": width, "classes": classes}, size=128, aux_weight=0.4)
+
 
 # --- the portrait UNet and the M2NIST FCN (torch's own layers, composed as their sources do) ----
 from collections import OrderedDict
@@ -264,7 +300,7 @@ def conditioning(case, model):
         m.zero_grad()
         r = m(out[case + ".x"].to(dtype))
         t = out[case + ".target"].long()
-        (F.cross_entropy(r["out"], t) + 0.5 * F.cross_entropy(r["aux"], t)).backward()
+        (F.cross_entropy(r["out"], t) + cases[case]["aux_weight"] * F.cross_entropy(r["aux"], t)).backward()
         grads[dtype] = {k: p.grad.double().clone() for k, p in m.named_parameters()}
     m.float()
     worst = sorted((((grads[torch.float32][k] - g).abs().max() / g.abs().max()).item(), k) for k, g in grads[torch.float64].items())

@@ -16,7 +16,7 @@ final class TorchvisionModelTests: XCTestCase {
         let f = try Fixtures.torchvision()
         let meta = try Fixtures.cases(f)[c]!
         let classes = meta["classes"] as! Int
-        let arch: ModelArchitecture = meta["head"] as! String == "fcn" ? .fcn_resnet50 : .deeplabv3_resnet50
+        let arch: ModelArchitecture = ["fcn": .fcn_resnet50, "deeplabv3": .deeplabv3_resnet50, "pspnet": .pspnet][meta["head"] as! String]!
         let model = arch.make(inputChannels: 3, classes: classes, width: meta["width"] as! Int, seed: 0,
                               backboneDepth: meta["depth"] as? Int, auxiliary: true)
         let store = model.store
@@ -34,7 +34,7 @@ final class TorchvisionModelTests: XCTestCase {
         let tape = Tape(backend: store.backend)
         let pass = Pass.training(tape: tape)
         let outputs = model.trainingOutputs(x, pass)
-        XCTAssertEqual(outputs.map(\.weight), [1, 0.5])
+        XCTAssertEqual(outputs.map(\.weight), [1, Float(meta["aux_weight"] as! Double)])
         let loss = try LossKind.ce.apply(to: outputs, oneHot: Tensor(shape: [n, classes, h, w], storage: oneHot), pass)
         tape.backward(from: loss)
 
@@ -61,6 +61,7 @@ final class TorchvisionModelTests: XCTestCase {
 
     func testDeepLabV3OnADilatedBottleneckResNet() throws { try runModel("deeplabv3_r50_w4") }
     func testFCNOnABasicBlockResNet() throws { try runModel("fcn_r18_w4") }
+    func testPSPNet() throws { try runModel("pspnet_r18_w4") }
 
     /// The portrait UNet and the M2NIST FCN against the same layers composed in PyTorch (the
     /// fixture script mirrors their sources): logits, loss, every gradient, running statistics.

@@ -31,6 +31,8 @@ public enum ModelArchitecture: String, CaseIterable, Sendable {
     case fcn_m2nist
     /// torchvision's segmentation models (ResNet backbone; `width` = stem channels, 64 there).
     case fcn_resnet50, fcn_resnet101, deeplabv3_resnet50, deeplabv3_resnet101
+    /// PSPNet on a dilated ResNet (semseg's layout; `backbone_depth`, `width` as above).
+    case pspnet
     /// Diagnostic models for the gradient-readiness tests: parameters registered in the reverse
     /// of their use, and one convolution applied twice around a residual sum.
     case probe_reversed, probe_tied
@@ -38,7 +40,7 @@ public enum ModelArchitecture: String, CaseIterable, Sendable {
     /// The backbone depth in the model's name (nil for models without a ResNet backbone).
     public var defaultBackboneDepth: Int? {
         switch self {
-        case .fcn_resnet50, .deeplabv3_resnet50: return 50
+        case .fcn_resnet50, .deeplabv3_resnet50, .pspnet: return 50
         case .fcn_resnet101, .deeplabv3_resnet101: return 101
         default: return nil
         }
@@ -60,6 +62,8 @@ public enum ModelArchitecture: String, CaseIterable, Sendable {
         case .unet: return UNet(inputChannels: inputChannels, classes: classes, width: width, depth: 4, skip: .concat, seed: seed)
         case .unet_add: return UNet(inputChannels: inputChannels, classes: classes, width: width, depth: 4, skip: .add, seed: seed)
         case .unet_shallow: return UNet(inputChannels: inputChannels, classes: classes, width: width, depth: 2, skip: .concat, seed: seed)
+        case .pspnet:
+            return PSPNet(inputChannels: inputChannels, classes: classes, depth: depth, width: width, auxiliary: auxiliary, seed: seed)
         case .unet_tconv: return TransposedConvUNet(inputChannels: inputChannels, classes: classes, width: width, seed: seed)
         case .fcn_m2nist: return M2NISTFCN(inputChannels: inputChannels, classes: classes, seed: seed)
         case .probe_reversed: return ReversedProbe(inputChannels: inputChannels, classes: classes, width: width, seed: seed)
@@ -69,7 +73,7 @@ public enum ModelArchitecture: String, CaseIterable, Sendable {
 
     /// Training-mode batch norm over one value per image (DeepLabV3's image pooling) needs at
     /// least two images in every forward pass (PyTorch refuses one as well).
-    public var needsTwoImagesPerPass: Bool { self == .deeplabv3_resnet50 || self == .deeplabv3_resnet101 }
+    public var needsTwoImagesPerPass: Bool { self == .deeplabv3_resnet50 || self == .deeplabv3_resnet101 || self == .pspnet }
 
     /// Input sides must survive this many halvings (each max-pool floors).
     public var downsamplings: Int {
@@ -77,7 +81,7 @@ public enum ModelArchitecture: String, CaseIterable, Sendable {
         case .unet, .unet_add, .unet_tconv: return 4
         case .fcn_m2nist: return 4   // its smallest input: (n - 4) / 2 - 2) / 2 >= 1
         case .unet_shallow: return 2
-        case .fcn_resnet50, .fcn_resnet101, .deeplabv3_resnet50, .deeplabv3_resnet101: return 5
+        case .fcn_resnet50, .fcn_resnet101, .deeplabv3_resnet50, .deeplabv3_resnet101, .pspnet: return 5
         case .probe_reversed: return 1
         case .probe_tied: return 0
         }

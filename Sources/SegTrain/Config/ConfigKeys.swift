@@ -45,7 +45,7 @@ func formatFloat(_ v: Float) -> String {
 }
 
 let configKeys: [ConfigKey] = [
-    choice("model", "network: unet | unet_add | unet_shallow | unet_tconv | fcn_m2nist | fcn_resnet50 | fcn_resnet101 | deeplabv3_resnet50 | deeplabv3_resnet101 (probe_reversed, probe_tied: diagnostic models for the gradient-readiness tests)", \.model),
+    choice("model", "network: unet | unet_add | unet_shallow | unet_tconv | fcn_m2nist | fcn_resnet50 | fcn_resnet101 | deeplabv3_resnet50 | deeplabv3_resnet101 | pspnet (probe_reversed, probe_tied: diagnostic models for the gradient-readiness tests)", \.model),
     int("width", 1...1024, "channels of the first level (the lab: 64; the ResNet stem: 64 in torchvision)", \.width),
     ConfigKey(name: "backbone_depth", kind: .choice(["auto", "18", "34", "50", "101"]),
               help: "ResNet depth of fcn_/deeplabv3_ models; auto = the depth in the model's name",
