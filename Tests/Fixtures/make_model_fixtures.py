@@ -201,6 +201,43 @@ model_case("pspnet_r18_w4", models["pspnet_r18_w4"], classes,
            {"op": "model", "head": "pspnet", "depth": 18, "width": width, "classes": classes}, size=128, aux_weight=0.4)
 
 
+# --- FCN-8s (same-padding variant) on torchvision's own VGG16-BN layers (make_layers, cfg "D") --
+from torchvision.models.vgg import make_layers
+
+
+class FCN8s(nn.Module):
+    def __init__(self, width, classes):
+        super().__init__()
+        w = width
+        self.features = make_layers([w, w, "M", 2 * w, 2 * w, "M", 4 * w, 4 * w, 4 * w, "M", 8 * w, 8 * w, 8 * w, "M",
+                                     8 * w, 8 * w, 8 * w, "M"], batch_norm=True)
+        self.fc6 = nn.Conv2d(8 * w, 64 * w, 7, padding=3)
+        self.fc7 = nn.Conv2d(64 * w, 64 * w, 1)
+        self.drop = nn.Dropout(0.5)
+        self.score_fr = nn.Conv2d(64 * w, classes, 1)
+        self.score_pool4 = nn.Conv2d(8 * w, classes, 1)
+        self.score_pool3 = nn.Conv2d(4 * w, classes, 1)
+        self.upscore2 = nn.ConvTranspose2d(classes, classes, 4, stride=2, padding=1, bias=False)
+        self.upscore_pool4 = nn.ConvTranspose2d(classes, classes, 4, stride=2, padding=1, bias=False)
+        self.upscore8 = nn.ConvTranspose2d(classes, classes, 16, stride=8, padding=4, bias=False)
+
+    def forward(self, x):
+        pools = []
+        h = x
+        for layer in self.features:
+            h = layer(h)
+            if isinstance(layer, nn.MaxPool2d):
+                pools.append(h)
+        h = self.drop(F.relu(self.fc6(h)))
+        h = self.drop(F.relu(self.fc7(h)))
+        h = self.upscore2(self.score_fr(h)) + self.score_pool4(pools[3])
+        h = self.upscore_pool4(h) + self.score_pool3(pools[2])
+        return self.upscore8(h)
+
+
+plain_case_deferred = ("fcn8s_w4", FCN8s(4, 3))
+
+
 # --- the portrait UNet and the M2NIST FCN (torch's own layers, composed as their sources do) ----
 from collections import OrderedDict
 
@@ -265,6 +302,7 @@ class M2NISTFCN(nn.Module):
 
 def plain_case(case, model, x, target, loss_fn, meta):
     model.train()
+    no_dropout(model)
     randomise_bn(model)
     record_params(case, model)
     logits = model(x)
@@ -282,6 +320,10 @@ t = torch.randint(0, 2, (2, 32, 32))
 plain_case("unet_tconv_w4", PortraitUNet(3, 2, 4), torch.randn(2, 3, 32, 32), t,
            lambda y, t: F.binary_cross_entropy_with_logits(y, one_hot(t, 2)),
            {"op": "model", "model": "unet_tconv", "width": 4, "classes": 2, "loss": "bce"})
+name, fcn8s = plain_case_deferred
+t = torch.randint(0, 3, (2, 64, 64))
+plain_case(name, fcn8s, torch.randn(2, 3, 64, 64), t, F.cross_entropy,
+           {"op": "model", "model": "fcn8s", "width": 4, "classes": 3, "loss": "ce"})
 t = torch.randint(0, 11, (2, 64, 84))
 plain_case("fcn_m2nist", M2NISTFCN(11), torch.rand(2, 1, 64, 84), t, F.cross_entropy,
            {"op": "model", "model": "fcn_m2nist", "width": 0, "classes": 11, "loss": "ce"})
@@ -319,6 +361,8 @@ names = {}
 for key, builder in {"deeplabv3_resnet50": deeplabv3_resnet50, "fcn_resnet50": fcn_resnet50}.items():
     m = builder(weights=None, weights_backbone=None, num_classes=21, aux_loss=True)
     names[key] = {k: list(v.shape) for k, v in m.state_dict().items()}
+from torchvision.models import vgg16_bn
+names["vgg16_bn_features"] = {k: list(v.shape) for k, v in vgg16_bn(weights=None).state_dict().items() if k.startswith("features.")}
 with open(os.path.join(here, "torchvision-state-dicts.json"), "w") as f:
     json.dump(names, f, indent=0, sort_keys=True)
 print("wrote", len(out), "tensors,", len(cases), "cases")

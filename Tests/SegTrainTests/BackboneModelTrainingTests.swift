@@ -21,9 +21,9 @@ final class BackboneModelTrainingTests: XCTestCase {
     }
 
     func testTheResNetRecipesTrain() throws {
-        for name in ["deeplabv3", "fcn_resnet", "pspnet", "portrait_unet"] {
+        for name in ["deeplabv3", "fcn_resnet", "pspnet", "fcn8s", "portrait_unet"] {
             let config = try recipe(name, name)
-            XCTAssertEqual(config.auxLoss, name != "portrait_unet", "\(name): the ResNet recipes train with the auxiliary head")
+            XCTAssertEqual(config.auxLoss, !["portrait_unet", "fcn8s"].contains(name), "\(name): the ResNet recipes train with the auxiliary head")
             let run = try TrainingRun(config: config)
             let summary = try run.run()
             XCTAssertEqual(summary.steps, 3, name)
@@ -31,7 +31,8 @@ final class BackboneModelTrainingTests: XCTestCase {
             // the checkpoint holds torchvision's names, the auxiliary head included
             let file = try SafeTensorsFile(path: "\(dir!)/\(name)/step-000003.safetensors")
             let expected = ["portrait_unet": ["encoder1.enc1norm1.running_var", "upconv4.weight", "conv.bias"],
-                            "pspnet": ["backbone.layer4.1.bn2.running_var", "ppm.features.3.2.running_var", "aux.4.bias"]][name]
+                            "pspnet": ["backbone.layer4.1.bn2.running_var", "ppm.features.3.2.running_var", "aux.4.bias"],
+                            "fcn8s": ["features.41.running_var", "fc7.weight", "upscore8.weight"]][name]
                 ?? ["backbone.layer4.1.bn2.running_var", "aux_classifier.4.bias"]
             for tensor in expected { XCTAssertNotNil(file.entry(tensor), "\(name): \(tensor)") }
         }

@@ -96,12 +96,36 @@ final class TorchvisionModelTests: XCTestCase {
         }
         compare("logits", logits, try f.tensor("\(c).logits"))
         compare("loss", loss, try f.tensor("\(c).loss"))
-        for slot in store.parameterSlots { compare("grad.\(slot.name)", store.gradientTensor(slot), try f.tensor("\(c).grad.\(slot.name)")) }
+        for slot in store.parameterSlots {
+            let got = store.gradientTensor(slot), want = try f.tensor("\(c).grad.\(slot.name)")
+            if let weightGradient = try convolutionBeforeBatchNorm(slot.name, store, f, c) {
+                // A conv bias right before a training-mode BatchNorm has an exactly-zero gradient;
+                // both frameworks hold rounding noise there: compare on its weight gradient's scale.
+                let scale = weightGradient.storage.map { abs(Double($0)) }.max()!
+                let d = zip(got.storage, want.storage).map { abs(Double($0) - Double($1)) }.max()! / scale
+                Self.report.record("\(c) grad (bias before BN, vs weight-grad scale)", slot.name, d)
+                XCTAssertLessThanOrEqual(d, 1e-4, "\(c).grad.\(slot.name)")
+            } else {
+                compare("grad.\(slot.name)", got, want)
+            }
+        }
         for slot in store.bufferSlots { compare("after.\(slot.name)", store.bufferTensor(slot), try f.tensor("\(c).after.\(slot.name)")) }
+    }
+
+    /// For `<module>.N.bias` whose `<module>.N+1` is a BatchNorm: the reference gradient of the
+    /// same convolution's weight.
+    func convolutionBeforeBatchNorm(_ name: String, _ store: ParameterStore, _ f: SafeTensorsFile, _ c: String) throws -> Tensor? {
+        guard name.hasSuffix(".bias") else { return nil }
+        let parts = name.split(separator: ".").dropLast()
+        guard let index = Int(parts.last ?? "") else { return nil }
+        let sibling = (parts.dropLast() + ["\(index + 1)"]).joined(separator: ".")
+        guard store.bufferSlot(named: sibling + ".running_mean") != nil else { return nil }
+        return try f.tensor("\(c).grad.\(parts.joined(separator: ".")).weight")
     }
 
     func testPortraitUNet() throws { try runPlainModel("unet_tconv_w4") }
     func testM2NISTFCN() throws { try runPlainModel("fcn_m2nist") }
+    func testFCN8s() throws { try runPlainModel("fcn8s_w4") }
 
     /// torchvision's deeplabv3_resnet50 / fcn_resnet50 (21 classes, aux_loss) state_dicts: every
     /// name and shape, so their converted checkpoints load into segdist as they are.
@@ -118,5 +142,12 @@ final class TorchvisionModelTests: XCTestCase {
             let counters = Set(reference[arch.rawValue]!.keys.filter { $0.hasSuffix("num_batches_tracked") })
             XCTAssertEqual(Set(model.store.counterNames), counters, arch.rawValue)
         }
+        // FCN-8s's backbone is torchvision's vgg16_bn `features`, name for name; shapes at width 8
+        // are VGG16's channel counts divided by 8 (the full model's fc6 alone has 102 M weights)
+        let vgg = reference["vgg16_bn_features"]!.filter { !$0.key.hasSuffix("num_batches_tracked") }
+        let fcn8s = ModelArchitecture.fcn8s.make(inputChannels: 3, classes: 21, width: 8, seed: 0)
+        var features: [String: [Int]] = [:]
+        for s in fcn8s.store.parameterSlots + fcn8s.store.bufferSlots where s.name.hasPrefix("features.") { features[s.name] = s.shape }
+        XCTAssertEqual(features, vgg.mapValues { shape in shape.enumerated().map { i, d in i <= 1 && d != 3 ? d / 8 : d } })
     }
 }

@@ -9,15 +9,16 @@ public final class ConvTranspose2d {
 
     public init(store: ParameterStore, name: String, inputChannels: Int, outputChannels: Int, kernelSize: Int,
                 stride: Int = 1, padding: Int = 0, outputPadding: Int = 0, bias: Bool = true,
-                generator: inout SeededGenerator) {
+                bilinear: Bool = false, generator: inout SeededGenerator) {
         self.store = store
         inChannels = inputChannels; outChannels = outputChannels; self.kernelSize = kernelSize
         self.stride = stride; self.padding = padding; self.outputPadding = outputPadding
         // PyTorch computes fan_in from weight dim 1, which for a transposed conv is Cout.
         let fanIn = outputChannels * kernelSize * kernelSize
         let shape = [inputChannels, outputChannels, kernelSize, kernelSize]
-        weight = store.registerParameter("\(name).weight", shape: shape,
-                                         initialValues: kaimingUniformA5(count: shape.reduce(1, *), fanIn: fanIn, generator: &generator))
+        weight = store.registerParameter("\(name).weight", shape: shape, initialValues: bilinear
+            ? bilinearUpsamplingKernel(inputChannels: inputChannels, outputChannels: outputChannels, kernelSize: kernelSize)
+            : kaimingUniformA5(count: shape.reduce(1, *), fanIn: fanIn, generator: &generator))
         self.bias = bias ? store.registerParameter("\(name).bias", shape: [outputChannels],
                                                    initialValues: kaimingUniformA5(count: outputChannels, fanIn: fanIn, generator: &generator)) : nil
     }

@@ -31,6 +31,8 @@ public enum ModelArchitecture: String, CaseIterable, Sendable {
     case fcn_m2nist
     /// torchvision's segmentation models (ResNet backbone; `width` = stem channels, 64 there).
     case fcn_resnet50, fcn_resnet101, deeplabv3_resnet50, deeplabv3_resnet101
+    /// FCN-8s on VGG16-BN (torchvision's `features.N` names; `width` = 64 there).
+    case fcn8s
     /// PSPNet on a dilated ResNet (semseg's layout; `backbone_depth`, `width` as above).
     case pspnet
     /// Diagnostic models for the gradient-readiness tests: parameters registered in the reverse
@@ -62,6 +64,7 @@ public enum ModelArchitecture: String, CaseIterable, Sendable {
         case .unet: return UNet(inputChannels: inputChannels, classes: classes, width: width, depth: 4, skip: .concat, seed: seed)
         case .unet_add: return UNet(inputChannels: inputChannels, classes: classes, width: width, depth: 4, skip: .add, seed: seed)
         case .unet_shallow: return UNet(inputChannels: inputChannels, classes: classes, width: width, depth: 2, skip: .concat, seed: seed)
+        case .fcn8s: return FCN8s(inputChannels: inputChannels, classes: classes, width: width, seed: seed)
         case .pspnet:
             return PSPNet(inputChannels: inputChannels, classes: classes, depth: depth, width: width, auxiliary: auxiliary, seed: seed)
         case .unet_tconv: return TransposedConvUNet(inputChannels: inputChannels, classes: classes, width: width, seed: seed)
@@ -79,6 +82,7 @@ public enum ModelArchitecture: String, CaseIterable, Sendable {
     public var downsamplings: Int {
         switch self {
         case .unet, .unet_add, .unet_tconv: return 4
+        case .fcn8s: return 5
         case .fcn_m2nist: return 4   // its smallest input: (n - 4) / 2 - 2) / 2 >= 1
         case .unet_shallow: return 2
         case .fcn_resnet50, .fcn_resnet101, .deeplabv3_resnet50, .deeplabv3_resnet101, .pspnet: return 5

@@ -22,3 +22,20 @@ public func kaimingNormalFanOut(count: Int, fanOut: Int, generator: inout Seeded
     let std = (2 / Double(fanOut)).squareRoot()
     return (0..<count).map { _ in Float(generator.normal() * std) }
 }
+
+/// A transposed-convolution weight (Cin, Cout, k, k) that upsamples each channel bilinearly
+/// (channel i to channel i, zero elsewhere), as FCN initialises its learnable upsampling.
+public func bilinearUpsamplingKernel(inputChannels: Int, outputChannels: Int, kernelSize k: Int) -> [Float] {
+    let factor = (k + 1) / 2
+    let center = k % 2 == 1 ? Float(factor - 1) : Float(factor) - 0.5
+    var w = [Float](repeating: 0, count: inputChannels * outputChannels * k * k)
+    for c in 0..<min(inputChannels, outputChannels) {
+        for i in 0..<k {
+            for j in 0..<k {
+                let v = (1 - abs(Float(i) - center) / Float(factor)) * (1 - abs(Float(j) - center) / Float(factor))
+                w[((c * outputChannels + c) * k + i) * k + j] = v
+            }
+        }
+    }
+    return w
+}
