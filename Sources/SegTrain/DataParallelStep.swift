@@ -64,7 +64,7 @@ public final class DataParallelStep {
             var pass = Pass.training(tape: tape, batchNormGroup: batchNormGroup)
             pass.randomness = PassRandomness(seed: dropoutSeed, firstSample: trainer.optimizer.stepCount * globalBatch + start)
             let loss = try trainer.loss.apply(to: model.trainingOutputs(backend.upload(images), pass),
-                                              oneHot: backend.upload(targets), pass)
+                                              oneHot: backend.upload(targets), pass, classWeights: trainer.classWeights)
             let share = Float(end - start) / Float(globalBatch)
             tape.backward(from: loss, scale: share)
             weightedLoss += Double(backend.download(loss).scalar) * Double(share)

@@ -13,14 +13,17 @@ public enum LossKind: String, CaseIterable, Sendable {
 
     /// The mean loss over the batch as a recorded scalar: `oneHot` (N, classes, H, W) holds the
     /// target as one-hot channels; cross-entropy reads the class index from it.
-    public func apply(_ logits: Tensor, oneHot: Tensor, _ pass: Pass) throws -> Tensor {
+    /// `classWeights` (one per class) weight cross-entropy as `F.cross_entropy(weight=)`.
+    public func apply(_ logits: Tensor, oneHot: Tensor, _ pass: Pass, classWeights: [Float]? = nil) throws -> Tensor {
         precondition(logits.shape == oneHot.shape, "Logits \(logits.shape) and targets \(oneHot.shape) differ")
         switch self {
         case .bce: return pass.bceWithLogits(logits, targets: oneHot)
         case .dice: return pass.softDice(logits, targets: oneHot, activation: .sigmoid)
         case .bceDice: return pass.add(try LossKind.bce.apply(logits, oneHot: oneHot, pass),
                                        try LossKind.dice.apply(logits, oneHot: oneHot, pass))
-        case .ce: return try pass.crossEntropy(logits, targets: pass.backend.argmaxChannels(oneHot))
+        case .ce:
+            let weights = classWeights.map { pass.backend.upload(Tensor(shape: [$0.count], storage: $0)) }
+            return try pass.crossEntropy(logits, targets: pass.backend.argmaxChannels(oneHot), classWeights: weights)
         }
     }
 }
@@ -28,10 +31,11 @@ public enum LossKind: String, CaseIterable, Sendable {
 extension LossKind {
     /// The weighted sum of this loss over a model's training outputs (the main logits with
     /// weight 1, auxiliary heads with theirs), as one recorded scalar.
-    public func apply(to outputs: [(logits: Tensor, weight: Float)], oneHot: Tensor, _ pass: Pass) throws -> Tensor {
+    public func apply(to outputs: [(logits: Tensor, weight: Float)], oneHot: Tensor, _ pass: Pass,
+                      classWeights: [Float]? = nil) throws -> Tensor {
         var total: Tensor?
         for (logits, weight) in outputs {
-            var term = try apply(logits, oneHot: oneHot, pass)
+            var term = try apply(logits, oneHot: oneHot, pass, classWeights: classWeights)
             if weight != 1 { term = pass.scaled(term, by: weight) }
             total = total.map { pass.add($0, term) } ?? term
         }

@@ -45,7 +45,9 @@ public final class TrainingRun {
         var modelConfig = config
         modelConfig.seed += initSeedOffset
         model = modelConfig.makeModel()
-        trainer = Trainer(model: model, optimizer: try config.makeOptimizer(), loss: config.loss, schedule: config.makeSchedule())
+        var trainer = Trainer(model: model, optimizer: try config.makeOptimizer(), loss: config.loss, schedule: config.makeSchedule())
+        trainer.classWeights = config.classWeights
+        self.trainer = trainer
         data = config.dataset
         runDirectory = config.checkpointDir
         parallel = try DataParallelStep(trainer: trainer, communicator: communicator, globalBatch: config.batchSize,

@@ -9,6 +9,8 @@ public struct Trainer {
     public let optimizer: Optimizer
     public let loss: LossKind
     public var schedule: LearningRateSchedule
+    /// Cross-entropy's per-class weights (nil: all 1).
+    public var classWeights: [Float]?
 
     public init(model: SegmentationModel, optimizer: Optimizer, loss: LossKind, schedule: LearningRateSchedule) {
         self.model = model; self.optimizer = optimizer; self.loss = loss; self.schedule = schedule

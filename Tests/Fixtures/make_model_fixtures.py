@@ -90,6 +90,17 @@ for name, (k, s, p, ceil, h, w) in {
     out[f"{name}.x"], out[f"{name}.y"], out[f"{name}.dy"], out[f"{name}.dx"] = x.detach(), y.detach(), dy, x.grad
     cases[name] = {"op": "max_pool2d", "kernel": k, "stride": s, "padding": p, "ceil_mode": ceil}
 
+# --- cross-entropy with class weights and ignored pixels ------------------------------------------
+logits = torch.randn(2, 4, 5, 6, requires_grad=True)
+target = torch.randint(0, 4, (2, 5, 6))
+target[0, 1, :3] = -100
+weight = torch.tensor([0.5, 1.0, 2.0, 4.0])
+loss = F.cross_entropy(logits, target, weight=weight, ignore_index=-100)
+loss.backward()
+out["ce_weighted.logits"], out["ce_weighted.target"], out["ce_weighted.weight"] = logits.detach(), target.float(), weight
+out["ce_weighted.loss"], out["ce_weighted.dlogits"] = loss.detach().reshape([]), logits.grad
+cases["ce_weighted"] = {"op": "cross_entropy", "ignore_index": -100}
+
 # --- torchvision's blocks at small channel counts --------------------------------------------
 def downsample(cin, cout, stride):
     return nn.Sequential(tvr.conv1x1(cin, cout, stride), nn.BatchNorm2d(cout))

@@ -299,6 +299,13 @@ final class FiniteDifferenceTests: XCTestCase {
                 try! softmaxCrossEntropy(logits: xp, targets: t.baseAddress!, batch: 2, classes: 3, pixels: 10, grad: g)
             } }
         }
+        let weights: [Float] = [0.5, 2, 1]
+        lossCheck("cross_entropy with class weights", random([2, 3, 10])) { x, g in
+            x.ptr { xp in ignoring.withUnsafeBufferPointer { t in weights.withUnsafeBufferPointer { w in
+                try! softmaxCrossEntropy(logits: xp, targets: t.baseAddress!, batch: 2, classes: 3, pixels: 10,
+                                         classWeights: w.baseAddress!, grad: g)
+            } } }
+        }
         for activation in [DiceActivation.sigmoid, .softmax] {
             lossCheck("soft dice \(activation)", random([2, 3, 10])) { x, g in
                 x.ptr { xp in target.ptr {

@@ -76,6 +76,17 @@ final class TorchvisionBlockTests: XCTestCase {
         }
     }
 
+    func testClassWeightedCrossEntropyWithIgnoredPixels() throws {
+        let f = try Fixtures.torchvision(), c = "ce_weighted"
+        let targets = IndexTensor(shape: [2, 5, 6], values: try f.tensor("\(c).target").storage.map { Int32($0) })
+        let tape = Tape(backend: CPUBackend.shared)
+        let logits = tape.watch(try f.tensor("\(c).logits"))
+        let loss = try Pass.training(tape: tape).crossEntropy(logits, targets: targets, classWeights: try f.tensor("\(c).weight"))
+        compare(c, "loss", loss, try f.tensor("\(c).loss"))
+        tape.backward(from: loss)
+        compare(c, "dlogits", tape.gradient(of: logits)!, try f.tensor("\(c).dlogits"))
+    }
+
     func testMaxPoolWithPaddingAndCeilMode() throws {
         let f = try Fixtures.torchvision()
         let cases = try Fixtures.cases(f).filter { $0.value["op"] as? String == "max_pool2d" }

@@ -135,8 +135,10 @@ public final class DeviceStandIn: Backend {
     public func bceWithLogits(logits: Tensor, targets: Tensor) -> (Tensor, Tensor) {
         count(); let (l, g) = cpu.bceWithLogits(logits: h(logits), targets: h(targets)); return (d(l), d(g))
     }
-    public func softmaxCrossEntropy(logits: Tensor, targets: IndexTensor, ignoreIndex: Int32) throws -> (Tensor, Tensor) {
-        count(); let (l, g) = try cpu.softmaxCrossEntropy(logits: h(logits), targets: h(targets), ignoreIndex: ignoreIndex); return (d(l), d(g))
+    public func softmaxCrossEntropy(logits: Tensor, targets: IndexTensor, ignoreIndex: Int32, classWeights: Tensor?) throws -> (Tensor, Tensor) {
+        count()
+        let (l, g) = try cpu.softmaxCrossEntropy(logits: h(logits), targets: h(targets), ignoreIndex: ignoreIndex, classWeights: h(classWeights))
+        return (d(l), d(g))
     }
     public func softDice(logits: Tensor, targets: Tensor, activation: DiceActivation, smooth: Float) -> (Tensor, Tensor) {
         count(); let (l, g) = cpu.softDice(logits: h(logits), targets: h(targets), activation: activation, smooth: smooth); return (d(l), d(g))

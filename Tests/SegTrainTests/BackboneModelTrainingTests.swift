@@ -73,4 +73,22 @@ final class BackboneModelTrainingTests: XCTestCase {
         unet.backboneDepth = nil
         XCTAssertThrowsError(try unet.validate(source: "test")) { XCTAssertTrue("\($0)".contains("aux_loss"), "\($0)") }
     }
+
+    func testClassWeightsAreCheckedAndWeightTheLoss() throws {
+        var config = try recipe("fcn8s", "weighted", ["class_weights=1, 1, 10"])
+        XCTAssertEqual(config.classWeights, [1, 1, 10])
+        XCTAssertTrue(config.rendered().contains("class_weights: 1, 1, 10\n"))
+        let weighted = try TrainingRun(config: config)
+        try weighted.run()
+        config.classWeights = nil
+        config.checkpointDir = dir + "/unweighted"
+        let plain = try TrainingRun(config: config)
+        try plain.run()
+        XCTAssertNotEqual(weighted.model.store.parameters.storage, plain.model.store.parameters.storage, "the weights change what is learned")
+        config.classWeights = [1, 2]
+        XCTAssertThrowsError(try config.validate(source: "test")) { XCTAssertTrue("\($0)".contains("one weight per class (3)"), "\($0)") }
+        config.classWeights = [1, 2, 3]
+        config.loss = .bce
+        XCTAssertThrowsError(try config.validate(source: "test")) { XCTAssertTrue("\($0)".contains("loss: ce"), "\($0)") }
+    }
 }

@@ -61,6 +61,7 @@ final class ConfigTests: XCTestCase {
         let models = ModelArchitecture.allCases.map(\.rawValue).filter { !$0.hasPrefix("probe_") }
         XCTAssertEqual(Array(models.prefix(3)), ["unet", "unet_add", "unet_shallow"])
         assertError("model: resnet", "test.cfg:1: model: must be one of \(models.joined(separator: ", ")), got 'resnet'")
+        assertError("class_weights: 1, x", "test.cfg:1: class_weights: expected comma-separated numbers or none, got 'x'")
         assertError("squares: yes", "test.cfg:1: squares: expected true or false, got 'yes'")
         assertError("lr 0.1", "test.cfg:1: expected 'key: value', got 'lr 0.1'")
         assertError("lr: 0.1\nlr: 0.2", "test.cfg:2: lr: set twice (first on line 1)")

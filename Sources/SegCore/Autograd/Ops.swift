@@ -149,9 +149,11 @@ extension Pass {
         return recordLoss(loss, logits: logits, gradient: grad)
     }
 
-    /// Mean softmax cross-entropy over the non-ignored pixels, as `F.cross_entropy`.
-    public func crossEntropy(_ logits: Tensor, targets: IndexTensor, ignoreIndex: Int32 = -100) throws -> Tensor {
-        let (loss, grad) = try backend.softmaxCrossEntropy(logits: logits, targets: targets, ignoreIndex: ignoreIndex)
+    /// Mean softmax cross-entropy over the non-ignored pixels, optionally class-weighted, as
+    /// `F.cross_entropy(weight=, ignore_index=)`.
+    public func crossEntropy(_ logits: Tensor, targets: IndexTensor, ignoreIndex: Int32 = -100, classWeights: Tensor? = nil) throws -> Tensor {
+        let (loss, grad) = try backend.softmaxCrossEntropy(logits: logits, targets: targets, ignoreIndex: ignoreIndex,
+                                                           classWeights: classWeights)
         return recordLoss(loss, logits: logits, gradient: grad)
     }
 

@@ -87,8 +87,9 @@ public protocol Backend: AnyObject {
 
     // MARK: Losses: the mean loss (a one-element tensor) and d(loss)/d(logits)
     func bceWithLogits(logits: Tensor, targets: Tensor) -> (Tensor, Tensor)
-    /// Throws when a target is outside 0..<classes and not `ignoreIndex`.
-    func softmaxCrossEntropy(logits: Tensor, targets: IndexTensor, ignoreIndex: Int32) throws -> (Tensor, Tensor)
+    /// Throws when a target is outside 0..<classes and not `ignoreIndex`. `classWeights` (C) as
+    /// `F.cross_entropy(weight=)`.
+    func softmaxCrossEntropy(logits: Tensor, targets: IndexTensor, ignoreIndex: Int32, classWeights: Tensor?) throws -> (Tensor, Tensor)
     func softDice(logits: Tensor, targets: Tensor, activation: DiceActivation, smooth: Float) -> (Tensor, Tensor)
 
     // MARK: Prediction and metrics

@@ -236,12 +236,14 @@ public final class CPUBackend: Backend {
         return (Tensor(shape: [], storage: [loss]), grad)
     }
 
-    public func softmaxCrossEntropy(logits: Tensor, targets: IndexTensor, ignoreIndex: Int32) throws -> (Tensor, Tensor) {
+    public func softmaxCrossEntropy(logits: Tensor, targets: IndexTensor, ignoreIndex: Int32, classWeights: Tensor?) throws -> (Tensor, Tensor) {
         let (n, c, h, w) = logits.nchw
         precondition(targets.count == n * h * w, "Cross-entropy targets \(targets.shape) do not match logits \(logits.shape)")
+        precondition(classWeights == nil || classWeights!.count == c, "Cross-entropy needs one weight per class (\(c))")
         let grad = allocate(logits.shape)
         let loss = try SegKernels.softmaxCrossEntropy(logits: logits.mem, targets: targets.mem, batch: n, classes: c, pixels: h * w,
-                                                      ignoreIndex: ignoreIndex, grad: grad.mem)
+                                                      ignoreIndex: ignoreIndex, classWeights: classWeights.map { UnsafePointer($0.mem) },
+                                                      grad: grad.mem)
         return (Tensor(shape: [], storage: [loss]), grad)
     }
 

@@ -10,6 +10,8 @@ struct ConfigKey {
         case bool
         case string
         case intOrAuto(ClosedRange<Int>)
+        /// Comma-separated numbers in the range, or `none`.
+        case floatList(ClosedRange<Float>)
     }
     let name: String
     let kind: Kind
@@ -60,6 +62,10 @@ let configKeys: [ConfigKey] = [
               get: { String($0.auxLoss) }, set: { $0.auxLoss = $1 == "true" }),
     int("in_channels", 1...64, "image channels (1 for shapes, 3 for rgb_shapes)", \.inChannels),
     int("classes", 2...256, "output channels, background included (3 with squares)", \.classes),
+    ConfigKey(name: "class_weights", kind: .floatList(0...1_000_000),
+              help: "cross-entropy weight per class, comma-separated (as F.cross_entropy(weight=)), or none",
+              get: { $0.classWeights.map { $0.map(formatFloat).joined(separator: ", ") } ?? "none" },
+              set: { $0.classWeights = $1 == "none" ? nil : $1.split(separator: ",").map { Float($0.trimmingCharacters(in: .whitespaces))! } }),
     choice("loss", "bce (on one-hot channels, as the lab) | ce | dice | bce+dice", \.loss),
     choice("data", "synthetic data: shapes (grey) | rgb_shapes (tf_unet colour map)", \.data),
     int("image_size", 1...8192, "image side in pixels", \.imageSize),

@@ -87,6 +87,14 @@ extension TrainingConfig {
             }
         case let .choice(options, diagnostic):
             guard options.contains(value) || diagnostic.contains(value) else { throw fail("must be one of \(options.joined(separator: ", ")), got '\(value)'") }
+        case let .floatList(range):
+            if value != "none" {
+                for item in value.split(separator: ",", omittingEmptySubsequences: false) {
+                    let text = item.trimmingCharacters(in: .whitespaces)
+                    guard let v = Float(text), v.isFinite else { throw fail("expected comma-separated numbers or none, got '\(text)'") }
+                    guard range.contains(v) else { throw fail("must be in \(formatFloat(range.lowerBound))...\(formatFloat(range.upperBound)), got \(text)") }
+                }
+            }
         case .bool:
             guard value == "true" || value == "false" else { throw fail("expected true or false, got '\(value)'") }
         case .string:
@@ -111,6 +119,11 @@ extension TrainingConfig {
         if radiusMin >= radiusMax { throw fail("radius_min", "must be below radius_max (\(radiusMax)), got \(radiusMin)") }
         if loss == .ce && classes < 2 { throw fail("loss", "ce needs at least 2 classes") }
         if checkpointDir.isEmpty { throw fail("checkpoint_dir", "must not be empty") }
+        if let classWeights {
+            if loss != .ce { throw fail("class_weights", "weights the cross-entropy loss (loss: ce), not \(loss.rawValue)") }
+            if classWeights.count != classes { throw fail("class_weights", "needs one weight per class (\(classes)), got \(classWeights.count)") }
+            if !classWeights.contains(where: { $0 > 0 }) { throw fail("class_weights", "needs at least one positive weight") }
+        }
         if !initFrom.isEmpty && !FileManager.default.fileExists(atPath: initFrom) {
             throw fail("init_from", "no such file: \(initFrom)")
         }

@@ -15,6 +15,8 @@ public struct TrainingConfig: Equatable, Sendable {
     public var inChannels = 1
     public var classes = 2
     public var loss: LossKind = .bce
+    /// Cross-entropy's weight per class (nil: all 1).
+    public var classWeights: [Float]? = nil
     /// ResNet depth of the backbone models; nil = the depth in the model's name.
     public var backboneDepth: Int? = nil
     /// The auxiliary FCN head on layer3 (loss weight 0.5), for the ResNet models.
