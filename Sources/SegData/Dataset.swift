@@ -46,7 +46,8 @@ extension SegmentationDataset {
     }
 
     /// Images (N, channels, H, W) and one-hot targets (N, classes, H, W) of `count` samples of
-    /// one size, made in parallel.
+    /// one size, made in parallel. With one class the target is the foreground: labels other
+    /// than 0.
     public func batch(count: Int, _ make: (Int) -> Sample) -> (images: Tensor, targets: Tensor) {
         precondition(count > 0, "A batch needs at least one sample")
         let first = make(0)
@@ -61,7 +62,11 @@ extension SegmentationDataset {
                              "Sample \(b) of a batch is \(s.channels)x\(s.height)x\(s.width), the first is \(c)x\(h)x\(w)")
                 (ip + b * c * n).update(from: s.image, count: c * n)
                 let t = tp + b * k * n
-                for p in 0..<n where Int(s.labels[p]) < k { t[Int(s.labels[p]) * n + p] = 1 }
+                if k == 1 {
+                    for p in 0..<n where s.labels[p] != 0 { t[p] = 1 }
+                } else {
+                    for p in 0..<n where Int(s.labels[p]) < k { t[Int(s.labels[p]) * n + p] = 1 }
+                }
             }
         } }
         return (images, targets)

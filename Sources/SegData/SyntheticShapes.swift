@@ -26,7 +26,9 @@ public struct SyntheticShapes: SegmentationDataset {
     }
 
     public var channels: Int { rgb ? 3 : 1 }
-    public var classes: Int { squares ? 3 : 2 }
+    /// One target channel, the foreground (discs), instead of one per class.
+    public var foregroundOnly = false
+    public var classes: Int { foregroundOnly ? 1 : squares ? 3 : 2 }
 
     /// Validation samples come from a stream that training indices never reach.
     public static let validationStream: UInt64 = 1 << 62

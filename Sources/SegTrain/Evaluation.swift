@@ -10,7 +10,7 @@ extension TrainingConfig {
     public var syntheticShapes: SyntheticShapes {
         var g = SyntheticShapes(size: imageSize, border: effectiveBorder, seed: UInt64(seed) &+ 0x5EED)
         g.discs = discs; g.radiusMin = radiusMin; g.radiusMax = radiusMax; g.noise = noise
-        g.squares = squares; g.rgb = data == .rgb_shapes
+        g.squares = squares; g.rgb = data == .rgb_shapes; g.foregroundOnly = classes == 1
         // one epoch = steps_per_epoch global batches, so sample positions run on across epochs
         g.trainingCount = stepsPerEpoch * batchSize
         g.validationCount = valImages

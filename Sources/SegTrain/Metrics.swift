@@ -56,7 +56,8 @@ public struct SegmentationScores: Equatable, Sendable {
 
     public var dice: [Double] { diceSum.map { $0 / Double(max(images, 1)) } }
     public var jaccard: [Double] { jaccardSum.map { $0 / Double(max(images, 1)) } }
-    /// The headline numbers: means over the foreground classes (all but class 0).
-    public var foregroundDice: Double { dice.dropFirst().reduce(0, +) / Double(max(classes - 1, 1)) }
-    public var foregroundJaccard: Double { jaccard.dropFirst().reduce(0, +) / Double(max(classes - 1, 1)) }
+    /// The headline numbers: means over the foreground classes (all but class 0); with a single
+    /// channel, that channel is the foreground.
+    public var foregroundDice: Double { classes == 1 ? dice[0] : dice.dropFirst().reduce(0, +) / Double(classes - 1) }
+    public var foregroundJaccard: Double { classes == 1 ? jaccard[0] : jaccard.dropFirst().reduce(0, +) / Double(classes - 1) }
 }

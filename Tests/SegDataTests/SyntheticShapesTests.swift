@@ -25,6 +25,11 @@ final class SyntheticShapesTests: XCTestCase {
         XCTAssertEqual(small.trainingSample(epoch: 2, index: 3).image, g.sample(23).image)
         XCTAssertEqual(small.trainingSample(at: 23).labels, g.sample(23).labels)
         XCTAssertEqual(small.validationSample(1).image, g.sample(SyntheticShapes.validationStream + 1).image)
+        // one class: the target is the foreground (every label but 0)
+        var single = g
+        single.foregroundOnly = true
+        XCTAssertEqual(single.classes, 1)
+        XCTAssertEqual(single.trainingBatch([4]).targets.storage, g.sample(4).labels.map { $0 != 0 ? 1 : 0 })
     }
 
     func testImagesAreNormalisedAndLabelsMatchTheBrightDiscs() {

@@ -15,7 +15,7 @@ final class BackboneModelTrainingTests: XCTestCase {
     func recipe(_ name: String, _ sub: String, _ extra: [String] = []) throws -> TrainingConfig {
         var c = try TrainingConfig.load(path: CommandLineTests.root.appendingPathComponent("configs/\(name).cfg").path)
         for o in ["width=4", "image_size=32", "radius_min=2", "radius_max=8", "batch_size=4", "epochs=1", "steps_per_epoch=3",
-                  "val_images=4", "warmup_steps=1", "checkpoint_dir=\(dir!)/\(sub)"] + extra { try c.override(o) }
+                  "val_images=4", "checkpoint_dir=\(dir!)/\(sub)"] + extra { try c.override(o) }
         try c.validate(source: "test")
         return c
     }
@@ -28,6 +28,16 @@ final class BackboneModelTrainingTests: XCTestCase {
             let summary = try run.run()
             XCTAssertEqual(summary.steps, 3, name)
             XCTAssertNotNil(summary.finalDice, name)
+            if name == "portrait_unet" {
+                // one sigmoid channel: the foreground; prediction thresholds it at 0.5
+                XCTAssertEqual(config.classes, 1)
+                XCTAssertEqual(run.model.classes, 1)
+                let image = config.dataset.validationBatch([0]).images
+                let prediction = Predictor.predict(model: run.model, input: image, activation: config.loss.outputActivation)
+                XCTAssertEqual(prediction.probabilities.shape, [1, 32, 32])
+                XCTAssertEqual(prediction.classes, prediction.probabilities.storage.map { $0 > 0.5 ? 1 : 0 })
+                XCTAssertEqual(prediction.foreground, prediction.probabilities.storage)
+            }
             // the checkpoint holds torchvision's names, the auxiliary head included
             let file = try SafeTensorsFile(path: "\(dir!)/\(name)/step-000003.safetensors")
             let expected = ["portrait_unet": ["encoder1.enc1norm1.running_var", "upconv4.weight", "conv.bias"],

@@ -38,4 +38,14 @@ final class MetricsTests: XCTestCase {
         XCTAssertEqual(merged.dice, s.dice)
         XCTAssertEqual(merged.images, 4)
     }
+
+    func testASingleChannelIsTheForeground() {
+        // one image 1x4, one sigmoid channel: predicted {0, 1}, truth {1, 2}
+        let logits = Tensor(shape: [1, 1, 1, 4], storage: [2, 2, -2, -2])
+        let targets = Tensor(shape: [1, 1, 1, 4], storage: [0, 1, 1, 0])
+        var s = SegmentationScores(classes: 1)
+        s.add(logits: logits, targets: targets, activation: .sigmoid)
+        XCTAssertEqual(s.foregroundDice, SegmentationScores.dice(intersection: 1, predicted: 2, truth: 2), accuracy: 1e-12)
+        XCTAssertEqual(s.foregroundJaccard, s.jaccard[0])
+    }
 }

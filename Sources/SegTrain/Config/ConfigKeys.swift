@@ -61,7 +61,7 @@ let configKeys: [ConfigKey] = [
     ConfigKey(name: "aux_loss", kind: .bool, help: "auxiliary FCN head on layer3, loss weight 0.5 (fcn_/deeplabv3_ models)",
               get: { String($0.auxLoss) }, set: { $0.auxLoss = $1 == "true" }),
     int("in_channels", 1...64, "image channels (1 for shapes, 3 for rgb_shapes)", \.inChannels),
-    int("classes", 2...256, "output channels, background included (3 with squares)", \.classes),
+    int("classes", 1...256, "output channels, background included (3 with squares); 1 = one sigmoid channel for the foreground (bce or dice)", \.classes),
     ConfigKey(name: "class_weights", kind: .floatList(0...1_000_000),
               help: "cross-entropy weight per class, comma-separated (as F.cross_entropy(weight=)), or none",
               get: { $0.classWeights.map { $0.map(formatFloat).joined(separator: ", ") } ?? "none" },

@@ -109,7 +109,9 @@ extension TrainingConfig {
         let needed = data == .rgb_shapes ? 3 : 1
         if inChannels != needed { throw fail("in_channels", "data \(data.rawValue) has \(needed) channel(s), but in_channels is \(inChannels)") }
         let labelled = squares ? 3 : 2
-        if classes != labelled {
+        if classes == 1 {
+            if squares { throw fail("classes", "1 scores a single foreground class; with squares the data has 3 classes") }
+        } else if classes != labelled {
             throw fail("classes", "the synthetic data has \(labelled) classes (background, discs\(squares ? ", squares" : "")), but classes is \(classes)")
         }
         let factor = 1 << model.downsamplings

@@ -7,16 +7,22 @@ public struct Prediction {
     /// (classes, H, W) on the host: sigmoid per channel or softmax over the classes, as the
     /// loss the model was trained with decides (`LossKind.outputActivation`).
     public let probabilities: Tensor
-    /// (H, W): the class of highest probability (the first on ties).
+    /// (H, W): the class of highest probability (the first on ties); with a single channel,
+    /// 1 where its probability is above 0.5.
     public let classes: [Int32]
 
     public var classCount: Int { probabilities.shape[0] }
 
-    /// Probability of "anything but background": class 1 for two classes, else 1 - p(background).
+    /// Probability of "anything but background": the channel itself with one class, class 1 for
+    /// two classes, else 1 - p(background).
     public var foreground: [Float] {
         let n = probabilities.shape[1] * probabilities.shape[2]
         return probabilities.withUnsafeBufferPointer { p in
-            classCount == 2 ? Array(p[n..<(2 * n)]) : (0..<n).map { 1 - p[$0] }
+            switch classCount {
+            case 1: return Array(p[0..<n])
+            case 2: return Array(p[n..<(2 * n)])
+            default: return (0..<n).map { 1 - p[$0] }
+            }
         }
     }
 }
@@ -53,9 +59,10 @@ public enum Predictor {
         let backend = model.store.backend
         let logits = model.forward(backend.upload(input), .inference(backend: backend))
         let probabilities = backend.activate(logits, activation)
-        let classes = backend.argmaxChannels(probabilities)
         let (_, k, h, w) = logits.nchw
-        return Prediction(probabilities: backend.download(probabilities).reshaped([k, h, w]),
-                          classes: backend.downloadIndices(classes).values)
+        let host = backend.download(probabilities).reshaped([k, h, w])
+        let classes = k == 1 ? host.withUnsafeBufferPointer { $0.map { $0 > 0.5 ? Int32(1) : 0 } }
+                             : backend.downloadIndices(backend.argmaxChannels(probabilities)).values
+        return Prediction(probabilities: host, classes: classes)
     }
 }
