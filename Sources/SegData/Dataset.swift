@@ -27,6 +27,8 @@ public protocol SegmentationDataset: Sendable {
     func trainingSample(epoch: Int, index: Int) -> Sample
     /// Validation sample `index` (0..<validationCount): the same in every epoch.
     func validationSample(_ index: Int) -> Sample
+    /// One line saying what the data is, printed at the start of a run.
+    var summary: String { get }
 }
 
 extension SegmentationDataset {

@@ -80,6 +80,10 @@ public struct SyntheticShapes: SegmentationDataset {
         labelled(UInt64(epoch) * UInt64(trainingCount) + UInt64(index))
     }
 
+    public var summary: String {
+        "synthetic \(rgb ? "RGB " : "")shapes \(size)x\(size), \(classes) class(es), \(discs) discs\(squares ? " and \(discs / 2) squares" : ""), noise \(noise); \(validationCount) validation images"
+    }
+
     public func validationSample(_ index: Int) -> Sample { labelled(Self.validationStream + UInt64(index)) }
 
     func labelled(_ index: UInt64) -> Sample {

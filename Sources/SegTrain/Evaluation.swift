@@ -3,8 +3,19 @@ import SegData
 import SegNN
 
 extension TrainingConfig {
-    /// The dataset this config trains on; validation uses its separate stream.
-    public var dataset: SegmentationDataset { syntheticShapes }
+    /// The dataset this config trains on (validation is its held-out or separate part).
+    public func makeDataset() throws -> SegmentationDataset {
+        switch data {
+        case .shapes, .rgb_shapes: return syntheticShapes
+        case .npy:
+            return try NPYDataset(imagesPath: imagesNPY, masksPath: masksNPY, classes: classes, validationFraction: valFraction,
+                                  seed: UInt64(seed) &+ 0x5EED, background: onehotBackground)
+        }
+    }
+
+    /// How training saw 8-bit pixels: the grey synthetic images are min-max stretched, RGB ones
+    /// and uint8 arrays divided by 255.
+    public var inputScaling: InputScaling { data == .shapes ? .minMax : .divideBy255 }
 
     /// The synthetic generator behind `dataset`, with the recipe's sizes.
     public var syntheticShapes: SyntheticShapes {

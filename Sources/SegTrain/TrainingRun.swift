@@ -48,7 +48,7 @@ public final class TrainingRun {
         var trainer = Trainer(model: model, optimizer: try config.makeOptimizer(), loss: config.loss, schedule: config.makeSchedule())
         trainer.classWeights = config.classWeights
         self.trainer = trainer
-        data = config.dataset
+        data = try config.makeDataset()
         runDirectory = config.checkpointDir
         parallel = try DataParallelStep(trainer: trainer, communicator: communicator, globalBatch: config.batchSize,
                                         microBatch: config.microBatch,

@@ -32,7 +32,7 @@ final class BackboneModelTrainingTests: XCTestCase {
                 // one sigmoid channel: the foreground; prediction thresholds it at 0.5
                 XCTAssertEqual(config.classes, 1)
                 XCTAssertEqual(run.model.classes, 1)
-                let image = config.dataset.validationBatch([0]).images
+                let image = try config.makeDataset().validationBatch([0]).images
                 let prediction = Predictor.predict(model: run.model, input: image, activation: config.loss.outputActivation)
                 XCTAssertEqual(prediction.probabilities.shape, [1, 32, 32])
                 XCTAssertEqual(prediction.classes, prediction.probabilities.storage.map { $0 > 0.5 ? 1 : 0 })

@@ -17,7 +17,7 @@ struct EvalCommand: ParsableCommand {
     func run() throws {
         try reportingErrors {
             let (config, model, step, source) = try loadModel(checkpoint: checkpoint, weights: weights, recipe: recipe)
-            let data = config.dataset
+            let data = try config.makeDataset()
             let batches = validationBatches(data: data, indices: 0..<data.validationCount, batch: config.batchSize)
             let scores = evaluate(model: model, batches: batches, activation: config.loss.outputActivation)
             let path = output ?? URL(fileURLWithPath: source).deletingLastPathComponent().appendingPathComponent("eval.json").path

@@ -17,6 +17,7 @@ struct GenerateCommand: ParsableCommand {
         try reportingErrors {
             guard count >= 1 else { throw ValidationError("--count must be at least 1") }
             let config = try recipe.resolve()
+            guard config.data != .npy else { throw ValidationError("generate writes the synthetic data (data: shapes or rgb_shapes), not data: npy") }
             configureThreads(config.threads)
             let data = config.syntheticShapes
             for sub in ["images", "masks"] {

@@ -33,21 +33,23 @@ struct PredictCommand: ParsableCommand {
                 }
                 return m
             }
-            let prediction = Predictor.predict(model: model, input: Predictor.input(from: png, channels: config.inChannels),
+            let prediction = Predictor.predict(model: model, input: Predictor.input(from: png, channels: config.inChannels, scaling: config.inputScaling),
                                                activation: config.loss.outputActivation)
             try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
             let k = prediction.classCount, h = png.height, w = png.width
             let classes = prediction.classes.map { maskValue(class: Int($0), classes: k) }
             try PNGImage(width: w, height: h, channels: 1, pixels: classes).write(to: output + "/mask.png")
             try writeNPY(prediction.probabilities, to: output + "/probabilities.npy")
-            try drawPanel(input: png, truth: truth, foreground: prediction.foreground).write(to: output + "/panel.png")
+            try drawPanel(input: png, truth: truth, foreground: prediction.foreground,
+                          predicted: prediction.classCount == 1 ? prediction.classes : prediction.classes.map { $0 == 0 ? 0 : 1 }).write(to: output + "/panel.png")
             print("wrote \(output)/mask.png, \(output)/probabilities.npy and \(output)/panel.png")
         }
     }
 
-    /// Input, ground truth (when given), heat map of the foreground probability, thresholded
-    /// prediction — side by side with titles, as the lab draws them.
-    func drawPanel(input: PNGImage, truth: PNGImage?, foreground: [Float]) -> PNGImage {
+    /// Input, ground truth (when given), heat map of the foreground probability, predicted
+    /// foreground — side by side with titles, as the lab draws them.
+    /// `predicted` is 1 where mask.png has a foreground class, so the two agree pixel for pixel.
+    func drawPanel(input: PNGImage, truth: PNGImage?, foreground: [Float], predicted: [Int32]) -> PNGImage {
         let w = input.width, h = input.height, n = w * h, gap = 10, title = 24
         var tiles: [(String, PNGImage)] = [("INPUT", input)]
         if let truth { tiles.append(("TRUTH", truth)) }
@@ -56,7 +58,7 @@ struct PredictCommand: ParsableCommand {
             let fg = foreground[p]
             let c = heatColor(fg)
             heat[p * 3] = c.0; heat[p * 3 + 1] = c.1; heat[p * 3 + 2] = c.2
-            thresholded[p] = fg > 0.5 ? 255 : 0
+            thresholded[p] = predicted[p] != 0 ? 255 : 0
         }
         tiles.append(("PROBABILITY", PNGImage(width: w, height: h, channels: 3, pixels: heat)))
         tiles.append(("PREDICTION", PNGImage(width: w, height: h, channels: 1, pixels: thresholded)))

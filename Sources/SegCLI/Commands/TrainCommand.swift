@@ -71,6 +71,7 @@ struct TrainCommand: ParsableCommand {
                     FileHandle.standardError.write("rank \(communicator.rank): parameter checksum before broadcast \(run.checksumBeforeBroadcast) after \(run.model.store.parameterChecksum)\n".data(using: .utf8)!)
                 }
                 if root, let checkpoint { FileHandle.standardError.write("resuming at step \(checkpoint.step) from \(resume!)\n".data(using: .utf8)!) }
+                if root { FileHandle.standardError.write("# data: \(run.data.summary)\n".data(using: .utf8)!) }
                 if root, let report = run.initialisation {
                     FileHandle.standardError.write("init_from \(config.initFrom): \(report.summary)\n".data(using: .utf8)!)
                 }

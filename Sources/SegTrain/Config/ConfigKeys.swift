@@ -1,4 +1,5 @@
 import SegNN
+import SegData
 
 /// The config keys, their types, ranges and documentation, in the order they are printed.
 struct ConfigKey {
@@ -67,7 +68,13 @@ let configKeys: [ConfigKey] = [
               get: { $0.classWeights.map { $0.map(formatFloat).joined(separator: ", ") } ?? "none" },
               set: { $0.classWeights = $1 == "none" ? nil : $1.split(separator: ",").map { Float($0.trimmingCharacters(in: .whitespaces))! } }),
     choice("loss", "bce (on one-hot channels, as the lab) | ce | dice | bce+dice", \.loss),
-    choice("data", "synthetic data: shapes (grey) | rgb_shapes (tf_unet colour map)", \.data),
+    choice("data", "shapes (synthetic grey discs) | rgb_shapes (tf_unet colour map) | npy (images_npy + masks_npy)", \.data),
+    ConfigKey(name: "images_npy", kind: .string, help: "data npy: images (N, H, W) or (N, H, W, C), uint8 or float, or none",
+              get: { $0.imagesNPY.isEmpty ? "none" : $0.imagesNPY }, set: { $0.imagesNPY = $1 == "none" ? "" : $1 }),
+    ConfigKey(name: "masks_npy", kind: .string, help: "data npy: masks (N, H, W) class indices or (N, H, W, K) one-hot, or none",
+              get: { $0.masksNPY.isEmpty ? "none" : $0.masksNPY }, set: { $0.masksNPY = $1 == "none" ? "" : $1 }),
+    float("val_fraction", 0...0.9, "data npy: share of the samples held out for validation (seeded)", \.valFraction),
+    choice("onehot_background", "data npy: the one-hot channel that is the background (class 0): last (M2NIST) | first", \.onehotBackground),
     int("image_size", 1...8192, "image side in pixels", \.imageSize),
     int("discs", 0...1000, "discs per image", \.discs),
     int("radius_min", 1...4096, "smallest disc radius (inclusive)", \.radiusMin),

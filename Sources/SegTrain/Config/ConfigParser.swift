@@ -1,4 +1,5 @@
 import Foundation
+import SegData
 import SegNN
 
 /// A config problem, reported as `FILE:LINE: key: problem`.
@@ -106,17 +107,21 @@ extension TrainingConfig {
     /// Checks that hold between keys.
     public func validate(source: String) throws {
         func fail(_ key: String, _ problem: String) -> ConfigError { ConfigError(source: source, line: nil, key: key, problem: problem) }
-        let needed = data == .rgb_shapes ? 3 : 1
-        if inChannels != needed { throw fail("in_channels", "data \(data.rawValue) has \(needed) channel(s), but in_channels is \(inChannels)") }
-        let labelled = squares ? 3 : 2
-        if classes == 1 {
-            if squares { throw fail("classes", "1 scores a single foreground class; with squares the data has 3 classes") }
-        } else if classes != labelled {
-            throw fail("classes", "the synthetic data has \(labelled) classes (background, discs\(squares ? ", squares" : "")), but classes is \(classes)")
-        }
         let factor = 1 << model.downsamplings
-        if imageSize < factor {
-            throw fail("image_size", "\(model.rawValue) halves the image \(model.downsamplings) times, so it needs at least \(factor) pixels, got \(imageSize)")
+        if data == .npy {
+            try validateArrays(fail)
+        } else {
+            let needed = data == .rgb_shapes ? 3 : 1
+            if inChannels != needed { throw fail("in_channels", "data \(data.rawValue) has \(needed) channel(s), but in_channels is \(inChannels)") }
+            let labelled = squares ? 3 : 2
+            if classes == 1 {
+                if squares { throw fail("classes", "1 scores a single foreground class; with squares the data has 3 classes") }
+            } else if classes != labelled {
+                throw fail("classes", "the synthetic data has \(labelled) classes (background, discs\(squares ? ", squares" : "")), but classes is \(classes)")
+            }
+            if imageSize < factor {
+                throw fail("image_size", "\(model.rawValue) halves the image \(model.downsamplings) times, so it needs at least \(factor) pixels, got \(imageSize)")
+            }
         }
         if radiusMin >= radiusMax { throw fail("radius_min", "must be below radius_max (\(radiusMax)), got \(radiusMin)") }
         if loss == .ce && classes < 2 { throw fail("loss", "ce needs at least 2 classes") }
@@ -132,6 +137,27 @@ extension TrainingConfig {
         if model.defaultBackboneDepth == nil {
             if backboneDepth != nil { throw fail("backbone_depth", "applies to the ResNet models (fcn_*, deeplabv3_*), not \(model.rawValue)") }
             if auxLoss { throw fail("aux_loss", "applies to the ResNet models (fcn_*, deeplabv3_*), not \(model.rawValue)") }
+        }
+    }
+
+    /// `data: npy`: both arrays exist and agree with in_channels, classes and the model's
+    /// smallest input (only their headers are read here).
+    func validateArrays(_ fail: (String, String) -> ConfigError) throws {
+        if imagesNPY.isEmpty { throw fail("images_npy", "data: npy needs the images array") }
+        if masksNPY.isEmpty { throw fail("masks_npy", "data: npy needs the masks array") }
+        let images: NPYArray, masks: NPYArray
+        do { images = try NPYArray(path: imagesNPY) } catch { throw fail("images_npy", "\(error)") }
+        do { masks = try NPYArray(path: masksNPY) } catch { throw fail("masks_npy", "\(error)") }
+        let channels = images.shape.count == 4 ? images.shape[3] : 1
+        if images.shape.count >= 3 && inChannels != channels {
+            throw fail("in_channels", "\(imagesNPY) has \(channels) channel(s), but in_channels is \(inChannels)")
+        }
+        if masks.shape.count == 4 && masks.shape[3] != classes {
+            throw fail("classes", "\(masksNPY) is one-hot over \(masks.shape[3]) classes, but classes is \(classes)")
+        }
+        let factor = 1 << model.downsamplings
+        if images.shape.count >= 3 && min(images.shape[1], images.shape[2]) < factor {
+            throw fail("images_npy", "\(model.rawValue) halves the image \(model.downsamplings) times, so it needs at least \(factor) pixels; the images are \(images.shape[1])x\(images.shape[2])")
         }
     }
 

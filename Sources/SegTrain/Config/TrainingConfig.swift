@@ -1,11 +1,12 @@
 import SegCore
 import SegNN
+import SegData
 
 /// Every knob of a training run. The built-in default equals `configs/unet.cfg`: the lab's
 /// recipe (SGD lr 0.001, momentum 0.9, weight decay 0.0005, BCE on one-hot channels, 128x128
 /// grey images with 10 discs and noise 20) at a width a 2-core machine trains in minutes.
 public struct TrainingConfig: Equatable, Sendable {
-    public enum DataKind: String, CaseIterable, Sendable { case shapes, rgb_shapes }
+    public enum DataKind: String, CaseIterable, Sendable { case shapes, rgb_shapes, npy }
     public enum OptimizerKind: String, CaseIterable, Sendable { case sgd, adam, adamw }
     public enum ScheduleKind: String, CaseIterable, Sendable { case constant, step, cosine }
 
@@ -37,6 +38,12 @@ public struct TrainingConfig: Equatable, Sendable {
     public var border: Int? = nil
     public var noise: Float = 20
     public var squares = false
+    /// `data: npy`: the images and masks arrays, the held-out share, and which one-hot channel
+    /// is the background.
+    public var imagesNPY = ""
+    public var masksNPY = ""
+    public var valFraction: Float = 0.1
+    public var onehotBackground: NPYDataset.Background = .last
     // Optimisation
     public var optimizer: OptimizerKind = .sgd
     public var lr: Float = 0.001

@@ -27,11 +27,18 @@ public struct Prediction {
     }
 }
 
+/// How 8-bit pixels became the model's inputs in training, so prediction does the same.
+public enum InputScaling: Sendable {
+    /// Each image stretched to [0, 1] (the synthetic grey discs).
+    case minMax
+    /// Divided by 255 (RGB synthetic data, uint8 arrays).
+    case divideBy255
+}
+
 public enum Predictor {
-    /// The image as the model saw its training images: (1, channels, H, W) in [0, 1], grey
-    /// images min-max normalised like the synthetic data, RGB divided by 255; an RGB file for
-    /// a grey model is converted with the ITU-R 601 luma weights.
-    public static func input(from png: PNGImage, channels: Int) -> Tensor {
+    /// The image as the model saw its training images: (1, channels, H, W) in [0, 1] by
+    /// `scaling`; an RGB file for a grey model is converted with the ITU-R 601 luma weights.
+    public static func input(from png: PNGImage, channels: Int, scaling: InputScaling) -> Tensor {
         let n = png.width * png.height
         var values = [Float](repeating: 0, count: channels * n)
         for p in 0..<n {
@@ -44,10 +51,11 @@ public enum Predictor {
                 values[c * n + p] = v
             }
         }
-        if channels == 1 {
+        switch scaling {
+        case .minMax:
             let lo = values.min() ?? 0, hi = values.max() ?? 0
             values = values.map { hi > lo ? ($0 - lo) / (hi - lo) : 0 }
-        } else {
+        case .divideBy255:
             values = values.map { $0 / 255 }
         }
         return Tensor(shape: [1, channels, png.height, png.width], storage: values)
