@@ -5,12 +5,21 @@ import SegNN
 extension TrainingConfig {
     /// The dataset this config trains on (validation is its held-out or separate part).
     public func makeDataset() throws -> SegmentationDataset {
+        let base: SegmentationDataset
         switch data {
-        case .shapes, .rgb_shapes: return syntheticShapes
+        case .shapes, .rgb_shapes: base = syntheticShapes
         case .npy:
-            return try NPYDataset(imagesPath: imagesNPY, masksPath: masksNPY, classes: classes, validationFraction: valFraction,
+            base = try NPYDataset(imagesPath: imagesNPY, masksPath: masksNPY, classes: classes, validationFraction: valFraction,
                                   seed: UInt64(seed) &+ 0x5EED, background: onehotBackground)
         }
+        return normalization.map { NormalizedDataset(base, $0) } ?? base
+    }
+
+    /// The per-channel normalisation of the inputs (mean 0 / std 1 where only one is given).
+    public var normalization: Normalization? {
+        guard normalizeMean != nil || normalizeStd != nil else { return nil }
+        return Normalization(mean: normalizeMean ?? .init(repeating: 0, count: inChannels),
+                             std: normalizeStd ?? .init(repeating: 1, count: inChannels))
     }
 
     /// How training saw 8-bit pixels: the grey synthetic images are min-max stretched, RGB ones

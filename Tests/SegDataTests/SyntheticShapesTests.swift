@@ -30,6 +30,9 @@ final class SyntheticShapesTests: XCTestCase {
         single.foregroundOnly = true
         XCTAssertEqual(single.classes, 1)
         XCTAssertEqual(single.trainingBatch([4]).targets.storage, g.sample(4).labels.map { $0 != 0 ? 1 : 0 })
+        // normalised on the way out: (x - mean) / std per channel
+        let normalised = NormalizedDataset(g, Normalization(mean: [0.5], std: [0.25]))
+        XCTAssertEqual(normalised.validationSample(2).image, g.validationSample(2).image.map { ($0 - 0.5) / 0.25 })
     }
 
     func testImagesAreNormalisedAndLabelsMatchTheBrightDiscs() {

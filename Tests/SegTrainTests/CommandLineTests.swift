@@ -95,6 +95,19 @@ extension CommandLineTests {
         let wrong = try segdist(["eval", "--weights", dir + "/weights.safetensors"])
         XCTAssertEqual(wrong.code, 2)
         XCTAssertTrue(wrong.stderr.contains("lacks") && wrong.stderr.contains("inc.conv.conv.0.weight"), wrong.stderr)
+        // predict holds the model to its weights, not to the training data: 5 classes on RGB shapes
+        let five = SegNN.ModelArchitecture.fcn_resnet50.make(inputChannels: 3, classes: 5, width: 4, seed: 3, backboneDepth: 18)
+        var fiveWriter = SafeTensorsWriter(metadata: [:])
+        for (name, t) in five.store.floatStateDict() { fiveWriter.add(name, t) }
+        try fiveWriter.write(to: dir + "/five.safetensors")
+        let normalised = ["--set", "classes=5", "--set", "normalize_mean=0.485, 0.456, 0.406", "--set", "normalize_std=0.229, 0.224, 0.225"]
+        let predictFive = try segdist(["predict", "--weights", dir + "/five.safetensors", "--input", dir + "/data/images/000000.png",
+                                       "--output", dir + "/pred5"] + recipe + normalised)
+        XCTAssertEqual(predictFive.code, 0, predictFive.stderr)
+        let npy = try Data(contentsOf: URL(fileURLWithPath: dir + "/pred5/probabilities.npy"))
+        XCTAssertEqual(npy.count, 128 + 5 * 32 * 32 * 4)
+        let evalFive = try segdist(["eval", "--weights", dir + "/five.safetensors"] + recipe + normalised)
+        XCTAssertEqual(evalFive.code, 2, "eval scores against the data, whose classes must match")
         let both = try segdist(["eval", "--weights", dir + "/weights.safetensors", "--checkpoint", dir + "/x.safetensors"])
         XCTAssertEqual(both.code, 2)
         XCTAssertTrue(both.stderr.contains("exactly one of --checkpoint"), both.stderr)

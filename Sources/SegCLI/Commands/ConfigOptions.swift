@@ -13,15 +13,17 @@ struct ConfigOptions: ParsableArguments {
     var overrides: [String] = []
 
     /// The file's config (or `fallback`, or the built-in default) with the overrides applied.
-    func resolve(fallback: (text: String, source: String)? = nil) throws -> TrainingConfig {
+    /// Without `checkingData` (predict) the model keys are not held against the training data.
+    func resolve(fallback: (text: String, source: String)? = nil, checkingData: Bool = true) throws -> TrainingConfig {
         var cfg = TrainingConfig()
         if let config {
-            cfg = try TrainingConfig.load(path: config)
+            cfg = try TrainingConfig.load(path: config, checkingData: checkingData)
         } else if let fallback {
-            try cfg.apply(text: fallback.text, source: fallback.source)
+            try cfg.apply(text: fallback.text, source: fallback.source, checkingData: checkingData)
         }
         for o in overrides { try cfg.override(o) }
-        try cfg.validate(source: overrides.isEmpty ? (config ?? fallback?.source ?? "built-in config") : "--set")
+        try cfg.validate(source: overrides.isEmpty ? (config ?? fallback?.source ?? "built-in config") : "--set",
+                         checkingData: checkingData)
         return cfg
     }
 }
@@ -29,18 +31,18 @@ struct ConfigOptions: ParsableArguments {
 /// The model `eval` and `predict` run: a training checkpoint (its config unless --config/--set
 /// say otherwise), or a plain state_dict (`--weights`) for the model the recipe names. Returns
 /// the config, the loaded model, the checkpoint's step (nil for weights) and the file read.
-func loadModel(checkpoint: String?, weights: String?, recipe: ConfigOptions) throws
+func loadModel(checkpoint: String?, weights: String?, recipe: ConfigOptions, checkingData: Bool = true) throws
     -> (TrainingConfig, SegmentationModel, Int?, String) {
     switch (checkpoint, weights) {
     case let (path?, nil):
         let ckpt = try Checkpoint(path: path)
-        let config = try recipe.resolve(fallback: (ckpt.configText, path))
+        let config = try recipe.resolve(fallback: (ckpt.configText, path), checkingData: checkingData)
         configureThreads(config.threads)
         let model = config.makeModel()
         try ckpt.restore(model: model, optimizer: nil)
         return (config, model, ckpt.step, path)
     case let (nil, path?):
-        let config = try recipe.resolve()
+        let config = try recipe.resolve(checkingData: checkingData)
         configureThreads(config.threads)
         let model = config.makeModel()
         let report: StateDictReport

@@ -20,7 +20,7 @@ struct PredictCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            let (config, model, _, _) = try loadModel(checkpoint: checkpoint, weights: weights, recipe: recipe)
+            let (config, model, _, _) = try loadModel(checkpoint: checkpoint, weights: weights, recipe: recipe, checkingData: false)
             let png = try PNGImage(path: input)
             let minSide = 1 << config.model.downsamplings
             guard png.width >= minSide, png.height >= minSide else {
@@ -33,7 +33,8 @@ struct PredictCommand: ParsableCommand {
                 }
                 return m
             }
-            let prediction = Predictor.predict(model: model, input: Predictor.input(from: png, channels: config.inChannels, scaling: config.inputScaling),
+            let prediction = Predictor.predict(model: model, input: Predictor.input(from: png, channels: config.inChannels, scaling: config.inputScaling,
+                                                                                  normalization: config.normalization),
                                                activation: config.loss.outputActivation)
             try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
             let k = prediction.classCount, h = png.height, w = png.width

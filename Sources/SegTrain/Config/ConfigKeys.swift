@@ -41,6 +41,11 @@ where E.RawValue == String {
               set: { $0[keyPath: path] = E(rawValue: $1)! })
 }
 
+/// A validated `floatList` value: nil for `none`.
+private func floatList(_ text: String) -> [Float]? {
+    text == "none" ? nil : text.split(separator: ",").map { Float($0.trimmingCharacters(in: .whitespaces))! }
+}
+
 func formatFloat(_ v: Float) -> String {
     var s = "\(v)"
     if s.hasSuffix(".0") { s.removeLast(2) }
@@ -66,9 +71,17 @@ let configKeys: [ConfigKey] = [
     ConfigKey(name: "class_weights", kind: .floatList(0...1_000_000),
               help: "cross-entropy weight per class, comma-separated (as F.cross_entropy(weight=)), or none",
               get: { $0.classWeights.map { $0.map(formatFloat).joined(separator: ", ") } ?? "none" },
-              set: { $0.classWeights = $1 == "none" ? nil : $1.split(separator: ",").map { Float($0.trimmingCharacters(in: .whitespaces))! } }),
+              set: { $0.classWeights = floatList($1) }),
     choice("loss", "bce (on one-hot channels, as the lab) | ce | dice | bce+dice", \.loss),
     choice("data", "shapes (synthetic grey discs) | rgb_shapes (tf_unet colour map) | npy (images_npy + masks_npy)", \.data),
+    ConfigKey(name: "normalize_mean", kind: .floatList(-1000...1000),
+              help: "per-channel mean subtracted from [0, 1] inputs (torchvision: 0.485, 0.456, 0.406), or none",
+              get: { $0.normalizeMean.map { $0.map(formatFloat).joined(separator: ", ") } ?? "none" },
+              set: { $0.normalizeMean = floatList($1) }),
+    ConfigKey(name: "normalize_std", kind: .floatList(0...1000),
+              help: "per-channel std the inputs are divided by (torchvision: 0.229, 0.224, 0.225), or none",
+              get: { $0.normalizeStd.map { $0.map(formatFloat).joined(separator: ", ") } ?? "none" },
+              set: { $0.normalizeStd = floatList($1) }),
     ConfigKey(name: "images_npy", kind: .string, help: "data npy: images (N, H, W) or (N, H, W, C), uint8 or float, or none",
               get: { $0.imagesNPY.isEmpty ? "none" : $0.imagesNPY }, set: { $0.imagesNPY = $1 == "none" ? "" : $1 }),
     ConfigKey(name: "masks_npy", kind: .string, help: "data npy: masks (N, H, W) class indices or (N, H, W, K) one-hot, or none",

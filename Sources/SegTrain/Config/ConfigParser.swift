@@ -19,18 +19,18 @@ public struct ConfigError: Error, CustomStringConvertible, Equatable {
 
 extension TrainingConfig {
     /// Reads a YAML-lite file: `key: value` lines, `#` comments, blank lines.
-    public static func load(path: String) throws -> TrainingConfig {
+    public static func load(path: String, checkingData: Bool = true) throws -> TrainingConfig {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
             throw ConfigError(source: path, line: nil, key: nil,
                               problem: FileManager.default.fileExists(atPath: path) ? "cannot be read as UTF-8 text" : "no such file")
         }
         var config = TrainingConfig()
-        try config.apply(text: text, source: path)
+        try config.apply(text: text, source: path, checkingData: checkingData)
         return config
     }
 
     /// Applies every `key: value` line of `text` on top of this config, then checks the whole.
-    public mutating func apply(text: String, source: String) throws {
+    public mutating func apply(text: String, source: String, checkingData: Bool = true) throws {
         var seen: [String: Int] = [:]
         for (i, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             let line = i + 1
@@ -49,7 +49,7 @@ extension TrainingConfig {
             seen[key] = line
             try set(key, value, source: source, line: line)
         }
-        try validate(source: source)
+        try validate(source: source, checkingData: checkingData)
     }
 
     /// Applies one `key=value` override (from `--set`).
@@ -104,11 +104,20 @@ extension TrainingConfig {
         spec.set(&self, value)
     }
 
-    /// Checks that hold between keys.
-    public func validate(source: String) throws {
+    /// Checks that hold between keys. Without `checkingData` (predicting on your own images) the
+    /// keys that tie the model to the training data (channels, classes, image size, arrays) are
+    /// not held against the data.
+    public func validate(source: String, checkingData: Bool = true) throws {
         func fail(_ key: String, _ problem: String) -> ConfigError { ConfigError(source: source, line: nil, key: key, problem: problem) }
         let factor = 1 << model.downsamplings
-        if data == .npy {
+        for (key, values) in [("normalize_mean", normalizeMean), ("normalize_std", normalizeStd)] {
+            if let values, values.count != inChannels {
+                throw fail(key, "needs one value per input channel (\(inChannels)), got \(values.count)")
+            }
+        }
+        if let std = normalizeStd, std.contains(where: { $0 <= 0 }) { throw fail("normalize_std", "must be positive") }
+        if !checkingData {
+        } else if data == .npy {
             try validateArrays(fail)
         } else {
             let needed = data == .rgb_shapes ? 3 : 1

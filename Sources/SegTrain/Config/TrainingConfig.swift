@@ -44,6 +44,10 @@ public struct TrainingConfig: Equatable, Sendable {
     public var masksNPY = ""
     public var valFraction: Float = 0.1
     public var onehotBackground: NPYDataset.Background = .last
+    /// Per-channel (x - mean) / std after scaling pixels to [0, 1] (ImageNet's for torchvision's
+    /// pretrained weights); nil = none.
+    public var normalizeMean: [Float]? = nil
+    public var normalizeStd: [Float]? = nil
     // Optimisation
     public var optimizer: OptimizerKind = .sgd
     public var lr: Float = 0.001

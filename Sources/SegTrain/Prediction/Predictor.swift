@@ -38,7 +38,7 @@ public enum InputScaling: Sendable {
 public enum Predictor {
     /// The image as the model saw its training images: (1, channels, H, W) in [0, 1] by
     /// `scaling`; an RGB file for a grey model is converted with the ITU-R 601 luma weights.
-    public static func input(from png: PNGImage, channels: Int, scaling: InputScaling) -> Tensor {
+    public static func input(from png: PNGImage, channels: Int, scaling: InputScaling, normalization: Normalization? = nil) -> Tensor {
         let n = png.width * png.height
         var values = [Float](repeating: 0, count: channels * n)
         for p in 0..<n {
@@ -58,6 +58,7 @@ public enum Predictor {
         case .divideBy255:
             values = values.map { $0 / 255 }
         }
+        normalization?.apply(to: &values, channels: channels)
         return Tensor(shape: [1, channels, png.height, png.width], storage: values)
     }
 
