@@ -173,6 +173,15 @@ model_case("deeplabv3_r50_w4", models["deeplabv3_r50_w4"], classes,
 
 backbone = tiny_resnet(tvr.BasicBlock, [2, 2, 2, 2], width, [False, False, False])
 getter = IntermediateLayerGetter(backbone, return_layers={"layer4": "out", "layer3": "aux"})
+head = nn.Sequential(ASPP(width * 8, [12, 24, 36], out_channels=4 * width),
+                     nn.Conv2d(4 * width, 4 * width, 3, padding=1, bias=False), nn.BatchNorm2d(4 * width), nn.ReLU(),
+                     nn.Conv2d(4 * width, classes, 1))
+models["deeplabv3_r18_w4"] = DeepLabV3(getter, head, FCNHead(width * 4, classes))
+model_case("deeplabv3_r18_w4", models["deeplabv3_r18_w4"], classes,
+           {"op": "model", "head": "deeplabv3", "depth": 18, "width": width, "classes": classes})
+
+backbone = tiny_resnet(tvr.BasicBlock, [2, 2, 2, 2], width, [False, False, False])
+getter = IntermediateLayerGetter(backbone, return_layers={"layer4": "out", "layer3": "aux"})
 models["fcn_r18_w4"] = FCN(getter, FCNHead(width * 8, classes), FCNHead(width * 4, classes))
 model_case("fcn_r18_w4", models["fcn_r18_w4"], classes,
            {"op": "model", "head": "fcn", "depth": 18, "width": width, "classes": classes})

@@ -103,4 +103,25 @@ final class TapeTests: XCTestCase {
         XCTAssertGreaterThan(tape.count, 20)
         XCTAssertTrue(tape.tracks(recorded))
     }
+
+    /// Training-mode dropout draws each sample's mask from its place in the global batch: a batch
+    /// of 4 gives what two halves give, whatever the split, and evaluation is the identity.
+    func testDropoutMasksFollowTheSampleNotTheSplit() {
+        var rng = SeededGenerator(seed: 11)
+        let x = Tensor(shape: [4, 2, 3, 5], storage: (0..<120).map { _ in Float(rng.normal()) })
+        func run(_ t: Tensor, first: Int) -> [Float] {
+            var pass = Pass(backend: CPUBackend.shared, training: true, tape: nil)
+            pass.randomness = PassRandomness(seed: 5, firstSample: first)
+            return pass.dropout(t, p: 0.5).storage
+        }
+        let whole = run(x, first: 10)
+        let halves = run(Tensor(shape: [2, 2, 3, 5], storage: Array(x.storage[0..<60])), first: 10)
+            + run(Tensor(shape: [2, 2, 3, 5], storage: Array(x.storage[60..<120])), first: 12)
+        XCTAssertEqual(whole, halves)
+        let kept = zip(whole, x.storage).filter { $0.0 != 0 }
+        XCTAssertTrue(kept.allSatisfy { abs($0.0 - 2 * $0.1) < 1e-6 }, "kept values are scaled by 1 / (1 - p)")
+        XCTAssertEqual(Double(kept.count) / 120, 0.5, accuracy: 0.15)
+        XCTAssertNotEqual(run(x, first: 11), whole, "another sample position, another mask")
+        XCTAssertEqual(Pass.inference().dropout(x, p: 0.5).storage, x.storage)
+    }
 }

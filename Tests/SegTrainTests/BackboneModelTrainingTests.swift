@@ -101,4 +101,20 @@ final class BackboneModelTrainingTests: XCTestCase {
         config.loss = .bce
         XCTAssertThrowsError(try config.validate(source: "test")) { XCTAssertTrue("\($0)".contains("loss: ce"), "\($0)") }
     }
+
+    /// A model with dropout in two heads, an auxiliary loss and a cosine schedule resumes exactly:
+    /// 2 steps, then a resumed run to 4, equal 4 in one go (dropout masks follow the step).
+    func testAResNetModelWithDropoutResumesExactly() throws {
+        let config = try recipe("deeplabv3", "resume", ["backbone_depth=18", "steps_per_epoch=4"])
+        let straight = try TrainingRun(config: config)
+        try straight.run()
+        var split = config
+        split.checkpointDir = dir + "/split"
+        let stopped = try TrainingRun(config: split).run(stopAfter: 2)
+        let resumed = try TrainingRun(config: split, resume: try Checkpoint(path: stopped.lastCheckpoint!))
+        try resumed.run()
+        XCTAssertEqual(resumed.step, 4)
+        XCTAssertEqual(resumed.model.store.parameters.storage, straight.model.store.parameters.storage)
+        XCTAssertEqual(resumed.model.store.buffers.storage, straight.model.store.buffers.storage)
+    }
 }

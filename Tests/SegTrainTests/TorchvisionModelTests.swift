@@ -61,6 +61,7 @@ final class TorchvisionModelTests: XCTestCase {
 
     func testDeepLabV3OnADilatedBottleneckResNet() throws { try runModel("deeplabv3_r50_w4") }
     func testFCNOnABasicBlockResNet() throws { try runModel("fcn_r18_w4") }
+    func testDeepLabV3OnAResNet18() throws { try runModel("deeplabv3_r18_w4") }
     func testPSPNet() throws { try runModel("pspnet_r18_w4") }
 
     /// The portrait UNet and the M2NIST FCN against the same layers composed in PyTorch (the
