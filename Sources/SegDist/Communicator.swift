@@ -44,6 +44,18 @@ extension Communicator {
         return v
     }
 
+    /// Makes a rank's local failure every rank's: each rank passes the error it met (nil if
+    /// none); if any rank failed, every rank throws the same `AgreementError` carrying the lowest
+    /// failing rank's message, so one rank's bad file or refused state never leaves the others
+    /// waiting in a collective, and the job can end cleanly with one message.
+    public func agree(_ local: Error?) throws {
+        if size == 1 { if let local { throw local }; return }
+        let first = -maximum(local == nil ? -Double(size) : -Double(rank))
+        guard first < Double(size) else { return }
+        let message = broadcast(string: local.map { "\($0)" } ?? "", root: Int(first))
+        throw AgreementError(description: "rank \(Int(first)): \(message)")
+    }
+
     /// The largest value over the ranks.
     public func maximum(_ value: Double) -> Double {
         // max(a, b) = -min(-a, -b); with sums only: gather every rank's value.
@@ -52,6 +64,12 @@ extension Communicator {
         all.withUnsafeMutableBufferPointer { sumInPlace($0.baseAddress!, count: size) }
         return all.max() ?? value
     }
+}
+
+/// A failure every rank knows of (see `Communicator.agree`): no rank is left waiting, so the
+/// job ends without MPI_Abort and rank 0 prints it once.
+public struct AgreementError: Error, CustomStringConvertible {
+    public let description: String
 }
 
 /// The group of one: every collective is the identity.

@@ -16,17 +16,19 @@ public struct Checkpoint {
     /// Index of the next training sample.
     public var dataCursor: Int
     public var bestDice: Double?
+    /// The run this checkpoint belongs to (nil in checkpoints from before run ids).
+    public var runID: String?
     public var file: SafeTensorsFile?
 
     public static func write(to path: String, model: SegmentationModel, optimizer: Optimizer, config: TrainingConfig,
-                             step: Int, epoch: Int, dataCursor: Int, bestDice: Double?) throws {
+                             step: Int, epoch: Int, dataCursor: Int, bestDice: Double?, runID: String? = nil) throws {
         let store = model.store
         var w = SafeTensorsWriter(metadata: [
             "format": "segdist-checkpoint", "version": formatVersion, "segdist_version": segdistVersion,
             "config": config.rendered(), "step": String(step), "epoch": String(epoch),
             "data_cursor": String(dataCursor), "optimizer": optimizer.name,
             "optimizer_step": String(optimizer.stepCount),
-            "best_dice": bestDice.map { String($0) } ?? "",
+            "best_dice": bestDice.map { String($0) } ?? "", "run_id": runID ?? "",
         ])
         for (name, tensor) in store.floatStateDict() { w.add(name, tensor) }
         for (i, name) in store.counterNames.enumerated() { w.add(name, int64s: [store.counters[i]], shape: []) }
@@ -51,7 +53,29 @@ public struct Checkpoint {
         }
         self.step = step; self.epoch = epoch; dataCursor = cursor
         bestDice = Double(f.metadata["best_dice"] ?? "")
+        runID = f.metadata["run_id"].flatMap { $0.isEmpty ? nil : $0 }
         file = f
+    }
+
+    /// A checkpoint file, or — given a run directory — that run's newest checkpoint by the step
+    /// in its metadata (never by file name), among those of the directory's own run.
+    public static func resolve(_ path: String) throws -> Checkpoint {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue else {
+            return try Checkpoint(path: path)
+        }
+        let owner = RunDirectory(path: path).runID
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
+        var newest: Checkpoint?
+        for name in names where name.hasSuffix(".safetensors") && !name.hasPrefix(".") {
+            guard let c = try? Checkpoint(path: path + "/" + name) else { continue }
+            if let owner, let id = c.runID, id != owner { continue }
+            if newest == nil || c.step > newest!.step || (c.step == newest!.step && name.hasPrefix("step-")) { newest = c }
+        }
+        guard let newest else {
+            throw SafeTensorsError(path: path, problem: "holds no checkpoint of its run to resume from")
+        }
+        return newest
     }
 
     /// Loads every model tensor (and, when given, the optimizer state) from the checkpoint;
@@ -61,7 +85,11 @@ public struct Checkpoint {
         let store = model.store
         for (name, _) in store.floatStateDict() {
             guard f.entry(name) != nil else { throw SafeTensorsError(path: f.path, problem: "has no tensor '\(name)' for this model") }
-            do { try store.load(name, try f.tensor(name)) } catch let e as ModelError {
+            let values = try f.tensor(name)
+            if let bad = values.storage.first(where: { !$0.isFinite }) {
+                throw SafeTensorsError(path: f.path, problem: "tensor '\(name)' holds \(bad): the weights are corrupt (training diverged before this checkpoint?)")
+            }
+            do { try store.load(name, values) } catch let e as ModelError {
                 throw SafeTensorsError(path: f.path, problem: e.description)
             }
         }

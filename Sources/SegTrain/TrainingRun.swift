@@ -29,6 +29,8 @@ public final class TrainingRun {
     public var stopSignal: StopSignal?
     public private(set) var step = 0
     public private(set) var bestDice: Double?
+    /// The run's identity: in config.cfg and in every checkpoint (kept across resumes).
+    public private(set) var runID = ""
     /// What `init_from` loaded (nil without it, or when resuming).
     public private(set) var initialisation: StateDictReport?
     /// Sum of this rank's initial parameters before rank 0's were broadcast (a diagnostic).
@@ -62,23 +64,34 @@ public final class TrainingRun {
         }
         if config.syncBN && communicator.size > 1 { parallel.batchNormGroup = communicator }
         parallel.dropoutSeed = UInt64(config.seed) &+ 0xD509
-        if let resume {
-            try resume.restore(model: model, optimizer: trainer.optimizer)
-            step = resume.step
-            bestDice = resume.bestDice
-            guard resume.dataCursor == step * config.batchSize else {
-                throw ConfigError(source: "--resume", line: nil, key: "batch_size",
-                                  problem: "the checkpoint was taken at sample \(resume.dataCursor), which is not step \(step) x batch_size \(config.batchSize)")
+        // Everything that can fail on one rank alone (a file, the run directory) happens before
+        // the first collective; then every rank learns whether any failed.
+        runID = communicator.broadcast(string: resume?.runID ?? UUID().uuidString.lowercased())
+        var local: Error?
+        do {
+            if let resume {
+                try resume.restore(model: model, optimizer: trainer.optimizer)
+                step = resume.step
+                bestDice = resume.bestDice
+                guard resume.dataCursor == step * config.batchSize else {
+                    throw ConfigError(source: "--resume", line: nil, key: "batch_size",
+                                      problem: "the checkpoint was taken at sample \(resume.dataCursor), which is not step \(step) x batch_size \(config.batchSize)")
+                }
+            } else if !config.initFrom.isEmpty {
+                do {
+                    initialisation = try model.store.loadStateDict(try SafeTensorsFile(path: config.initFrom), prefix: config.initPrefix,
+                                                                   strict: config.initStrict)
+                } catch let e as ModelError {
+                    throw ConfigError(source: config.initFrom, line: nil, key: "init_from", problem: e.description)
+                }
             }
-        }
-        if resume == nil && !config.initFrom.isEmpty {
-            do {
-                initialisation = try model.store.loadStateDict(try SafeTensorsFile(path: config.initFrom), prefix: config.initPrefix,
-                                                               strict: config.initStrict)
-            } catch let e as ModelError {
-                throw ConfigError(source: config.initFrom, line: nil, key: "init_from", problem: e.description)
+            if communicator.rank == 0, let problem = RunDirectory(path: runDirectory).refusal(runID: runID, resuming: resume != nil) {
+                throw TrainingError(problem)
             }
-        }
+        } catch { local = error }
+        try communicator.agree(local)
+        try Self.checkSameStart(step: step, optimizerStep: trainer.optimizer.stepCount,
+                                checksum: resume != nil ? model.store.parameterChecksum : 0, communicator: communicator)
         checksumBeforeBroadcast = model.store.parameterChecksum
         // Every rank starts from rank 0's weights (and, resuming, rank 0's optimizer state is the
         // one every rank loaded from the same file).
@@ -188,6 +201,16 @@ public final class TrainingRun {
                                   images: Int(sums[2 * k]))
     }
 
+    /// Every rank must start from the same state: the same step and optimizer step and, when
+    /// resuming, the same loaded parameters — a rank that was not resumed (or resumed from
+    /// another checkpoint) is refused before any step.
+    static func checkSameStart(step: Int, optimizerStep: Int, checksum: Double, communicator: Communicator) throws {
+        guard communicator.size > 1 else { return }
+        let mine = "step \(step), optimizer step \(optimizerStep), parameter checksum \(checksum)"
+        let root = communicator.broadcast(string: mine)
+        try communicator.agree(root == mine ? nil : TrainingError("starts at \(mine) where rank 0 starts at \(root); every rank must resume the same checkpoint"))
+    }
+
     /// Refuses to train unless every rank runs the same version with the same effective config:
     /// rank 0's is broadcast, each rank compares, and every rank learns whether any differed.
     public static func checkAgreement(config: TrainingConfig, communicator: Communicator) throws {
@@ -211,15 +234,20 @@ public final class TrainingRun {
     func writeCheckpoint(named name: String, epoch: Int) throws -> String {
         let path = runDirectory + "/" + name
         try Checkpoint.write(to: path, model: model, optimizer: trainer.optimizer, config: config, step: step, epoch: epoch,
-                             dataCursor: step * config.batchSize, bestDice: bestDice)
+                             dataCursor: step * config.batchSize, bestDice: bestDice, runID: runID)
         return path
     }
 
     /// Keeps the newest `keep_checkpoints` step checkpoints (best.safetensors is separate).
     func pruneCheckpoints() throws {
+        // by step number, not by name (step-1000000 sorts before step-999999)
         let names = (try? FileManager.default.contentsOfDirectory(atPath: runDirectory)) ?? []
-        let steps = names.filter { $0.hasPrefix("step-") && $0.hasSuffix(".safetensors") }.sorted()
-        for old in steps.dropLast(config.keepCheckpoints) { try? FileManager.default.removeItem(atPath: runDirectory + "/" + old) }
+        let steps = names.compactMap { name -> (Int, String)? in
+            guard name.hasPrefix("step-"), name.hasSuffix(".safetensors"),
+                  let n = Int(name.dropFirst(5).dropLast(12)) else { return nil }
+            return (n, name)
+        }.sorted { $0.0 < $1.0 }
+        for (_, old) in steps.dropLast(config.keepCheckpoints) { try? FileManager.default.removeItem(atPath: runDirectory + "/" + old) }
     }
 
     /// Creates the run directory, stores the effective config, and on resume keeps only the
@@ -227,7 +255,8 @@ public final class TrainingRun {
     func prepareRunDirectory() throws {
         do {
             try FileManager.default.createDirectory(atPath: runDirectory, withIntermediateDirectories: true)
-            try writeFileAtomically(Data(config.rendered().utf8), to: runDirectory + "/config.cfg")
+            RunDirectory(path: runDirectory).removeLeftoverTemporaries()
+            try writeFileAtomically(Data(("# run: \(runID)\n" + config.rendered()).utf8), to: runDirectory + "/config.cfg")
         } catch {
             throw TrainingError("cannot write the run directory \(runDirectory): \(error)")
         }

@@ -184,6 +184,19 @@ final class DistributedTests: XCTestCase {
         XCTAssertLessThan(d, 1e-5)
     }
 
+    /// One rank resumed and one fresh (or resumed elsewhere) never train together: the start
+    /// handshake compares step, optimizer step and the loaded parameters, before any step.
+    func testAMixedResumeIsRefusedBeforeAnyStep() throws {
+        try requireMPI()
+        _ = try train(ranks: 1, recipe("mixed", steps: 5) + ["--stop-after", "3"])
+        let before = try FileManager.default.contentsOfDirectory(atPath: "\(dir!)/mixed").sorted()
+        let r = try run("/usr/bin/mpirun", ["--oversubscribe", "-n", "1", binary, "--resume", "\(dir!)/mixed", ":",
+                                            "-n", "1", binary] + recipe("mixed", steps: 5))
+        XCTAssertNotEqual(r.code, 0)
+        XCTAssertTrue(r.stderr.contains("rank 1: starts at step 0") && r.stderr.contains("where rank 0 starts at step 3"), r.stderr)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: "\(dir!)/mixed").sorted(), before, "nothing was written")
+    }
+
     func testAKilledRankEndsTheJob() throws {
         try requireMPI()
         let (p, _, err) = try start(binary, ["--ranks", "2"] + recipe("killed", steps: 100_000))

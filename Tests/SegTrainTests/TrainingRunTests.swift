@@ -32,7 +32,8 @@ final class TrainingRunTests: XCTestCase {
         let files = Set(try FileManager.default.contentsOfDirectory(atPath: config.checkpointDir))
         XCTAssertEqual(files, ["config.cfg", "metrics.jsonl", "loss.png", "best.safetensors",
                                "step-000004.safetensors", "step-000008.safetensors"])
-        XCTAssertEqual(try String(contentsOfFile: config.checkpointDir + "/config.cfg", encoding: .utf8), config.rendered())
+        XCTAssertEqual(try String(contentsOfFile: config.checkpointDir + "/config.cfg", encoding: .utf8),
+                       "# run: \(run.runID)\n" + config.rendered())
         let lines = try String(contentsOfFile: config.checkpointDir + "/metrics.jsonl", encoding: .utf8).split(separator: "\n")
         let records = try lines.map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
         let losses = records.filter { $0["kind"] as? String == "train" }.map { $0["loss"] as! Double }
@@ -94,6 +95,77 @@ final class TrainingRunTests: XCTestCase {
         let wider = ModelArchitecture.unet_shallow.make(inputChannels: 1, classes: 2, width: 3, seed: 0)
         XCTAssertThrowsError(try Checkpoint(path: summary.lastCheckpoint!).restore(model: wider, optimizer: nil)) {
             XCTAssertTrue("\($0)".contains("'inc.conv.conv.0.weight'"), "\($0)")
+        }
+    }
+
+    // MARK: A run directory belongs to one run
+
+    func testANewRunNeverOverwritesAnEarlierOne() throws {
+        let config = try tinyConfig("own")
+        let first = try TrainingRun(config: config)
+        try first.run()
+        let before = try FileManager.default.contentsOfDirectory(atPath: config.checkpointDir).sorted()
+        let best = try Data(contentsOf: URL(fileURLWithPath: config.checkpointDir + "/best.safetensors"))
+        let metrics = try Data(contentsOf: URL(fileURLWithPath: config.checkpointDir + "/metrics.jsonl"))
+        XCTAssertThrowsError(try TrainingRun(config: config)) {
+            XCTAssertTrue("\($0)".contains("already holds a run") && "\($0)".contains("--resume \(config.checkpointDir)"), "\($0)")
+        }
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: config.checkpointDir).sorted(), before)
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: config.checkpointDir + "/best.safetensors")), best)
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: config.checkpointDir + "/metrics.jsonl")), metrics)
+        // a checkpoint of another run may not be resumed into this directory
+        var other = config
+        other.checkpointDir = dir + "/other"
+        let otherRun = try TrainingRun(config: other)
+        let stopped = try otherRun.run(stopAfter: 2)
+        var into = other
+        into.checkpointDir = config.checkpointDir
+        XCTAssertThrowsError(try TrainingRun(config: into, resume: try Checkpoint(path: stopped.lastCheckpoint!))) {
+            XCTAssertTrue("\($0)".contains("belongs to another run"), "\($0)")
+        }
+    }
+
+    func testResumeFromADirectoryTakesItsNewestCheckpointByStep() throws {
+        var config = try tinyConfig("dir")
+        config.keepCheckpoints = 5
+        config.checkpointEvery = 1
+        let run = try TrainingRun(config: config)
+        try run.run(stopAfter: 3)
+        // a leftover temporary and a misleadingly named copy do not fool it
+        try Data("x".utf8).write(to: URL(fileURLWithPath: config.checkpointDir + "/.step-000002.safetensors.tmp-4242"))
+        try FileManager.default.copyItem(atPath: config.checkpointDir + "/step-000001.safetensors",
+                                        toPath: config.checkpointDir + "/step-999999.safetensors")
+        let newest = try Checkpoint.resolve(config.checkpointDir)
+        XCTAssertEqual(newest.step, 3)
+        XCTAssertEqual(newest.runID, run.runID)
+        let resumed = try TrainingRun(config: config, resume: newest)
+        XCTAssertEqual(resumed.runID, run.runID, "a resumed run keeps its id")
+        try resumed.run()
+        XCTAssertEqual(resumed.step, 8)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: config.checkpointDir + "/.step-000002.safetensors.tmp-4242"),
+                       "leftover temporaries are removed")
+        XCTAssertThrowsError(try Checkpoint.resolve(dir + "/nothing-here-\(UUID())"))
+    }
+
+    func testACheckpointWithNonFiniteWeightsIsRefused() throws {
+        let config = try tinyConfig("nan")
+        let run = try TrainingRun(config: config)
+        let summary = try run.run(stopAfter: 1)
+        let file = try SafeTensorsFile(path: summary.lastCheckpoint!)
+        var writer = SafeTensorsWriter(metadata: file.metadata)
+        for e in file.entries {
+            if e.dtype == .F32 {
+                var t = try file.tensor(e.name)
+                if e.name == "down1.mpconv.1.conv.0.weight" { var v = t.storage; v[3] = .nan; t.storage = v }
+                writer.add(e.name, t)
+            } else {
+                writer.add(e.name, int64s: try file.int64s(e.name), shape: e.shape)
+            }
+        }
+        try writer.write(to: dir + "/nan.safetensors")
+        let model = config.makeModel()
+        XCTAssertThrowsError(try Checkpoint(path: dir + "/nan.safetensors").restore(model: model, optimizer: nil)) {
+            XCTAssertTrue("\($0)".contains("'down1.mpconv.1.conv.0.weight' holds nan"), "\($0)")
         }
     }
 }

@@ -14,7 +14,7 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Ranks (processes) to train with. 1 trains in this process; N > 1 starts mpirun -n N. Under mpirun the launcher's count is used.")
     var ranks: Int?
 
-    @Option(help: "Continue from this checkpoint exactly (its config is used unless --config is given); any number of ranks may resume it.")
+    @Option(help: "Continue exactly from this checkpoint, or from the newest checkpoint of the run in this directory (its config is used unless --config is given); any number of ranks may resume it.")
     var resume: String?
 
     @Option(help: ArgumentHelp("Stop after this many total steps and write a checkpoint.", visibility: .hidden))
@@ -27,10 +27,13 @@ struct TrainCommand: ParsableCommand {
         if let ranks, ranks > 1, !MPICommunicator.launchedByMPI {
             // Check the recipe here, once, before starting N processes that would each refuse it.
             try reportingErrors {
-                let checkpoint = try resume.map { try Checkpoint(path: $0) }
+                let checkpoint = try resume.map { try Checkpoint.resolve($0) }
                 let config = try recipe.resolve(fallback: checkpoint.map { ($0.configText, $0.file?.path ?? "checkpoint") })
                 guard config.batchSize >= ranks else {
                     throw TrainingError("batch_size \(config.batchSize) cannot be split over \(ranks) ranks: every rank needs at least one image")
+                }
+                if let problem = RunDirectory(path: config.checkpointDir).refusal(runID: checkpoint?.runID, resuming: checkpoint != nil) {
+                    throw TrainingError(problem)
                 }
             }
             var args = Array(CommandLine.arguments.dropFirst())
@@ -41,7 +44,7 @@ struct TrainCommand: ParsableCommand {
         var communicator: Communicator = LocalCommunicator()
         try reportingErrors {
             if let ranks, ranks < 1 { throw ValidationError("--ranks must be at least 1") }
-            let checkpoint = try resume.map { try Checkpoint(path: $0) }
+            let checkpoint = try resume.map { try Checkpoint.resolve($0) }
             let config = try recipe.resolve(fallback: checkpoint.map { ($0.configText, $0.file?.path ?? "checkpoint") })
             if MPICommunicator.launchedByMPI {
                 communicator = try MPICommunicator(collectiveTimeout: Double(config.collectiveTimeout))
@@ -84,6 +87,11 @@ struct TrainCommand: ParsableCommand {
                                    "stopped_by_signal": summary.stoppedBySignal,
                                    "communication_share": (summary.communicationShare * 1000).rounded() / 1000])
                 }
+            } catch let agreed as AgreementError {
+                // every rank met it at the same point: end cleanly, one message (rank 0's)
+                if root { FileHandle.standardError.write("segdist: error: \(agreed)\n".data(using: .utf8)!) }
+                (communicator as? MPICommunicator)?.finalize()
+                throw ExitCode(2)
             } catch where communicator.size > 1 {
                 // One rank failing must end them all, not leave the others waiting.
                 communicator.abort("segdist: error: rank \(communicator.rank): \(error)", code: 2)
