@@ -167,7 +167,7 @@ public final class TrainingRun {
                                       scores.dice.map { String(format: "%.3f", $0) }.joined(separator: " ")))
                 if isRoot {
                     if improved { try writeCheckpoint(named: "best.safetensors", epoch: epoch) }
-                    try drawLossCurve(losses: lossHistory, dice: diceHistory, totalSteps: total).write(to: runDirectory + "/loss.png")
+                    writePicture(drawLossCurve(losses: lossHistory, dice: diceHistory, totalSteps: total), to: runDirectory + "/loss.png")
                 }
             }
             if step % config.checkpointInterval == 0 || step == end {
@@ -275,18 +275,39 @@ public final class TrainingRun {
         try writeFileAtomically(Data((kept.joined(separator: "\n") + (kept.isEmpty ? "" : "\n")).utf8), to: metricsPath)
     }
 
+    /// Appends one JSON line. Metrics are worth less than the run: a failed write (a full disk)
+    /// takes back the partial line, warns once and training goes on.
     func appendMetrics(_ record: [String: Any]) throws {
         var line = try JSONSerialization.data(withJSONObject: record, options: [.sortedKeys])
         line.append(0x0A)
-        if let h = FileHandle(forWritingAtPath: metricsPath) {
-            defer { try? h.close() }
-            h.seekToEndOfFile()
-            h.write(line)
-        } else {
-            guard FileManager.default.createFile(atPath: metricsPath, contents: line) else {
-                throw TrainingError("cannot write \(metricsPath)")
+        do {
+            if !FileManager.default.fileExists(atPath: metricsPath) {
+                guard FileManager.default.createFile(atPath: metricsPath, contents: nil) else {
+                    throw TrainingError(String(cString: strerror(errno)))
+                }
             }
+            guard let h = FileHandle(forWritingAtPath: metricsPath) else { throw TrainingError("it cannot be opened for writing") }
+            defer { try? h.close() }
+            let end = try h.seekToEnd()
+            do { try h.write(contentsOf: line); try h.synchronize() } catch {
+                try? h.truncate(atOffset: end)   // never leave half a line
+                throw error
+            }
+        } catch {
+            warnOnce("metrics", "cannot append to \(metricsPath) (\(error.localizedDescription)); training goes on, these metrics are not recorded")
         }
+    }
+
+    /// A picture that cannot be written is a warning, not the end of the run.
+    func writePicture(_ image: PNGImage, to path: String) {
+        do { try image.write(to: path) } catch { warnOnce(path, "cannot write \(path) (\(error)); training goes on") }
+    }
+
+    private var warned: Set<String> = []
+    private func warnOnce(_ key: String, _ message: String) {
+        guard !warned.contains(key) else { return }
+        warned.insert(key)
+        FileHandle.standardError.write("segdist: warning: \(message)\n".data(using: .utf8)!)
     }
 }
 

@@ -2,7 +2,7 @@ import XCTest
 import Foundation
 import SegCore
 import SegNN
-import SegTrain
+@testable import SegTrain
 
 final class TrainingRunTests: XCTestCase {
     var dir: String!
@@ -167,5 +167,52 @@ final class TrainingRunTests: XCTestCase {
         XCTAssertThrowsError(try Checkpoint(path: dir + "/nan.safetensors").restore(model: model, optimizer: nil)) {
             XCTAssertTrue("\($0)".contains("'down1.mpconv.1.conv.0.weight' holds nan"), "\($0)")
         }
+    }
+
+    // MARK: A full disk
+
+    /// On a 96 KiB tmpfs the run fills the disk: metrics stop with a warning and keep only whole
+    /// lines, the checkpoint that does not fit ends the run with the file named, and the
+    /// checkpoint written before it stays valid.
+    func testAFullDiskEndsTheRunWithTheFileNamedAndEarlierResultsIntact() throws {
+        let mountPoint = dir + "/small"
+        try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: true)
+        let mount = Process()
+        mount.executableURL = URL(fileURLWithPath: "/bin/mount")
+        mount.arguments = ["-t", "tmpfs", "-o", "size=96k", "tmpfs", mountPoint]
+        mount.standardError = FileHandle.nullDevice
+        try mount.run(); mount.waitUntilExit()
+        guard mount.terminationStatus == 0 else {
+            print("testAFullDiskEndsTheRunWithTheFileNamedAndEarlierResultsIntact did not run: cannot mount a tmpfs here")
+            throw XCTSkip("cannot mount a tmpfs here (needs root)")
+        }
+        defer {
+            let umount = Process()
+            umount.executableURL = URL(fileURLWithPath: "/bin/umount")
+            umount.arguments = [mountPoint]
+            try? umount.run(); umount.waitUntilExit()
+        }
+        var config = try tinyConfig("unused")
+        config.checkpointDir = mountPoint + "/run"
+        config.checkpointEvery = 1
+        config.keepCheckpoints = 100
+        config.epochs = 20
+        let run = try TrainingRun(config: config)
+        XCTAssertThrowsError(try run.run()) { XCTAssertTrue("\($0)".contains("No space left on device") && "\($0)".contains("step-"), "\($0)") }
+        XCTAssertGreaterThan(run.step, 1)
+        // a metrics line that does not fit is dropped whole, with a warning, and nothing throws
+        let metricsBefore = (try? String(contentsOfFile: config.checkpointDir + "/metrics.jsonl", encoding: .utf8)) ?? ""
+        XCTAssertNoThrow(try run.appendMetrics(["kind": "test", "step": 999, "padding": String(repeating: "x", count: 64_000)]))
+        XCTAssertEqual((try? String(contentsOfFile: config.checkpointDir + "/metrics.jsonl", encoding: .utf8)) ?? "", metricsBefore)
+        // every metrics line is whole JSON, and every checkpoint left there loads
+        let text = (try? String(contentsOfFile: config.checkpointDir + "/metrics.jsonl", encoding: .utf8)) ?? ""
+        for line in text.split(separator: "\n") { XCTAssertNoThrow(try JSONSerialization.jsonObject(with: Data(line.utf8)), String(line)) }
+        let checkpoints = try FileManager.default.contentsOfDirectory(atPath: config.checkpointDir).filter { $0.hasPrefix("step-") }
+        XCTAssertFalse(checkpoints.isEmpty)
+        for name in checkpoints {
+            XCTAssertNoThrow(try Checkpoint(path: config.checkpointDir + "/" + name).restore(model: config.makeModel(), optimizer: nil), name)
+        }
+        XCTAssertFalse(try FileManager.default.contentsOfDirectory(atPath: config.checkpointDir).contains { $0.contains(".tmp-") },
+                       "no temporary left behind")
     }
 }
