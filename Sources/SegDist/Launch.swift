@@ -37,13 +37,20 @@ public enum Launch {
         }
         p.environment = env
         try p.run()
-        // Pass Ctrl-C and preemption signals on to mpirun. SIGTERM travels as SIGUSR1, which
-        // mpirun forwards to the ranks without ending the job itself, so rank 0 can checkpoint
-        // and every rank exit cleanly (the ranks treat both alike).
-        for sig in [SIGINT, SIGTERM, SIGUSR1] { signal(sig, SIG_IGN) }
-        let sources = [SIGINT, SIGTERM, SIGUSR1].map { sig -> DispatchSourceSignal in
+        // Pass Ctrl-C and preemption signals on to mpirun as signals it forwards to the ranks
+        // without ending the job itself: SIGTERM and SIGHUP travel as SIGUSR1 (checkpoint, exit
+        // 0), the first Ctrl-C as SIGUSR2 (checkpoint, exit 130); a second Ctrl-C is passed on as
+        // SIGINT, which ends the job at once.
+        for sig in [SIGINT, SIGTERM, SIGUSR1, SIGHUP] { signal(sig, SIG_IGN) }
+        let interrupts = NSLock()
+        var interrupted = false
+        let sources = [SIGINT, SIGTERM, SIGUSR1, SIGHUP].map { sig -> DispatchSourceSignal in
             let s = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            s.setEventHandler { kill(p.processIdentifier, sig == SIGTERM ? SIGUSR1 : sig) }
+            s.setEventHandler {
+                guard sig == SIGINT else { kill(p.processIdentifier, SIGUSR1); return }
+                interrupts.lock(); let again = interrupted; interrupted = true; interrupts.unlock()
+                kill(p.processIdentifier, again ? SIGINT : SIGUSR2)
+            }
             s.resume()
             return s
         }
@@ -67,18 +74,29 @@ public struct LaunchError: Error, CustomStringConvertible {
     public init(_ message: String) { description = message }
 }
 
-/// Remembers SIGTERM / SIGUSR1 (a Slurm preemption) so training can checkpoint at the next
-/// step boundary and stop cleanly.
+/// Remembers the signals that stop training at the next step boundary, with a checkpoint:
+/// SIGTERM, SIGUSR1 (a Slurm preemption) and SIGHUP stop cleanly (exit 0); SIGINT (Ctrl-C) and
+/// SIGUSR2 (Ctrl-C passed on by the `--ranks N` launcher) are an interruption (exit 130), and a
+/// second one ends the process at once.
 public final class StopSignal {
+    public static let interrupts: Set<Int32> = [SIGINT, SIGUSR2]
     private let lock = NSLock()
     private var received: Int32 = 0
     private var sources: [DispatchSourceSignal] = []
 
-    public init(signals: [Int32] = [SIGTERM, SIGUSR1]) {
+    public init(signals: [Int32] = [SIGTERM, SIGUSR1, SIGHUP, SIGINT, SIGUSR2]) {
         for sig in signals {
             signal(sig, SIG_IGN)
             let s = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            s.setEventHandler { [weak self] in self?.lock.lock(); self?.received = sig; self?.lock.unlock() }
+            s.setEventHandler { [weak self] in
+                guard let self else { return }
+                self.lock.lock(); defer { self.lock.unlock() }
+                if Self.interrupts.contains(sig) && Self.interrupts.contains(self.received) {
+                    FileHandle.standardError.write("segdist: interrupted again: stopping now, without a checkpoint\n".data(using: .utf8)!)
+                    _exit(130)
+                }
+                if !Self.interrupts.contains(self.received) { self.received = sig }
+            }
             s.resume()
             sources.append(s)
         }
@@ -86,4 +104,10 @@ public final class StopSignal {
 
     /// The signal received, or 0.
     public var signalNumber: Int32 { lock.lock(); defer { lock.unlock() }; return received }
+
+    /// The signal as the ranks agree on it (the largest wins): interruptions rank above stops.
+    public var agreementCode: Double {
+        let sig = signalNumber
+        return Double(sig == 0 ? 0 : Self.interrupts.contains(sig) ? 1000 + Int(sig) : Int(sig))
+    }
 }

@@ -16,6 +16,8 @@ public final class TrainingRun {
         public var lastCheckpoint: String?
         /// The signal that stopped the run early, if any.
         public var stoppedBySignal: Int32 = 0
+        /// Stopped by Ctrl-C (the command then exits 130, after the checkpoint).
+        public var interrupted = false
         /// Share of step time spent waiting for gradient communication.
         public var communicationShare: Double = 0
     }
@@ -111,7 +113,7 @@ public final class TrainingRun {
         let total = config.totalSteps, end = min(total, stopAfter ?? total)
         let activation = config.loss.outputActivation
         var lastCheckpoint: String?, finalDice: Double?
-        var secondsPerStep = 0.0, busySeconds = 0.0, stoppedBy: Int32 = 0
+        var secondsPerStep = 0.0, busySeconds = 0.0, stoppedBy: Int32 = 0, interrupted = false
         let started = Date()
         parallel.reducer.resetTimers()
         while step < end {
@@ -135,10 +137,11 @@ public final class TrainingRun {
                                    "elapsed_s": Date().timeIntervalSince(started)])
             }
             // A stop signal on any rank stops every rank at this step boundary.
-            let signalled = stopSignal?.signalNumber ?? 0
-            let stopNow = communicator.size > 1 ? communicator.maximum(Double(signalled)) : Double(signalled)
+            let signalled = stopSignal?.agreementCode ?? 0
+            let stopNow = communicator.size > 1 ? communicator.maximum(signalled) : signalled
             if stopNow > 0 {
-                stoppedBy = Int32(stopNow)
+                stoppedBy = Int32(Int(stopNow) % 1000)
+                interrupted = stopNow >= 1000
                 let epoch = (step - 1) / config.stepsPerEpoch + 1
                 parallel.broadcastBuffers()
                 if isRoot {
@@ -180,7 +183,7 @@ public final class TrainingRun {
         }
         communicator.barrier(label: "end of training")
         return Summary(steps: step, seconds: Date().timeIntervalSince(started), finalDice: finalDice, bestDice: bestDice,
-                       lastCheckpoint: lastCheckpoint, stoppedBySignal: stoppedBy,
+                       lastCheckpoint: lastCheckpoint, stoppedBySignal: stoppedBy, interrupted: interrupted,
                        communicationShare: busySeconds > 0 ? parallel.reducer.exposedSeconds / busySeconds : 0)
     }
 

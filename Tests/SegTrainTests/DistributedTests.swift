@@ -222,6 +222,40 @@ final class DistributedTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: "\(dir!)/mismatch"), "nothing was written")
     }
 
+    /// Ctrl-C checkpoints at the step boundary, says where, and exits 130 — in one process and
+    /// through the --ranks launcher; a second Ctrl-C ends at once; SIGHUP stops like SIGTERM.
+    func testCtrlCCheckpointsAndExitsNonZeroAndASecondOneStopsAtOnce() throws {
+        try requireMPI()
+        for (name, ranks) in [("int1", 1), ("int2", 2)] {
+            let (p, _, err) = try start(binary, ["--ranks", String(ranks)] + recipe(name, steps: 100_000))
+            Thread.sleep(forTimeInterval: ranks == 1 ? 3 : 5)
+            kill(p.processIdentifier, SIGINT)
+            let e = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            p.waitUntilExit()
+            XCTAssertNotEqual(p.terminationStatus, 0, "\(name): an interrupted run does not report success")
+            if ranks == 1 { XCTAssertEqual(p.terminationStatus, 130, name) }
+            XCTAssertTrue(e.contains("stopped by signal") && e.contains("checkpoint \(dir!)/\(name)/step-"), "\(name): \(e)")
+            let names = try FileManager.default.contentsOfDirectory(atPath: "\(dir!)/\(name)")
+            XCTAssertTrue(names.contains { $0.hasPrefix("step-") }, "\(name): \(names)")
+        }
+        let (p, _, err) = try start(binary, recipe("twice", steps: 100_000))
+        Thread.sleep(forTimeInterval: 3)
+        kill(p.processIdentifier, SIGINT); kill(p.processIdentifier, SIGINT)
+        let t0 = Date()
+        let e = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        XCTAssertEqual(p.terminationStatus, 130)
+        XCTAssertLessThan(Date().timeIntervalSince(t0), 10)
+        XCTAssertTrue(e.contains("interrupted again") || e.contains("stopped by signal"), e)
+        let (h, out, _) = try start(binary, recipe("hup", steps: 100_000))
+        Thread.sleep(forTimeInterval: 3)
+        kill(h.processIdentifier, SIGHUP)
+        let o = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        h.waitUntilExit()
+        XCTAssertEqual(h.terminationStatus, 0)
+        XCTAssertTrue(o.contains("\"stopped_by_signal\":1"), o)
+    }
+
     func testAPreemptionSignalCheckpointsAndExitsCleanly() throws {
         try requireMPI()
         let (p, out, _) = try start(binary, ["--ranks", "2"] + recipe("preempt", steps: 100_000))

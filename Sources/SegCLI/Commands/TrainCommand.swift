@@ -66,6 +66,7 @@ struct TrainCommand: ParsableCommand {
                 FileHandle.standardError.write(("# segdist \(segdistVersion): \(communicator.size) rank(s) x \(Parallel.threads) thread(s); effective config\n"
                     + config.rendered()).data(using: .utf8)!)
             }
+            var interrupted = false
             do {
                 let run = try TrainingRun(config: config, resume: checkpoint, communicator: communicator,
                                           initSeedOffset: debugRankInit ? communicator.rank : 0)
@@ -87,6 +88,7 @@ struct TrainCommand: ParsableCommand {
                                    "stopped_by_signal": summary.stoppedBySignal,
                                    "communication_share": (summary.communicationShare * 1000).rounded() / 1000])
                 }
+                interrupted = summary.interrupted
             } catch let agreed as AgreementError {
                 // every rank met it at the same point: end cleanly, one message (rank 0's)
                 if root { FileHandle.standardError.write("segdist: error: \(agreed)\n".data(using: .utf8)!) }
@@ -97,6 +99,8 @@ struct TrainCommand: ParsableCommand {
                 communicator.abort("segdist: error: rank \(communicator.rank): \(error)", code: 2)
             }
             (communicator as? MPICommunicator)?.finalize()
+            // Ctrl-C: the checkpoint is written; the exit code says the run did not finish
+            if interrupted { throw ExitCode(130) }
         }
     }
 }
