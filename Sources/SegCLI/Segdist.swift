@@ -1,10 +1,13 @@
 import ArgumentParser
+import SegTrain
 
 @main
 struct Segdist: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "segdist",
-        abstract: "Data-parallel training of image-segmentation networks (UNet family) on CPUs.",
-        subcommands: [TrainCommand.self, EvalCommand.self, PredictCommand.self, GenerateCommand.self, BenchCommand.self],
+        abstract: "Data-parallel training of image-segmentation networks on CPUs.",
+        version: "segdist \(segdistVersion)",
+        subcommands: [TrainCommand.self, EvalCommand.self, PredictCommand.self, GenerateCommand.self, BenchCommand.self,
+                      ConfigCommand.self],
         defaultSubcommand: TrainCommand.self)
 }

@@ -261,7 +261,7 @@ public final class TrainingRun {
             RunDirectory(path: runDirectory).removeLeftoverTemporaries()
             try writeFileAtomically(Data(("# run: \(runID)\n" + config.rendered()).utf8), to: runDirectory + "/config.cfg")
         } catch {
-            throw TrainingError("cannot write the run directory \(runDirectory): \(error)")
+            throw TrainingError("cannot write the run directory \(runDirectory): \(describeFileProblem(at: runDirectory, error))")
         }
         guard step > 0, let text = try? String(contentsOfFile: metricsPath, encoding: .utf8) else {
             if step == 0 { try? FileManager.default.removeItem(atPath: metricsPath) }
@@ -317,4 +317,22 @@ public final class TrainingRun {
 public struct TrainingError: Error, CustomStringConvertible {
     public let description: String
     public init(_ message: String) { description = message }
+}
+
+/// What is wrong with a path that could not be created or written, in words: a parent that is a
+/// file, a missing permission, or the system's own message.
+func describeFileProblem(at path: String, _ error: Error) -> String {
+    var url = URL(fileURLWithPath: "/")
+    for component in URL(fileURLWithPath: path).pathComponents.dropFirst() {
+        url.appendPathComponent(component)
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory), !isDirectory.boolValue {
+            return "\(url.path) is a file, not a directory"
+        }
+    }
+    let e = error as NSError
+    if let posix = e.userInfo[NSUnderlyingErrorKey] as? NSError, posix.domain == NSPOSIXErrorDomain {
+        return String(cString: strerror(Int32(posix.code)))
+    }
+    return e.localizedDescription
 }

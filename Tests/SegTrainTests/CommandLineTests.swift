@@ -2,6 +2,7 @@ import XCTest
 import Foundation
 import SegCore
 import SegNN
+import SegTrain
 
 /// The `segdist` executable itself: bad input ends with one message naming the problem and
 /// exit code 2, before any work.
@@ -18,7 +19,12 @@ final class CommandLineTests: XCTestCase {
         let out = Pipe(), err = Pipe()
         p.standardOutput = out; p.standardError = err
         try p.run()
-        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
+        // read stderr alongside stdout: a full pipe would block the child
+        var e = Data()
+        let reader = DispatchGroup()
+        DispatchQueue.global().async(group: reader) { e = err.fileHandleForReading.readDataToEndOfFile() }
+        let o = out.fileHandleForReading.readDataToEndOfFile()
+        reader.wait()
         p.waitUntilExit()
         return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
     }
@@ -67,6 +73,7 @@ final class CommandLineTests: XCTestCase {
         let eval = try segdist(["eval", "--checkpoint", dir + "/run/best.safetensors"])
         XCTAssertEqual(eval.code, 0, eval.stderr)
         XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/run/eval.json"))
+        XCTAssertTrue(eval.stderr.contains("wrote \(dir)/run/eval.json"), eval.stderr)
     }
 }
 
@@ -111,5 +118,37 @@ extension CommandLineTests {
         let both = try segdist(["eval", "--weights", dir + "/weights.safetensors", "--checkpoint", dir + "/x.safetensors"])
         XCTAssertEqual(both.code, 2)
         XCTAssertTrue(both.stderr.contains("exactly one of --checkpoint"), both.stderr)
+    }
+}
+
+extension CommandLineTests {
+    /// The messages people meet first: version, the key list, CRLF files, empty files, absurd
+    /// keys, a run directory under a file, and where eval wrote its JSON.
+    func testMessagesPeopleMeetFirst() throws {
+        let dir = NSTemporaryDirectory() + "segdist-cli-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        XCTAssertEqual(try segdist(["--version"]).stdout, "segdist \(segdistVersion)\n")
+        let keys = try segdist(["config"])
+        XCTAssertEqual(keys.code, 0)
+        XCTAssertTrue(keys.stdout.contains("lr: 0.001    # ") && keys.stdout.contains("class_weights: none"), keys.stdout)
+        XCTAssertEqual(keys.stdout.split(separator: "\n").count, TrainingConfig().rendered().split(separator: "\n").count)
+        try "model: unet_shallow\r\nlr: 0.05\r\n".write(toFile: dir + "/crlf.cfg", atomically: true, encoding: .utf8)
+        XCTAssertTrue(try segdist(["config", "--config", dir + "/crlf.cfg"]).stdout.contains("lr: 0.05    #"))
+        try "\n  \n".write(toFile: dir + "/empty.cfg", atomically: true, encoding: .utf8)
+        let empty = try segdist(["--config", dir + "/empty.cfg"])
+        XCTAssertEqual(empty.code, 2)
+        XCTAssertTrue(empty.stderr.contains("empty.cfg: is empty"), empty.stderr)
+        let t0 = Date()
+        try (String(repeating: "k", count: 10_000_000) + ": 1\n").write(toFile: dir + "/long.cfg", atomically: true, encoding: .utf8)
+        let long = try segdist(["--config", dir + "/long.cfg"])
+        XCTAssertEqual(long.code, 2)
+        XCTAssertLessThan(Date().timeIntervalSince(t0), 10, "an absurd key is refused quickly")
+        try "a file".write(toFile: dir + "/file", atomically: true, encoding: .utf8)
+        let under = try segdist(["--set", "model=unet_shallow", "--set", "width=2", "--set", "image_size=16", "--set", "radius_max=6",
+                                 "--set", "radius_min=2", "--set", "steps_per_epoch=1", "--set", "epochs=1", "--set", "val_images=1",
+                                 "--set", "checkpoint_dir=\(dir)/file/run"])
+        XCTAssertEqual(under.code, 2)
+        XCTAssertTrue(under.stderr.contains("\(dir)/file is a file, not a directory"), under.stderr)
     }
 }

@@ -9,8 +9,11 @@ struct ConfigOptions: ParsableArguments {
     @Option(help: "Recipe file (YAML-lite `key: value` lines). Default: the built-in recipe, equal to configs/unet.cfg.")
     var config: String?
 
-    @Option(name: .customLong("set"), help: ArgumentHelp("Override one key, e.g. --set lr=0.01 (repeatable).", valueName: "key=value"))
+    @Option(name: .customLong("set"), help: ArgumentHelp("Override one key, e.g. --set lr=0.01 (repeatable); `segdist config` lists them.", valueName: "key=value"))
     var overrides: [String] = []
+
+    @Option(help: "Worker threads per process (the same as --set threads=N; default: the cores available).")
+    var threads: Int?
 
     /// The file's config (or `fallback`, or the built-in default) with the overrides applied.
     /// Without `checkingData` (predict) the model keys are not held against the training data.
@@ -21,7 +24,7 @@ struct ConfigOptions: ParsableArguments {
         } else if let fallback {
             try cfg.apply(text: fallback.text, source: fallback.source, checkingData: checkingData)
         }
-        for o in overrides { try cfg.override(o) }
+        for o in overrides + (threads.map { ["threads=\($0)"] } ?? []) { try cfg.override(o) }
         try cfg.validate(source: overrides.isEmpty ? (config ?? fallback?.source ?? "built-in config") : "--set",
                          checkingData: checkingData)
         return cfg

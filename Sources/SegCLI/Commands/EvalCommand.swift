@@ -24,6 +24,7 @@ struct EvalCommand: ParsableCommand {
             try printJSON(["checkpoint": source, "step": step as Any, "images": scores.images, "dice": scores.dice,
                            "jaccard": scores.jaccard, "foreground_dice": scores.foregroundDice,
                            "foreground_jaccard": scores.foregroundJaccard], to: path)
+            FileHandle.standardError.write("wrote \(path)\n".data(using: .utf8)!)
         }
     }
 }

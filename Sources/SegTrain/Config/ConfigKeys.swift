@@ -53,7 +53,7 @@ func formatFloat(_ v: Float) -> String {
 }
 
 let configKeys: [ConfigKey] = [
-    choice("model", "network: unet | unet_add | unet_shallow | unet_tconv | fcn_m2nist | fcn_resnet50 | fcn_resnet101 | deeplabv3_resnet50 | deeplabv3_resnet101 | pspnet (probe_reversed, probe_tied: diagnostic models for the gradient-readiness tests)", \.model),
+    choice("model", "the network (also accepted: probe_reversed, probe_tied, diagnostic models for the gradient-readiness tests)", \.model),
     int("width", 1...1024, "channels of the first level (the lab: 64; the ResNet stem: 64 in torchvision)", \.width),
     ConfigKey(name: "backbone_depth", kind: .choice(["auto", "18", "34", "50", "101"]),
               help: "ResNet depth of fcn_/deeplabv3_ models; auto = the depth in the model's name",
@@ -126,3 +126,25 @@ let configKeys: [ConfigKey] = [
     float("bucket_mb", 0.001...1024, "gradient all-reduce bucket size in MiB", \.bucketMB),
     float("collective_timeout", 1...86_400, "seconds to wait in a collective before declaring a rank dead", \.collectiveTimeout),
 ]
+
+extension ConfigKey.Kind {
+    /// The values a key takes, in words.
+    var range: String {
+        switch self {
+        case let .int(r): return "\(r.lowerBound)...\(r.upperBound)"
+        case let .float(r): return "\(formatFloat(r.lowerBound))...\(formatFloat(r.upperBound))"
+        case let .choice(options, _): return options.joined(separator: " | ")
+        case .bool: return "true | false"
+        case .string: return "text"
+        case let .intOrAuto(r): return "auto | \(r.lowerBound)...\(r.upperBound)"
+        case let .floatList(r): return "none | numbers in \(formatFloat(r.lowerBound))...\(formatFloat(r.upperBound)), comma-separated"
+        }
+    }
+}
+
+extension TrainingConfig {
+    /// Every key as a recipe line with its value here, followed by its range and meaning.
+    public static func documented(_ config: TrainingConfig) -> String {
+        configKeys.map { "\($0.name): \($0.get(config))    # \($0.kind.range) — \($0.help)" }.joined(separator: "\n")
+    }
+}

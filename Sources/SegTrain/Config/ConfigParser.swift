@@ -32,7 +32,11 @@ extension TrainingConfig {
     /// Applies every `key: value` line of `text` on top of this config, then checks the whole.
     public mutating func apply(text: String, source: String, checkingData: Bool = true) throws {
         var seen: [String: Int] = [:]
-        for (i, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        guard text.contains(where: { !$0.isWhitespace }) else {
+            throw ConfigError(source: source, line: nil, key: nil, problem: "is empty; write the keys to change (see `segdist config`), or leave out --config for the built-in recipe")
+        }
+        // lines end in \n, \r\n (one Character in Swift) or \r
+        for (i, raw) in text.split(omittingEmptySubsequences: false, whereSeparator: { $0.isNewline }).enumerated() {
             let line = i + 1
             var content = Substring(raw)
             if let hash = content.firstIndex(of: "#") { content = content[..<hash] }
@@ -66,28 +70,28 @@ extension TrainingConfig {
         func fail(_ problem: String) -> ConfigError { ConfigError(source: source, line: line, key: key, problem: problem) }
         guard let spec = configKeys.first(where: { $0.name == key }) else {
             let suggestion = closestKey(to: key).map { " (did you mean '\($0)'?)" } ?? ""
-            throw ConfigError(source: source, line: line, key: nil, problem: "unknown key '\(key)'\(suggestion)")
+            throw ConfigError(source: source, line: line, key: nil, problem: "unknown key '\(abbreviated(key))'\(suggestion)")
         }
         var value = rawValue
         if value.count >= 2, let f = value.first, f == "\"" || f == "'", value.last == f { value = String(value.dropFirst().dropLast()) }
         guard !value.isEmpty else { throw fail("has no value") }
         switch spec.kind {
         case let .int(range):
-            guard let v = Int(value) else { throw fail("expected a whole number, got '\(value)'") }
+            guard let v = Int(value) else { throw fail("expected a whole number, got '\(abbreviated(value))'") }
             guard range.contains(v) else { throw fail("must be in \(range.lowerBound)...\(range.upperBound), got \(v)") }
         case let .intOrAuto(range):
             if value != "auto" {
-                guard let v = Int(value) else { throw fail("expected a whole number or 'auto', got '\(value)'") }
+                guard let v = Int(value) else { throw fail("expected a whole number or 'auto', got '\(abbreviated(value))'") }
                 guard range.contains(v) else { throw fail("must be in \(range.lowerBound)...\(range.upperBound), got \(v)") }
             }
         case let .float(range):
-            guard let v = Float(value), v.isFinite else { throw fail("expected a number, got '\(value)'") }
+            guard let v = Float(value), v.isFinite else { throw fail("expected a number, got '\(abbreviated(value))'") }
             guard range.contains(v) else {
                 throw fail(range.lowerBound > 0 && v <= 0 ? "must be positive, got \(value)"
                            : "must be in \(formatFloat(range.lowerBound))...\(formatFloat(range.upperBound)), got \(value)")
             }
         case let .choice(options, diagnostic):
-            guard options.contains(value) || diagnostic.contains(value) else { throw fail("must be one of \(options.joined(separator: ", ")), got '\(value)'") }
+            guard options.contains(value) || diagnostic.contains(value) else { throw fail("must be one of \(options.joined(separator: ", ")), got '\(abbreviated(value))'") }
         case let .floatList(range):
             if value != "none" {
                 for item in value.split(separator: ",", omittingEmptySubsequences: false) {
@@ -97,7 +101,7 @@ extension TrainingConfig {
                 }
             }
         case .bool:
-            guard value == "true" || value == "false" else { throw fail("expected true or false, got '\(value)'") }
+            guard value == "true" || value == "false" else { throw fail("expected true or false, got '\(abbreviated(value))'") }
         case .string:
             break
         }
@@ -186,6 +190,8 @@ private let synonyms: [String: String] = [
 ]
 
 func closestKey(to key: String) -> String? {
+    // no key is longer than 20 characters: a long "key" is not a typo worth an edit distance
+    guard key.count <= 64 else { return nil }
     if let known = synonyms[key.lowercased()] { return known }
     func distance(_ a: [Character], _ b: [Character]) -> Int {
         var prev = Array(0...b.count)
@@ -206,4 +212,9 @@ func closestKey(to key: String) -> String? {
         return configKeys.first { $0.name.contains(key.lowercased()) || key.lowercased().contains($0.name) }?.name
     }
     return name
+}
+
+/// A value or key as an error message shows it: whole when short, else its start and length.
+func abbreviated(_ text: String) -> String {
+    text.count > 64 ? "\(text.prefix(40))... (\(text.count) characters)" : text
 }
