@@ -29,6 +29,8 @@ public protocol SegmentationDataset: Sendable {
     func validationSample(_ index: Int) -> Sample
     /// One line saying what the data is, printed at the start of a run.
     var summary: String { get }
+    /// The size of the samples as the model sees them.
+    var imageSize: (height: Int, width: Int) { get }
 }
 
 extension SegmentationDataset {

@@ -56,6 +56,8 @@ public struct NPYDataset: SegmentationDataset {
         training = Array(all[held...]).sorted()
     }
 
+    public var imageSize: (height: Int, width: Int) { (height, width) }
+
     public var summary: String {
         "\(images.path) \(images.shape) \(images.dtype.rawValue), \(masks.path) \(masks.shape) " +
             (oneHot ? "one-hot (background \(background.rawValue))" : "class indices") +

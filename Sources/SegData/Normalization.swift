@@ -31,6 +31,7 @@ public struct NormalizedDataset: SegmentationDataset {
     public var classes: Int { base.classes }
     public var trainingCount: Int { base.trainingCount }
     public var validationCount: Int { base.validationCount }
+    public var imageSize: (height: Int, width: Int) { base.imageSize }
     public var summary: String { base.summary + "; normalised by mean \(normalization.mean), std \(normalization.std)" }
 
     public func trainingSample(epoch: Int, index: Int) -> Sample { normalized(base.trainingSample(epoch: epoch, index: index)) }

@@ -80,6 +80,8 @@ public struct SyntheticShapes: SegmentationDataset {
         labelled(UInt64(epoch) * UInt64(trainingCount) + UInt64(index))
     }
 
+    public var imageSize: (height: Int, width: Int) { (size, size) }
+
     public var summary: String {
         "synthetic \(rgb ? "RGB " : "")shapes \(size)x\(size), \(classes) class(es), \(discs) discs\(squares ? " and \(discs / 2) squares" : ""), noise \(noise); \(validationCount) validation images"
     }

@@ -42,8 +42,12 @@ public final class TrainingRun {
     private let runDirectory: String
     private var validationShard: [(Tensor, Tensor)]?
 
+    /// What one step asks of this process's memory (measured on a probe pass at the start).
+    public private(set) var memory: MemoryEstimate?
+
+    /// - Parameter ranksOnThisNode: the processes sharing this machine's memory.
     public init(config: TrainingConfig, resume: Checkpoint? = nil, communicator: Communicator = LocalCommunicator(),
-                initSeedOffset: Int = 0) throws {
+                initSeedOffset: Int = 0, ranksOnThisNode: Int = 1) throws {
         self.config = config
         self.communicator = communicator
         var modelConfig = config
@@ -90,6 +94,7 @@ public final class TrainingRun {
             if communicator.rank == 0, let problem = RunDirectory(path: runDirectory).refusal(runID: runID, resuming: resume != nil) {
                 throw TrainingError(problem)
             }
+            try checkMemory(ranksOnThisNode: ranksOnThisNode)
         } catch { local = error }
         try communicator.agree(local)
         try Self.checkSameStart(step: step, optimizerStep: trainer.optimizer.stepCount,
@@ -202,6 +207,21 @@ public final class TrainingRun {
         sums.withUnsafeMutableBufferPointer { communicator.sumInPlace($0.baseAddress!, count: 2 * k + 1) }
         return SegmentationScores(classes: k, diceSum: Array(sums[0..<k]), jaccardSum: Array(sums[k..<(2 * k)]),
                                   images: Int(sums[2 * k]))
+    }
+
+    /// Measures a step's memory on a probe pass and refuses, before any step, a run whose step
+    /// cannot fit in what this machine has free (shared by the ranks on it).
+    func checkMemory(ranksOnThisNode: Int) throws {
+        let sample = data.imageSize
+        let mine = parallel.slice(rank: communicator.rank).count
+        let perPass = config.microBatch > 0 ? min(config.microBatch, mine) : mine
+        let estimate = try MemoryEstimate.training(config: config, imagesPerPass: perPass, height: sample.height, width: sample.width)
+        memory = estimate
+        guard let available = MemoryEstimate.availableBytes else { return }
+        let share = available / max(1, ranksOnThisNode)
+        if estimate.totalBytes > share {
+            throw TrainingError(String(format: "a training step needs %@ per rank at %d image(s) of %dx%d per pass, but %.2f GB is available to each of the %d rank(s) on this machine; lower micro_batch (gradients accumulate over micro-batches at the same result), batch_size or image_size", estimate.summary, perPass, sample.height, sample.width, Double(share) / 1e9, ranksOnThisNode))
+        }
     }
 
     /// Every rank must start from the same state: the same step and optimizer step and, when

@@ -215,4 +215,28 @@ final class TrainingRunTests: XCTestCase {
         XCTAssertFalse(try FileManager.default.contentsOfDirectory(atPath: config.checkpointDir).contains { $0.contains(".tmp-") },
                        "no temporary left behind")
     }
+
+    // MARK: Memory
+
+    /// A step that cannot fit is refused before any work, with the estimate and what to change;
+    /// estimates grow with the pixels of a pass.
+    func testAStepThatCannotFitIsRefusedWithTheEstimate() throws {
+        var config = try tinyConfig("huge")
+        config.imageSize = 8192
+        config.batchSize = 64
+        try config.validate(source: "test")
+        XCTAssertThrowsError(try TrainingRun(config: config)) {
+            XCTAssertTrue("\($0)".contains("a training step needs about") && "\($0)".contains("lower micro_batch"), "\($0)")
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: config.checkpointDir), "nothing was written")
+        let small = try MemoryEstimate.training(config: try tinyConfig("s"), imagesPerPass: 2, height: 256, width: 256)
+        let large = try MemoryEstimate.training(config: try tinyConfig("l"), imagesPerPass: 2, height: 512, width: 512)
+        XCTAssertEqual(Double(large.activationBytes) / Double(small.activationBytes), 4, accuracy: 0.1)
+        XCTAssertEqual(small.modelBytes, large.modelBytes)
+        let model = try tinyConfig("p").makeModel()
+        let p1 = MemoryEstimate.prediction(model: model, architecture: .unet_shallow, height: 1000, width: 1000)
+        let p2 = MemoryEstimate.prediction(model: model, architecture: .unet_shallow, height: 2000, width: 2000)
+        XCTAssertEqual(Double(p2.totalBytes) / Double(p1.totalBytes), 4, accuracy: 0.2)
+        XCTAssertNotNil(MemoryEstimate.availableBytes)
+    }
 }

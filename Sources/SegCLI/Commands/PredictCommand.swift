@@ -33,6 +33,10 @@ struct PredictCommand: ParsableCommand {
                 }
                 return m
             }
+            let memory = MemoryEstimate.prediction(model: model, architecture: config.model, height: png.height, width: png.width)
+            if let available = MemoryEstimate.availableBytes, memory.totalBytes > available {
+                throw ImageError(path: input, problem: String(format: "is %dx%d: predicting it needs %@, but %.2f GB is available; downscale it (tiled prediction is not there yet)", png.width, png.height, memory.summary, Double(available) / 1e9))
+            }
             let prediction = Predictor.predict(model: model, input: Predictor.input(from: png, channels: config.inChannels, scaling: config.inputScaling,
                                                                                   normalization: config.normalization),
                                                activation: config.loss.outputActivation)

@@ -69,13 +69,16 @@ struct TrainCommand: ParsableCommand {
             var interrupted = false
             do {
                 let run = try TrainingRun(config: config, resume: checkpoint, communicator: communicator,
-                                          initSeedOffset: debugRankInit ? communicator.rank : 0)
+                                          initSeedOffset: debugRankInit ? communicator.rank : 0, ranksOnThisNode: localRanks)
                 run.stopSignal = StopSignal()
                 if debugRankInit {
                     FileHandle.standardError.write("rank \(communicator.rank): parameter checksum before broadcast \(run.checksumBeforeBroadcast) after \(run.model.store.parameterChecksum)\n".data(using: .utf8)!)
                 }
                 if root, let checkpoint { FileHandle.standardError.write("resuming at step \(checkpoint.step) from \(resume!)\n".data(using: .utf8)!) }
                 if root { FileHandle.standardError.write("# data: \(run.data.summary)\n".data(using: .utf8)!) }
+                if root, let memory = run.memory {
+                    FileHandle.standardError.write("# memory: a step needs \(memory.summary) per rank\n".data(using: .utf8)!)
+                }
                 if root, let report = run.initialisation {
                     FileHandle.standardError.write("init_from \(config.initFrom): \(report.summary)\n".data(using: .utf8)!)
                 }

@@ -14,7 +14,7 @@ extension Pass {
                              stride: stride, padding: padding, dilation: dilation)
         let y = backend.conv2dForward(x, weight: weight.value, bias: bias?.value, geometry: g)
         let needsDx = wants(x)
-        work?.add(x.shape[0] * ws[0] * g.outPixels * g.patchSize, needsInputGradient: needsDx)
+        work?.add(x.shape[0] * ws[0] * g.outPixels * g.patchSize, needsInputGradient: needsDx, column: g.patchSize * g.outPixels)
         return record(y, inputs: [x], parameters: [weight, bias]) { [backend] dy in
             [backend.conv2dBackward(x: x, weight: weight.value, dy: dy, geometry: g, inputGradient: needsDx,
                                     weightGradient: weight.gradient, biasGradient: bias?.gradient)]
@@ -30,7 +30,7 @@ extension Pass {
                                         padding: padding, outputPadding: outputPadding, dilation: dilation)
         let y = backend.convTranspose2dForward(x, weight: weight.value, bias: bias?.value, geometry: g)
         let needsDx = wants(x)
-        work?.add(x.shape[0] * g.outPixels * g.patchSize * ws[0], needsInputGradient: needsDx)
+        work?.add(x.shape[0] * g.outPixels * g.patchSize * ws[0], needsInputGradient: needsDx, column: g.patchSize * g.outPixels)
         return record(y, inputs: [x], parameters: [weight, bias]) { [backend] dy in
             [backend.convTranspose2dBackward(x: x, weight: weight.value, dy: dy, geometry: g, inputGradient: needsDx,
                                              weightGradient: weight.gradient, biasGradient: bias?.gradient)]

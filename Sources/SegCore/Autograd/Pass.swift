@@ -18,10 +18,13 @@ public final class PassRandomness {
 public final class ConvolutionWork {
     public private(set) var forward = 0
     public private(set) var inputGradient = 0
+    /// The largest im2col matrix of one image (floats): each worker holds one as scratch.
+    public private(set) var largestColumn = 0
     public init() {}
-    func add(_ multiplyAdds: Int, needsInputGradient: Bool) {
+    func add(_ multiplyAdds: Int, needsInputGradient: Bool, column: Int = 0) {
         forward += multiplyAdds
         if needsInputGradient { inputGradient += multiplyAdds }
+        largestColumn = max(largestColumn, column)
     }
 }
 

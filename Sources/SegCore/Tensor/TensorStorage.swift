@@ -12,6 +12,26 @@ public enum Device: Equatable, Hashable, Sendable, CustomStringConvertible {
     }
 }
 
+import Foundation
+
+/// Bytes of host tensor memory alive now and at most since the last `resetPeak` — what a
+/// memory estimate measures a probe step with.
+public enum HostMemoryMeter {
+    private static let lock = NSLock()
+    nonisolated(unsafe) private static var live = 0
+    nonisolated(unsafe) private static var peak = 0
+
+    static func allocated(_ bytes: Int) {
+        lock.lock(); live += bytes; peak = max(peak, live); lock.unlock()
+    }
+    static func released(_ bytes: Int) { lock.lock(); live -= bytes; lock.unlock() }
+
+    public static var liveBytes: Int { lock.lock(); defer { lock.unlock() }; return live }
+    /// The most bytes alive since the last reset.
+    public static var peakBytes: Int { lock.lock(); defer { lock.unlock() }; return peak }
+    public static func resetPeak() { lock.lock(); peak = live; lock.unlock() }
+}
+
 /// One allocation of memory on one device: the handle every tensor's values sit behind.
 ///
 /// Host storage is malloc'd memory (16-byte aligned) this object owns: plain malloc reuses the
@@ -31,7 +51,8 @@ public final class TensorStorage {
         device = .host
         self.byteCount = byteCount
         address = .allocate(byteCount: max(byteCount, 16), alignment: 16)
-        release = { $0.deallocate() }
+        HostMemoryMeter.allocated(byteCount)
+        release = { $0.deallocate(); HostMemoryMeter.released(byteCount) }
     }
 
     /// Memory a backend allocated; `release` is called once, when the last tensor lets go.
