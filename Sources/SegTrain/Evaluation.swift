@@ -11,6 +11,12 @@ extension TrainingConfig {
         case .npy:
             base = try NPYDataset(imagesPath: imagesNPY, masksPath: masksNPY, classes: classes, validationFraction: valFraction,
                                   seed: UInt64(seed) &+ 0x5EED, background: onehotBackground)
+        case .folder:
+            let folder = try FolderDataset(directory: dataDir, channels: inChannels, classes: classes, size: imageSize,
+                                           validationFraction: valFraction, seed: UInt64(seed) &+ 0x5EED,
+                                           flipHorizontal: flipHorizontal, flipVertical: flipVertical)
+            _ = try folder.check()
+            base = folder
         }
         return normalization.map { NormalizedDataset(base, $0) } ?? base
     }

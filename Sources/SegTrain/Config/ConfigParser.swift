@@ -123,6 +123,15 @@ extension TrainingConfig {
         if !checkingData {
         } else if data == .npy {
             try validateArrays(fail)
+        } else if data == .folder {
+            var isDirectory: ObjCBool = false
+            if dataDir.isEmpty { throw fail("data_dir", "data: folder needs data_dir, the directory holding images/ and masks/") }
+            guard FileManager.default.fileExists(atPath: dataDir, isDirectory: &isDirectory), isDirectory.boolValue else {
+                throw fail("data_dir", "no such directory: \(dataDir)")
+            }
+            if imageSize < factor {
+                throw fail("image_size", "\(model.rawValue) halves the image \(model.downsamplings) times, so it needs at least \(factor) pixels, got \(imageSize)")
+            }
         } else {
             let needed = data == .rgb_shapes ? 3 : 1
             if inChannels != needed { throw fail("in_channels", "data \(data.rawValue) has \(needed) channel(s), but in_channels is \(inChannels)") }

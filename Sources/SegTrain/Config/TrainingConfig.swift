@@ -6,7 +6,7 @@ import SegData
 /// recipe (SGD lr 0.001, momentum 0.9, weight decay 0.0005, BCE on one-hot channels, 128x128
 /// grey images with 10 discs and noise 20) at a width a 2-core machine trains in minutes.
 public struct TrainingConfig: Equatable, Sendable {
-    public enum DataKind: String, CaseIterable, Sendable { case shapes, rgb_shapes, npy }
+    public enum DataKind: String, CaseIterable, Sendable { case shapes, rgb_shapes, npy, folder }
     public enum OptimizerKind: String, CaseIterable, Sendable { case sgd, adam, adamw }
     public enum ScheduleKind: String, CaseIterable, Sendable { case constant, step, cosine }
 
@@ -44,6 +44,11 @@ public struct TrainingConfig: Equatable, Sendable {
     public var masksNPY = ""
     public var valFraction: Float = 0.1
     public var onehotBackground: NPYDataset.Background = .last
+    /// `data: folder`: the directory with images/ and masks/ (and optionally val/), and the
+    /// training flips.
+    public var dataDir = ""
+    public var flipHorizontal = false
+    public var flipVertical = false
     /// Per-channel (x - mean) / std after scaling pixels to [0, 1] (ImageNet's for torchvision's
     /// pretrained weights); nil = none.
     public var normalizeMean: [Float]? = nil
