@@ -18,11 +18,12 @@ struct ConfigOptions: ParsableArguments {
     /// The file's config (or `fallback`, or the built-in default) with the overrides applied.
     /// Without `checkingData` (predict) the model keys are not held against the training data.
     func resolve(fallback: (text: String, source: String)? = nil, checkingData: Bool = true) throws -> TrainingConfig {
+        // the data keys are checked once the overrides are in (they may point elsewhere)
         var cfg = TrainingConfig()
         if let config {
-            cfg = try TrainingConfig.load(path: config, checkingData: checkingData)
+            cfg = try TrainingConfig.load(path: config, checkingData: false)
         } else if let fallback {
-            try cfg.apply(text: fallback.text, source: fallback.source, checkingData: checkingData)
+            try cfg.apply(text: fallback.text, source: fallback.source, checkingData: false)
         }
         for o in overrides + (threads.map { ["threads=\($0)"] } ?? []) { try cfg.override(o) }
         try cfg.validate(source: overrides.isEmpty ? (config ?? fallback?.source ?? "built-in config") : "--set",
