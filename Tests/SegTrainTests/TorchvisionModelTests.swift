@@ -20,22 +20,14 @@ final class TorchvisionModelTests: XCTestCase {
         let model = arch.make(inputChannels: 3, classes: classes, width: meta["width"] as! Int, seed: 0,
                               backboneDepth: meta["depth"] as? Int, auxiliary: true)
         let store = model.store
-        let prefix = "\(c).param."
-        let reference = Set(f.names.filter { $0.hasPrefix(prefix) && !$0.hasSuffix("num_batches_tracked") }.map { String($0.dropFirst(prefix.count)) })
-        XCTAssertEqual(Set(store.floatStateDict().map(\.name)), reference, "\(c): tensor names")
-        for name in reference { try store.load(name, f.tensor(prefix + name)) }
+        try loadReference(c, into: store, from: f)
 
         let x = try f.tensor("\(c).x"), target = try f.tensor("\(c).target")
-        let (n, h, w) = (target.shape[0], target.shape[1], target.shape[2])
-        var oneHot = [Float](repeating: 0, count: n * classes * h * w)
-        target.withUnsafeBufferPointer { t in
-            for b in 0..<n { for p in 0..<(h * w) { oneHot[(b * classes + Int(t[b * h * w + p])) * h * w + p] = 1 } }
-        }
         let tape = Tape(backend: store.backend)
         let pass = Pass.training(tape: tape)
         let outputs = model.trainingOutputs(x, pass)
         XCTAssertEqual(outputs.map(\.weight), [1, Float(meta["aux_weight"] as! Double)])
-        let loss = try LossKind.ce.apply(to: outputs, oneHot: Tensor(shape: [n, classes, h, w], storage: oneHot), pass)
+        let loss = try LossKind.ce.apply(to: outputs, oneHot: oneHot(target, classes: classes), pass)
         tape.backward(from: loss)
 
         // The dilated ResNet-50 case is ill-conditioned: PyTorch's own float32 gradients differ
@@ -64,6 +56,24 @@ final class TorchvisionModelTests: XCTestCase {
     func testDeepLabV3OnAResNet18() throws { try runModel("deeplabv3_r18_w4") }
     func testPSPNet() throws { try runModel("pspnet_r18_w4") }
 
+    /// Loads CASE.param.* (all but the integer counters) and checks the names are the model's.
+    func loadReference(_ c: String, into store: ParameterStore, from f: SafeTensorsFile) throws {
+        let prefix = "\(c).param."
+        let reference = Set(f.names.filter { $0.hasPrefix(prefix) && !$0.hasSuffix("num_batches_tracked") }.map { String($0.dropFirst(prefix.count)) })
+        XCTAssertEqual(Set(store.floatStateDict().map(\.name)), reference, "\(c): tensor names")
+        for name in reference { try store.load(name, f.tensor(prefix + name)) }
+    }
+
+    /// Class indices (N, H, W), stored as floats, as one-hot (N, classes, H, W).
+    func oneHot(_ target: Tensor, classes: Int) -> Tensor {
+        let (n, h, w) = (target.shape[0], target.shape[1], target.shape[2])
+        var values = [Float](repeating: 0, count: n * classes * h * w)
+        target.withUnsafeBufferPointer { t in
+            for b in 0..<n { for p in 0..<(h * w) { values[(b * classes + Int(t[b * h * w + p])) * h * w + p] = 1 } }
+        }
+        return Tensor(shape: [n, classes, h, w], storage: values)
+    }
+
     /// The portrait UNet and the M2NIST FCN against the same layers composed in PyTorch (the
     /// fixture script mirrors their sources): logits, loss, every gradient, running statistics.
     func runPlainModel(_ c: String) throws {
@@ -74,19 +84,11 @@ final class TorchvisionModelTests: XCTestCase {
         let model = ModelArchitecture(rawValue: meta["model"] as! String)!
             .make(inputChannels: x.shape[1], classes: classes, width: meta["width"] as! Int, seed: 0)
         let store = model.store
-        let prefix = "\(c).param."
-        let reference = Set(f.names.filter { $0.hasPrefix(prefix) && !$0.hasSuffix("num_batches_tracked") }.map { String($0.dropFirst(prefix.count)) })
-        XCTAssertEqual(Set(store.floatStateDict().map(\.name)), reference, "\(c): tensor names")
-        for name in reference { try store.load(name, f.tensor(prefix + name)) }
-        let (n, h, w) = (target.shape[0], target.shape[1], target.shape[2])
-        var oneHot = [Float](repeating: 0, count: n * classes * h * w)
-        target.withUnsafeBufferPointer { t in
-            for b in 0..<n { for p in 0..<(h * w) { oneHot[(b * classes + Int(t[b * h * w + p])) * h * w + p] = 1 } }
-        }
+        try loadReference(c, into: store, from: f)
         let tape = Tape(backend: store.backend)
         let pass = Pass.training(tape: tape)
         let logits = model.forward(x, pass)
-        let loss = try LossKind(rawValue: meta["loss"] as! String)!.apply(logits, oneHot: Tensor(shape: [n, classes, h, w], storage: oneHot), pass)
+        let loss = try LossKind(rawValue: meta["loss"] as! String)!.apply(logits, oneHot: oneHot(target, classes: classes), pass)
         tape.backward(from: loss)
         func compare(_ what: String, _ got: Tensor, _ want: Tensor) {
             XCTAssertEqual(got.shape, want.shape, "\(c).\(what)")
