@@ -39,6 +39,7 @@ public final class TrainingRun {
     public private(set) var checksumBeforeBroadcast = 0.0
     private var lossHistory: [(step: Int, loss: Double)] = []
     private var diceHistory: [(step: Int, dice: Double)] = []
+    private var classDiceHistory: [(step: Int, dice: [Double])] = []
     private let runDirectory: String
     private var validationShard: [(Tensor, Tensor)]?
 
@@ -161,6 +162,7 @@ public final class TrainingRun {
                 let scores = shardedEvaluation(activation: activation)
                 finalDice = scores.foregroundDice
                 diceHistory.append((step, scores.foregroundDice))
+                classDiceHistory.append((step, scores.dice))
                 var record: [String: Any] = ["kind": "eval", "step": step, "epoch": epoch, "images": scores.images,
                                              "dice": scores.dice, "jaccard": scores.jaccard,
                                              "foreground_dice": scores.foregroundDice,
@@ -175,7 +177,8 @@ public final class TrainingRun {
                                       scores.dice.map { String(format: "%.3f", $0) }.joined(separator: " ")))
                 if isRoot {
                     if improved { try writeCheckpoint(named: "best.safetensors", epoch: epoch) }
-                    writePicture(drawLossCurve(losses: lossHistory, dice: diceHistory, totalSteps: total), to: runDirectory + "/loss.png")
+                    writePicture(drawLossCurve(losses: lossHistory, dice: diceHistory, classDice: classDiceHistory, totalSteps: total),
+                                 to: runDirectory + "/loss.png")
                 }
             }
             if step % config.checkpointInterval == 0 || step == end {
@@ -294,6 +297,7 @@ public final class TrainingRun {
             kept.append(String(line))
             if obj["kind"] as? String == "train", let l = obj["loss"] as? Double { lossHistory.append((s, l)) }
             if obj["kind"] as? String == "eval", let d = obj["foreground_dice"] as? Double { diceHistory.append((s, d)) }
+            if obj["kind"] as? String == "eval", let d = obj["dice"] as? [Double] { classDiceHistory.append((s, d)) }
         }
         try writeFileAtomically(Data((kept.joined(separator: "\n") + (kept.isEmpty ? "" : "\n")).utf8), to: metricsPath)
     }

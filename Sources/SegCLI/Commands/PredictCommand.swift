@@ -68,12 +68,23 @@ struct PredictCommand: ParsableCommand {
         tiles.append(("PROBABILITY", PNGImage(width: w, height: h, channels: 3, pixels: heat)))
         tiles.append(("PREDICTION", PNGImage(width: w, height: h, channels: 1, pixels: thresholded)))
         let column = max(w, 96)   // room for the longest title
-        var canvas = Canvas(width: tiles.count * (column + gap) + gap, height: h + title + gap)
+        let scale = 64             // the heat map's colour scale, at the right
+        let height = max(h, 60) + title + gap
+        var canvas = Canvas(width: tiles.count * (column + gap) + gap + scale, height: height)
         for (i, (name, tile)) in tiles.enumerated() {
             let x = gap + i * (column + gap)
             canvas.text(name, x: x, y: 6)
             canvas.blit(tile, x: x, y: title)
         }
+        // colour scale: probability 1 at the top, 0 at the bottom, labelled
+        let barX = tiles.count * (column + gap) + gap, barHeight = max(h, 60)
+        for y in 0..<barHeight {
+            canvas.fill(x: barX, y: title + y, w: 14, h: 1, color: heatColor(1 - Float(y) / Float(max(barHeight - 1, 1))))
+        }
+        canvas.text("1", x: barX + 20, y: title)
+        canvas.text("0.5", x: barX + 20, y: title + barHeight / 2 - 5)
+        canvas.text("0", x: barX + 20, y: title + barHeight - 10)
+        canvas.text("P", x: barX + 2, y: 6)
         return canvas.image
     }
 }
