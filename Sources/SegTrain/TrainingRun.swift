@@ -40,6 +40,8 @@ public final class TrainingRun {
     private var lossHistory: [(step: Int, loss: Double)] = []
     private var diceHistory: [(step: Int, dice: Double)] = []
     private var classDiceHistory: [(step: Int, dice: [Double])] = []
+    private var events: TensorBoardWriter?
+    private var eventsFailed = false
     private let runDirectory: String
     private var validationShard: [(Tensor, Tensor)]?
 
@@ -141,6 +143,8 @@ public final class TrainingRun {
                 try appendMetrics(["kind": "train", "step": step, "epoch": epoch, "loss": Double(loss), "lr": Double(lr),
                                    "images_per_s": Double(config.batchSize) / dt,
                                    "elapsed_s": Date().timeIntervalSince(started)])
+                logEvents { try $0.scalars([("train/loss", Double(loss)), ("train/lr", Double(lr)),
+                                            ("train/images_per_s", Double(config.batchSize) / dt)], step: step) }
             }
             // A stop signal on any rank stops every rank at this step boundary.
             let signalled = stopSignal?.agreementCode ?? 0
@@ -171,7 +175,15 @@ public final class TrainingRun {
                 let improved = scores.foregroundDice > (bestDice ?? -1)
                 if improved { bestDice = scores.foregroundDice }
                 record["best_dice"] = bestDice
-                if isRoot { try appendMetrics(record) }
+                if isRoot {
+                    try appendMetrics(record)
+                    logEvents { events in
+                        var values = [("val/dice", scores.foregroundDice), ("val/jaccard", scores.foregroundJaccard)]
+                        for k in 0..<scores.classes { values += [("val/dice_class_\(k)", scores.dice[k]), ("val/jaccard_class_\(k)", scores.jaccard[k])] }
+                        try events.scalars(values, step: step)
+                        try events.image("val/prediction", validationPanel(), step: step)
+                    }
+                }
                 progress?.note(String(format: "step %d: validation Dice %.4f  Jaccard %.4f  (per class Dice %@)", step,
                                       scores.foregroundDice, scores.foregroundJaccard,
                                       scores.dice.map { String(format: "%.3f", $0) }.joined(separator: " ")))
@@ -323,6 +335,36 @@ public final class TrainingRun {
         } catch {
             warnOnce("metrics", "cannot append to \(metricsPath) (\(error.localizedDescription)); training goes on, these metrics are not recorded")
         }
+    }
+
+    /// TensorBoard, when asked for: a failure is a warning and stops the event file, not the run.
+    func logEvents(_ body: (TensorBoardWriter) throws -> Void) {
+        guard isRoot, config.tensorboard, !eventsFailed else { return }
+        do {
+            if events == nil { events = try TensorBoardWriter(directory: runDirectory) }
+            try body(events!)
+        } catch {
+            warnOnce("tensorboard", "cannot write TensorBoard events into \(runDirectory) (\(error)); training goes on")
+            eventsFailed = true
+        }
+    }
+
+    /// The first validation image, its truth and the model's prediction, as `predict` draws them.
+    func validationPanel() -> PNGImage {
+        let sample = data.validationSample(0)
+        let n = sample.height * sample.width
+        var pixels = [UInt8](repeating: 0, count: n * (sample.channels == 3 ? 3 : 1))
+        for p in 0..<n {
+            for c in 0..<(sample.channels == 3 ? 3 : 1) {
+                pixels[p * (sample.channels == 3 ? 3 : 1) + c] = UInt8(max(0, min(255, (sample.image[c * n + p] * 255).rounded())))
+            }
+        }
+        let image = PNGImage(width: sample.width, height: sample.height, channels: sample.channels == 3 ? 3 : 1, pixels: pixels)
+        let truth = PNGImage(width: sample.width, height: sample.height, channels: 1, pixels: sample.labels.map { $0 == 0 ? 0 : 255 })
+        let input = Tensor(shape: [1, sample.channels, sample.height, sample.width], storage: sample.image)
+        let prediction = Predictor.predict(model: model, input: input, activation: config.loss.outputActivation)
+        return drawPredictionPanel(input: image, truth: truth, foreground: prediction.foreground,
+                                   predicted: prediction.classCount == 1 ? prediction.classes : prediction.classes.map { $0 == 0 ? 0 : 1 })
     }
 
     /// A picture that cannot be written is a warning, not the end of the run.

@@ -126,6 +126,8 @@ let configKeys: [ConfigKey] = [
               get: { $0.checkpointDir }, set: { $0.checkpointDir = $1 }),
     int("checkpoint_every", 0...10_000_000, "checkpoint every N steps; 0 = after each epoch", \.checkpointEvery),
     int("keep_checkpoints", 1...1000, "how many recent checkpoints to keep (the best is kept too)", \.keepCheckpoints),
+    ConfigKey(name: "tensorboard", kind: .bool, help: "also write TensorBoard event files (scalars and a prediction panel per evaluation) into checkpoint_dir",
+              get: { String($0.tensorboard) }, set: { $0.tensorboard = $1 == "true" }),
     ConfigKey(name: "sync_bn", kind: .bool, help: "batch-norm statistics over the global batch (all ranks)",
               get: { String($0.syncBN) }, set: { $0.syncBN = $1 == "true" }),
     int("micro_batch", 0...100_000, "images per forward/backward on a rank (gradient accumulation); 0 = whole slice", \.microBatch),

@@ -80,6 +80,8 @@ public struct TrainingConfig: Equatable, Sendable {
     /// Write a checkpoint every this many steps; 0 = after each epoch.
     public var checkpointEvery = 0
     public var keepCheckpoints = 3
+    /// TensorBoard event files in the run directory (metrics.jsonl is kept either way).
+    public var tensorboard = false
     // Data parallelism
     /// Batch-norm statistics over the global batch (all ranks) instead of each rank's slice.
     public var syncBN = false
