@@ -14,6 +14,8 @@ public struct Benchmark {
         public var ranks: Int
         /// Share of the step spent waiting for gradient communication (not hidden by backward).
         public var communication_share: Double
+        /// The GEMM kernel path: OpenBLAS's core name for this CPU.
+        public var kernels: String
     }
 
     public var architecture: ModelArchitecture
@@ -75,7 +77,7 @@ public struct Benchmark {
                       steps: steps, ms_per_step: median, images_per_s: Double(batch) / (median / 1000),
                       gflop_per_step: flops / 1e9, gflop_per_s: flops / 1e9 / (median / 1000),
                       parameters: model.store.parameterCount, peak_rss_mb: communicator.maximum(peakResidentMegabytes()),
-                      ranks: communicator.size, communication_share: exposed / median)
+                      ranks: communicator.size, communication_share: exposed / median, kernels: "openblas-\(blasKernelName.lowercased())")
     }
 }
 
