@@ -122,12 +122,23 @@ public final class TrainingRun {
         let activation = config.loss.outputActivation
         var lastCheckpoint: String?, finalDice: Double?
         var secondsPerStep = 0.0, busySeconds = 0.0, stoppedBy: Int32 = 0, interrupted = false
+        let prefetcher = BatchPrefetcher(data: data)
         let started = Date()
         parallel.reducer.resetTimers()
         while step < end {
             let t0 = Date()
             let lr = trainer.schedule.learningRate(at: trainer.optimizer.stepCount)
-            let loss = try parallel.step(data: data, first: step * config.batchSize)
+            // this rank's slice: made in the background during the previous step
+            let mine = parallel.slice(rank: communicator.rank)
+            let cursors = { (s: Int) in mine.map { s * self.config.batchSize + $0 } }
+            let waitedBefore = prefetcher.waitSeconds
+            let (images, targets) = prefetcher.take(cursors(step))
+            let dataWait = prefetcher.waitSeconds - waitedBefore
+            if step + 1 < end { prefetcher.prefetch(cursors(step + 1)) }
+            let loss = try parallel.step { r in
+                (images.items((r.lowerBound - mine.lowerBound)..<(r.upperBound - mine.lowerBound)),
+                 targets.items((r.lowerBound - mine.lowerBound)..<(r.upperBound - mine.lowerBound)))
+            }
             guard loss.isFinite else {
                 throw TrainingError("the loss became \(loss) at step \(step + 1); lower lr (now \(lr)) or check the data")
             }
@@ -141,7 +152,7 @@ public final class TrainingRun {
             let epoch = (step - 1) / config.stepsPerEpoch + 1
             if isRoot && (step % config.logEvery == 0 || step == end) {
                 try appendMetrics(["kind": "train", "step": step, "epoch": epoch, "loss": Double(loss), "lr": Double(lr),
-                                   "images_per_s": Double(config.batchSize) / dt,
+                                   "images_per_s": Double(config.batchSize) / dt, "data_wait_s": dataWait,
                                    "elapsed_s": Date().timeIntervalSince(started)])
                 logEvents { try $0.scalars([("train/loss", Double(loss)), ("train/lr", Double(lr)),
                                             ("train/images_per_s", Double(config.batchSize) / dt)], step: step) }

@@ -38,6 +38,8 @@ final class TrainingRunTests: XCTestCase {
         let records = try lines.map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
         let losses = records.filter { $0["kind"] as? String == "train" }.map { $0["loss"] as! Double }
         XCTAssertEqual(losses.count, 8)
+        XCTAssertTrue(records.filter { $0["kind"] as? String == "train" }.allSatisfy { ($0["data_wait_s"] as? Double ?? -1) >= 0 },
+                      "each logged step says how long it waited for its (prefetched) data")
         XCTAssertLessThan(losses.last!, losses.first!)
         let evals = records.filter { $0["kind"] as? String == "eval" }
         XCTAssertEqual(evals.map { $0["step"] as! Int }, [4, 8])
