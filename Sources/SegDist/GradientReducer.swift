@@ -25,8 +25,6 @@ public final class GradientReducer {
     private var pending: [PendingCollective] = []
     /// Seconds `finish` spent waiting for communication since the last `resetTimers`.
     public private(set) var exposedSeconds = 0.0
-    /// Buckets in the order they were started in the last pass (for tests and diagnostics).
-    public private(set) var startOrder: [Int] = []
 
     /// - Parameters:
     ///   - gradients: the flat gradient buffer.
@@ -49,7 +47,6 @@ public final class GradientReducer {
     public func begin() {
         waitingOn = parametersPerBucket
         started = [Bool](repeating: false, count: buckets.count)
-        startOrder.removeAll(keepingCapacity: true)
         pending.removeAll(keepingCapacity: true)
         armed = true
     }
@@ -68,7 +65,6 @@ public final class GradientReducer {
     private func start(_ b: Int) {
         guard !started[b] else { return }
         started[b] = true
-        startOrder.append(b)
         guard communicator.size > 1 else { return }
         precondition(gradients.device == .host, "MPI reads gradients from host memory (stage device buffers first)")
         let base = gradients.hostPointer

@@ -11,7 +11,7 @@ final class BatchPrefetcher {
     private let data: SegmentationDataset
     private let queue = DispatchQueue(label: "segdist.prefetch")
     private var pending: (cursors: [Int], group: DispatchGroup, slot: Slot)?
-    /// Seconds steps spent waiting for their data since the last `resetTimers`.
+    /// Seconds steps spent waiting for their data.
     private(set) var waitSeconds = 0.0
 
     init(data: SegmentationDataset) { self.data = data }
@@ -36,8 +36,6 @@ final class BatchPrefetcher {
         pending = nil
         return data.trainingBatch(cursors)
     }
-
-    func resetTimers() { waitSeconds = 0 }
 }
 
 extension Tensor {

@@ -1,5 +1,4 @@
 import SegCore
-import SegData
 import SegDist
 import SegNN
 
@@ -35,12 +34,6 @@ public final class DataParallelStep {
     /// This rank's part of a global batch of `globalBatch` samples.
     public func slice(rank: Int) -> Range<Int> {
         (rank * globalBatch / communicator.size)..<((rank + 1) * globalBatch / communicator.size)
-    }
-
-    /// Runs the step on the global batch that starts at training position `first`; returns the
-    /// global mean loss.
-    public func step(data: SegmentationDataset, first: Int) throws -> Float {
-        try step { positions in data.trainingBatch(positions.map { first + $0 }) }
     }
 
     /// Runs the step; `batch` gives the images and one-hot targets (host tensors) at the given

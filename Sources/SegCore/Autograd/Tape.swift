@@ -56,9 +56,6 @@ public final class Tape {
     /// Number of recorded ops.
     public var count: Int { closures.count }
 
-    /// Indices of the parameters this pass used, in the order their gradients become final.
-    public var parameterReadinessOrder: [Int] { finalAfter.reversed().flatMap { $0 } }
-
     /// True when `t` was produced by an op recorded on this tape (its gradient is wanted).
     @inline(__always) public func tracks(_ t: Tensor) -> Bool { t.tapeSerial == serial && t.tapeIndex >= 0 }
 

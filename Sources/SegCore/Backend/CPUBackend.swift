@@ -3,8 +3,6 @@ import Foundation
 extension Tensor {
     /// The first value's host address, for a backend writing into memory it was handed.
     @inline(__always) var mem: UnsafeMutablePointer<Float> { buffer.hostFloats + offset }
-    /// The first value's address on its device (host or not), for device backends.
-    public var deviceAddress: UnsafeMutableRawPointer { buffer.address + offset * 4 }
     /// The host memory itself, for transports (MPI) that read and write a flat buffer in place.
     public var hostPointer: UnsafeMutablePointer<Float> { mem }
 }
