@@ -94,7 +94,7 @@ final class TorchvisionBlockTests: XCTestCase {
         for (c, m) in cases {
             let tape = Tape(backend: CPUBackend.shared)
             let x = tape.watch(try f.tensor("\(c).x"))
-            let y = Pass.training(tape: tape).maxPool2d(x, kernel: m["kernel"] as! Int, stride: m["stride"] as! Int,
+            let y = Pass.training(tape: tape).maxPool2d(x, kernel: m["kernel"] as! Int, stride: (m["stride"] as! Int),
                                                         padding: m["padding"] as! Int, ceilMode: m["ceil_mode"] as! Bool)
             compare(c, "y", y, try f.tensor("\(c).y"), tolerance: 0)
             tape.backward(from: y, seed: try f.tensor("\(c).dy"))

@@ -3,6 +3,8 @@ import Foundation
 import SegCore
 import SegNN
 import SegTrain
+import SegData
+import SegTestSupport
 
 /// The `segdist` executable itself: bad input ends with one message naming the problem and
 /// exit code 2, before any work.
@@ -20,13 +22,14 @@ final class CommandLineTests: XCTestCase {
         p.standardOutput = out; p.standardError = err
         try p.run()
         // read stderr alongside stdout: a full pipe would block the child
-        var e = Data()
+        final class Box: @unchecked Sendable { var data = Data() }
+        let e = Box()
         let reader = DispatchGroup()
-        DispatchQueue.global().async(group: reader) { e = err.fileHandleForReading.readDataToEndOfFile() }
+        DispatchQueue.global().async(group: reader) { e.data = err.fileHandleForReading.readDataToEndOfFile() }
         let o = out.fileHandleForReading.readDataToEndOfFile()
         reader.wait()
         p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+        return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e.data, as: UTF8.self))
     }
 
     func testConfigMistakesExitWithCode2AndOneMessage() throws {
@@ -74,6 +77,26 @@ final class CommandLineTests: XCTestCase {
         XCTAssertEqual(eval.code, 0, eval.stderr)
         XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/run/eval.json"))
         XCTAssertTrue(eval.stderr.contains("wrote \(dir)/run/eval.json"), eval.stderr)
+
+        // The ONNX export of the checkpoint gives predict's probabilities on the same file.
+        let export = try segdist(["export", "--checkpoint", dir + "/run/best.safetensors", "--output", dir + "/model.onnx"])
+        XCTAssertEqual(export.code, 0, export.stderr)
+        XCTAssertTrue(export.stdout.contains("wrote \(dir)/model.onnx: unet_shallow") && export.stdout.contains("any height and width"),
+                      export.stdout)
+        guard Python.canImport("onnxruntime") else {
+            print("segdist export vs predict did not run through onnxruntime: python3 with onnxruntime is not installed here")
+            return
+        }
+        let png = try PNGImage(path: dir + "/data/images/000000.png")
+        let (c, n) = (png.channels, png.width * png.height)   // interleaved pixels to planes
+        let planes = (0..<(c * n)).map { Float(png.pixels[($0 % n) * c + $0 / n]) }
+        try writeNPY(Tensor(shape: [1, c, png.height, png.width], storage: planes), to: dir + "/pixels.npy")
+        let ran = Python.run([Python.fixture("run_onnx.py"), dir + "/model.onnx", dir + "/pixels.npy", dir + "/logits.npy", dir + "/onnx.npy"])
+        XCTAssertEqual(ran.status, 0, ran.output)
+        let mine = try NPYArray(path: dir + "/pred/probabilities.npy"), theirs = try NPYArray(path: dir + "/onnx.npy")
+        XCTAssertEqual(theirs.shape, [1] + mine.shape)
+        let d = zip(mine.values(0..<mine.count), theirs.values(0..<theirs.count)).map { abs($0 - $1) }.max() ?? .infinity
+        XCTAssertLessThanOrEqual(d, 1e-4, "onnxruntime's probabilities vs segdist predict's")
     }
 }
 

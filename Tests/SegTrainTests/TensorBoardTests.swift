@@ -1,6 +1,7 @@
 import XCTest
 import Foundation
 @testable import SegTrain
+import SegTestSupport
 
 /// TensorBoard event files: TFRecord framing with CRC-32C, and — where Python's tensorboard
 /// package is installed — read back by TensorBoard's own reader.
@@ -35,22 +36,11 @@ final class TensorBoardTests: XCTestCase {
         XCTAssertEqual(at, bytes.count)
         XCTAssertEqual(records, 1 + 4 + 2 * 2, "version, 4 train scalars, 2 evaluations x (scalars, panel)")
         // TensorBoard's own reader, where it is installed
-        func python(_ code: String) throws -> (Int32, String) {
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            p.arguments = ["python3", "-c", code]
-            let out = Pipe()
-            p.standardOutput = out; p.standardError = out
-            try p.run()
-            let said = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            p.waitUntilExit()
-            return (p.terminationStatus, said)
-        }
-        guard try python("import tensorboard").0 == 0 else {
+        guard Python.canImport("tensorboard") else {
             print("TensorBoard's reader did not run: python3 with the tensorboard package is not installed here (the framing above was checked)")
             return
         }
-        let (status, said) = try python("""
+        let (status, said) = Python.run(code: """
             from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
             ea = EventAccumulator('\(dir)', size_guidance={'images': 0, 'scalars': 0}); ea.Reload()
             assert [e.step for e in ea.Scalars('train/loss')] == [1, 2, 3, 4], ea.Scalars('train/loss')

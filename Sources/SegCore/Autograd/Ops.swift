@@ -15,6 +15,7 @@ extension Pass {
         let y = backend.conv2dForward(x, weight: weight.value, bias: bias?.value, geometry: g)
         let needsDx = wants(x)
         work?.add(x.shape[0] * ws[0] * g.outPixels * g.patchSize, needsInputGradient: needsDx, column: g.patchSize * g.outPixels)
+        note(.conv2d(weight: weight.value, bias: bias?.value, stride: stride, padding: padding, dilation: dilation), [x], y)
         return record(y, inputs: [x], parameters: [weight, bias]) { [backend] dy in
             [backend.conv2dBackward(x: x, weight: weight.value, dy: dy, geometry: g, inputGradient: needsDx,
                                     weightGradient: weight.gradient, biasGradient: bias?.gradient)]
@@ -31,6 +32,8 @@ extension Pass {
         let y = backend.convTranspose2dForward(x, weight: weight.value, bias: bias?.value, geometry: g)
         let needsDx = wants(x)
         work?.add(x.shape[0] * g.outPixels * g.patchSize * ws[0], needsInputGradient: needsDx, column: g.patchSize * g.outPixels)
+        note(.convTranspose2d(weight: weight.value, bias: bias?.value, stride: stride, padding: padding,
+                              outputPadding: outputPadding, dilation: dilation), [x], y)
         return record(y, inputs: [x], parameters: [weight, bias]) { [backend] dy in
             [backend.convTranspose2dBackward(x: x, weight: weight.value, dy: dy, geometry: g, inputGradient: needsDx,
                                              weightGradient: weight.gradient, biasGradient: bias?.gradient)]
@@ -47,8 +50,10 @@ extension Pass {
         precondition(x.rank == 4 && x.shape[1] == weight.value.count,
                      "batch_norm expects \(weight.value.count) channels, got input \(x.shape)")
         guard training else {
-            return backend.batchNormEvalForward(x, gamma: weight.value, beta: bias.value, runningMean: runningMean,
-                                                runningVar: runningVar, eps: eps, relu: relu)
+            let y = backend.batchNormEvalForward(x, gamma: weight.value, beta: bias.value, runningMean: runningMean,
+                                                 runningVar: runningVar, eps: eps, relu: relu)
+            note(.batchNorm(gamma: weight.value, beta: bias.value, mean: runningMean, variance: runningVar, eps: eps, relu: relu), [x], y)
+            return y
         }
         let group = batchNormGroup
         let (y, stats) = backend.batchNormTrainForward(x, gamma: weight.value, beta: bias.value, runningMean: runningMean,
@@ -67,28 +72,51 @@ extension Pass {
     /// Max pooling, as `F.max_pool2d(x, kernel, stride, padding, ceil_mode=ceilMode)`.
     public func maxPool2d(_ x: Tensor, kernel: Int = 2, stride: Int? = nil, padding: Int = 0, ceilMode: Bool = false) -> Tensor {
         let (y, indices) = backend.maxPool2dForward(x, kernel: kernel, stride: stride ?? kernel, padding: padding, ceilMode: ceilMode)
+        note(.maxPool2d(kernel: kernel, stride: stride ?? kernel, padding: padding, ceilMode: ceilMode), [x], y)
         let shape = x.shape
         return record(y, inputs: [x]) { [backend] dy in [backend.maxPool2dBackward(dy: dy, indices: indices, inputShape: shape)] }
     }
 
     /// Bilinear resize to `height x width`, as `F.interpolate(mode="bilinear")`.
     public func resizeBilinear(_ x: Tensor, height: Int, width: Int, alignCorners: Bool) -> Tensor {
-        if x.shape[2] == height && x.shape[3] == width && alignCorners { return x }
+        resizeBilinear(x, height: height, width: width, alignCorners: alignCorners, reference: nil)
+    }
+
+    /// Bilinear resize to the spatial size of `reference` (a size an exported graph takes from
+    /// that value at run time).
+    public func resizeBilinear(_ x: Tensor, like reference: Tensor, alignCorners: Bool) -> Tensor {
+        resizeBilinear(x, height: reference.shape[2], width: reference.shape[3], alignCorners: alignCorners,
+                       reference: reference)
+    }
+
+    private func resizeBilinear(_ x: Tensor, height: Int, width: Int, alignCorners: Bool, reference: Tensor?) -> Tensor {
+        if x.shape[2] == height && x.shape[3] == width && alignCorners && trace == nil { return x }
         let y = backend.bilinearForward(x, height: height, width: width, alignCorners: alignCorners)
+        note(.resizeBilinear(alignCorners: alignCorners, reference: reference.map(ValueID.init)), [x] + (reference.map { [$0] } ?? []), y)
         let shape = x.shape
         return record(y, inputs: [x]) { [backend] dy in [backend.bilinearBackward(dy: dy, inputShape: shape, alignCorners: alignCorners)] }
     }
 
     public func adaptiveAvgPool2d(_ x: Tensor, height: Int, width: Int) -> Tensor {
         let y = backend.adaptiveAvgPool2dForward(x, height: height, width: width)
+        note(.adaptiveAvgPool2d(height: height, width: width), [x], y)
         let shape = x.shape
         return record(y, inputs: [x]) { [backend] dy in [backend.adaptiveAvgPool2dBackward(dy: dy, inputShape: shape)] }
     }
 
     /// Zero padding by (left, right, top, bottom), negative amounts cropping, as `F.pad`.
-    public func pad(_ x: Tensor, _ padding: Padding) -> Tensor {
-        if padding.isZero { return x }
+    public func pad(_ x: Tensor, _ padding: Padding) -> Tensor { pad(x, padding, reference: nil) }
+
+    /// Zero padding (or cropping) of `x` centred on the spatial size of `reference` (the extra
+    /// row or column going to the bottom/right), as the UNet's skip alignment.
+    public func pad(_ x: Tensor, centeredOn reference: Tensor) -> Tensor {
+        pad(x, Padding.centering(from: x.shape[2], x.shape[3], to: reference.shape[2], reference.shape[3]), reference: reference)
+    }
+
+    private func pad(_ x: Tensor, _ padding: Padding, reference: Tensor?) -> Tensor {
+        if padding.isZero && trace == nil { return x }
         let y = backend.padForward(x, padding)
+        note(.pad(padding, reference: reference.map(ValueID.init)), [x] + (reference.map { [$0] } ?? []), y)
         let shape = x.shape
         return record(y, inputs: [x]) { [backend] dy in [backend.padBackward(dy: dy, inputShape: shape, padding)] }
     }
@@ -96,6 +124,7 @@ extension Pass {
     /// Channel concatenation, as `torch.cat([a, b], dim=1)`.
     public func concatChannels(_ a: Tensor, _ b: Tensor) -> Tensor {
         let y = backend.concatChannels(a, b)
+        note(.concatChannels, [a, b], y)
         let first = a.shape[1]
         return record(y, inputs: [a, b]) { [backend] dy in
             let (da, db) = backend.splitChannels(dy, first: first)
@@ -106,7 +135,9 @@ extension Pass {
     // MARK: Elementwise
 
     public func add(_ a: Tensor, _ b: Tensor) -> Tensor {
-        record(backend.add(a, b), inputs: [a, b]) { dy in [dy, dy] }
+        let y = backend.add(a, b)
+        note(.add, [a, b], y)
+        return record(y, inputs: [a, b]) { dy in [dy, dy] }
     }
 
     /// y = s * x.
@@ -115,6 +146,7 @@ extension Pass {
         let y = backend.allocate(x.shape)
         backend.copy(x, into: y)
         backend.scaleInPlace(y, by: factor)
+        note(.scaled(s), [x], y)
         return record(y, inputs: [x]) { [backend] dy in
             let dx = backend.allocate(dy.shape)
             backend.copy(dy, into: dx)
@@ -125,11 +157,13 @@ extension Pass {
 
     public func relu(_ x: Tensor) -> Tensor {
         let y = backend.relu(x)
+        note(.relu, [x], y)
         return record(y, inputs: [x]) { [backend] dy in [backend.reluBackward(y: y, dy: dy)] }
     }
 
     public func sigmoid(_ x: Tensor) -> Tensor {
         let y = backend.sigmoid(x)
+        note(.sigmoid, [x], y)
         return record(y, inputs: [x]) { [backend] dy in [backend.sigmoidBackward(y: y, dy: dy)] }
     }
 

@@ -42,6 +42,8 @@ public struct Pass {
     public var randomness: PassRandomness?
     /// When set, convolutions add their multiply-adds here (for FLOP reporting).
     public var work: ConvolutionWork?
+    /// When set (inference only), every op appends itself here (for exporters).
+    public private(set) var trace: GraphTrace?
 
     public init(backend: Backend, training: Bool, tape: Tape?, batchNormGroup: CollectiveSum? = nil) {
         precondition(tape == nil || tape!.backend === backend, "A pass records on a tape of its own backend")
@@ -53,6 +55,13 @@ public struct Pass {
         Pass(backend: backend, training: false, tape: nil)
     }
 
+    /// Evaluation mode, every op appended to `trace` (what an exporter walks).
+    public static func tracing(into trace: GraphTrace, backend: Backend = CPUBackend.shared) -> Pass {
+        var pass = Pass(backend: backend, training: false, tape: nil)
+        pass.trace = trace
+        return pass
+    }
+
     /// Training mode, recording on `tape`.
     public static func training(tape: Tape, batchNormGroup: CollectiveSum? = nil) -> Pass {
         Pass(backend: tape.backend, training: true, tape: tape, batchNormGroup: batchNormGroup)
@@ -60,6 +69,12 @@ public struct Pass {
 
     /// Whether `t`'s gradient is wanted in this pass.
     @inline(__always) func wants(_ t: Tensor) -> Bool { tape?.tracks(t) ?? false }
+
+    /// Appends the op that made `output` to the trace, if there is one.
+    @inline(__always)
+    func note(_ op: @autoclosure () -> TracedOp, _ inputs: @autoclosure () -> [Tensor], _ output: Tensor) {
+        if let trace { trace.append(op(), inputs: inputs(), output: output) }
+    }
 
     /// Records `output` with its backward on the tape, if there is one.
     @inline(__always)

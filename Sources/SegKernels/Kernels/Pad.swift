@@ -6,6 +6,14 @@ public struct Padding: Equatable, Sendable {
         self.left = left; self.right = right; self.top = top; self.bottom = bottom
     }
     public var isZero: Bool { left == 0 && right == 0 && top == 0 && bottom == 0 }
+
+    /// The padding that centres an `h x w` plane on a `targetH x targetW` one, putting the odd
+    /// pixel after (bottom/right), as the reference `up` step does with Python's floor division.
+    public static func centering(from h: Int, _ w: Int, to targetH: Int, _ targetW: Int) -> Padding {
+        func floorHalf(_ v: Int) -> Int { v >= 0 ? v / 2 : -((-v + 1) / 2) }
+        let dy = targetH - h, dx = targetW - w
+        return Padding(left: floorHalf(dx), right: dx - floorHalf(dx), top: floorHalf(dy), bottom: dy - floorHalf(dy))
+    }
 }
 
 public func padForward(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, planes: Int,

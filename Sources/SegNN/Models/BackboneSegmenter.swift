@@ -47,12 +47,11 @@ public final class BackboneSegmenter: SegmentationModel {
     }
 
     func outputs(_ x: Tensor, _ pass: Pass, auxiliary: Bool) -> [(logits: Tensor, weight: Float)] {
-        let (h, w) = (x.shape[2], x.shape[3])
         let features = backbone(x, pass)
         let main = fcn.map { $0(features.out, pass) } ?? deeplab!(features.out, pass)
-        var result = [(pass.resizeBilinear(main, height: h, width: w, alignCorners: false), Float(1))]
+        var result = [(pass.resizeBilinear(main, like: x, alignCorners: false), Float(1))]
         if auxiliary, let auxClassifier {
-            result.append((pass.resizeBilinear(auxClassifier(features.aux, pass), height: h, width: w, alignCorners: false), 0.5))
+            result.append((pass.resizeBilinear(auxClassifier(features.aux, pass), like: x, alignCorners: false), 0.5))
         }
         return result
     }

@@ -64,11 +64,11 @@ public final class FCN8s: SegmentationModel {
         h = pass.dropout(pass.relu(fc6(h, pass)), p: 0.5)
         h = pass.dropout(pass.relu(fc7(h, pass)), p: 0.5)
         func fused(_ up: Tensor, _ skip: Tensor) -> Tensor {
-            pass.add(pass.pad(up, centeringPadding(from: up.shape[2], up.shape[3], to: skip.shape[2], skip.shape[3])), skip)
+            pass.add(pass.pad(up, centeredOn: skip), skip)
         }
         h = fused(upscore2(scoreFr(h, pass), pass), scorePool4(pools[3], pass))
         h = fused(upscorePool4(h, pass), scorePool3(pools[2], pass))
         let y = upscore8(h, pass)
-        return pass.pad(y, centeringPadding(from: y.shape[2], y.shape[3], to: x.shape[2], x.shape[3]))
+        return pass.pad(y, centeredOn: x)
     }
 }

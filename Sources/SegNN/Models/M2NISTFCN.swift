@@ -29,7 +29,7 @@ public final class M2NISTFCN: SegmentationModel {
         h = pass.maxPool2d(pass.relu(conv2(h, pass)))
         h = fc2(pass.relu(fc1(h, pass)), pass)
         let y = up2(up1(h, pass), pass)
-        return pass.pad(y, centeringPadding(from: y.shape[2], y.shape[3], to: x.shape[2], x.shape[3]))
+        return pass.pad(y, centeredOn: x)
     }
 
 }

@@ -49,19 +49,17 @@ public final class PSPNet: SegmentationModel {
     }
 
     func outputs(_ x: Tensor, _ pass: Pass, auxiliary: Bool) -> [(logits: Tensor, weight: Float)] {
-        let (h, w) = (x.shape[2], x.shape[3])
         let features = backbone(x, pass)
-        let (fh, fw) = (features.out.shape[2], features.out.shape[3])
         var pyramid = features.out
         for (bin, stage) in zip(Self.bins, stages) {
             let pooled = stage(pass.adaptiveAvgPool2d(features.out, height: bin, width: bin), pass)
-            pyramid = pass.concatChannels(pyramid, pass.resizeBilinear(pooled, height: fh, width: fw, alignCorners: true))
+            pyramid = pass.concatChannels(pyramid, pass.resizeBilinear(pooled, like: features.out, alignCorners: true))
         }
         let logits = classifier(pass.dropout(head(pyramid, pass), p: 0.1), pass)
-        var result = [(pass.resizeBilinear(logits, height: h, width: w, alignCorners: true), Float(1))]
+        var result = [(pass.resizeBilinear(logits, like: x, alignCorners: true), Float(1))]
         if auxiliary, let (auxConv, auxClassifier) = auxHead {
             let aux = auxClassifier(pass.dropout(auxConv(features.aux, pass), p: 0.1), pass)
-            result.append((pass.resizeBilinear(aux, height: h, width: w, alignCorners: true), 0.4))
+            result.append((pass.resizeBilinear(aux, like: x, alignCorners: true), 0.4))
         }
         return result
     }

@@ -24,7 +24,7 @@ public final class ReversedProbe: SegmentationModel {
 
     public func forward(_ x: Tensor, _ pass: Pass) -> Tensor {
         let h = pass.maxPool2d(bn(stem(x, pass), pass))
-        let up = pass.resizeBilinear(mid(h, pass), height: x.shape[2], width: x.shape[3], alignCorners: false)
+        let up = pass.resizeBilinear(mid(h, pass), like: x, alignCorners: false)
         return head(up, pass)
     }
 

@@ -55,11 +55,10 @@ public final class ASPP {
     }
 
     public func callAsFunction(_ x: Tensor, _ pass: Pass) -> Tensor {
-        let (h, w) = (x.shape[2], x.shape[3])
         var joined = branches[0](x, pass)
         for branch in branches.dropFirst() { joined = pass.concatChannels(joined, branch(x, pass)) }
         let pooled = pooling(pass.adaptiveAvgPool2d(x, height: 1, width: 1), pass)
-        joined = pass.concatChannels(joined, pass.resizeBilinear(pooled, height: h, width: w, alignCorners: false))
+        joined = pass.concatChannels(joined, pass.resizeBilinear(pooled, like: x, alignCorners: false))
         return pass.dropout(project(joined, pass), p: 0.5)
     }
 }

@@ -63,7 +63,7 @@ public final class TransposedConvUNet: SegmentationModel {
         for (upconv, decoder) in zip(upconvs, decoders) {
             let skip = skips.removeLast()
             let up = upconv(h, pass)
-            let aligned = pass.pad(up, centeringPadding(from: up.shape[2], up.shape[3], to: skip.shape[2], skip.shape[3]))
+            let aligned = pass.pad(up, centeredOn: skip)
             h = decoder(pass.concatChannels(aligned, skip), pass)
         }
         return head(h, pass)

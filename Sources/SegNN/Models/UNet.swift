@@ -69,7 +69,7 @@ final class Up {
 
     func callAsFunction(_ low: Tensor, skip skipTensor: Tensor, _ pass: Pass) -> Tensor {
         let up = pass.resizeBilinear(low, height: 2 * low.shape[2], width: 2 * low.shape[3], alignCorners: true)
-        let aligned = pass.pad(up, centeringPadding(from: up.shape[2], up.shape[3], to: skipTensor.shape[2], skipTensor.shape[3]))
+        let aligned = pass.pad(up, centeredOn: skipTensor)
         let joined = skip == .add ? pass.add(skipTensor, aligned) : pass.concatChannels(skipTensor, aligned)
         return conv(joined, pass)
     }

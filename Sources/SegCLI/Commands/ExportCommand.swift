@@ -1,0 +1,42 @@
+import ArgumentParser
+import Foundation
+import SegCore
+import SegTrain
+
+struct ExportCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "export",
+        abstract: "Write a checkpoint's model as ONNX (opset 17): raw pixels in, logits and probabilities out.",
+        discussion: """
+        The graph scales and normalises the pixels as training did, so `image` is (batch, channels, height, width) \
+        float pixel values as stored in the files (0..255). Batch is dynamic, and height and width are too unless \
+        the model has a fixed-size step (PSPNet): then they are --height x --width.
+        """)
+
+    @Option(help: "Checkpoint to export.") var checkpoint: String?
+    @Option(help: "A plain state_dict (safetensors) for the model named by --config/--set, instead of a checkpoint.")
+    var weights: String?
+    @OptionGroup var recipe: ConfigOptions
+    @Option(help: "The .onnx file to write.") var output: String
+    @Option(help: "Height the model is traced at (default: the recipe's image_size).") var height: Int?
+    @Option(help: "Width the model is traced at (default: the recipe's image_size).") var width: Int?
+
+    func run() throws {
+        try reportingErrors {
+            let (config, model, step, source) = try loadModel(checkpoint: checkpoint, weights: weights, recipe: recipe, checkingData: false)
+            let (h, w) = (height ?? config.imageSize, width ?? config.imageSize)
+            let minSide = 1 << config.model.downsamplings
+            guard h >= minSide, w >= minSide, h <= 4096, w <= 4096 else {
+                throw ValidationError("--height/--width \(h)x\(w): \(config.model.rawValue) is traced at \(minSide)..4096 pixels a side")
+            }
+            let result = try ONNXExport.export(
+                model: model, traceHeight: h, traceWidth: w, inputScaling: config.inputScaling, normalization: config.normalization,
+                activation: config.loss.outputActivation,
+                metadata: [("model", config.model.rawValue), ("classes", "\(config.classes)"), ("source", source),
+                           ("step", step.map(String.init) ?? "")])
+            try writeFileAtomically(Data(result.bytes), to: output)
+            let size = result.dynamicSpatial ? "any height and width" : "\(h)x\(w) only"
+            print("wrote \(output): \(config.model.rawValue), \(result.nodeCount) nodes, \(String(format: "%.1f", Double(result.bytes.count) / 1e6)) MB, batch dynamic, \(size)")
+        }
+    }
+}
