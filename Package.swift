@@ -29,11 +29,13 @@ let package = Package(
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CSystem"),
         .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
+        // TurboJPEG, loaded with dlopen when a JPEG is read: no build-time dependency
+        .systemLibrary(name: "CJPEG"),
         .systemLibrary(name: "CMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev"])]),
         .target(name: "SegKernels", dependencies: ["COpenBLAS", "CSystem"], swiftSettings: kernels),
         .target(name: "SegCore", dependencies: ["SegKernels"]),
         .target(name: "SegNN", dependencies: ["SegCore"]),
-        .target(name: "SegData", dependencies: ["SegCore", "CPNG"]),
+        .target(name: "SegData", dependencies: ["SegCore", "CPNG", "CJPEG"]),
         .target(name: "SegDist", dependencies: ["SegCore", "CMPI"]),
         .target(name: "SegTrain", dependencies: ["SegCore", "SegNN", "SegData", "SegDist"]),
         .executableTarget(name: "SegCLI", dependencies: [

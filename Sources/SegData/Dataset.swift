@@ -1,8 +1,11 @@
 import SegCore
 
 /// One labelled image: `image` (channels, height, width) in row-major order and `labels`
-/// (height, width) holding class indices.
+/// (height, width) holding class indices, or `Sample.ignored` where a pixel has no label.
 public struct Sample: Sendable {
+    /// The label of a pixel that no loss or metric counts (a mask's `ignore_index`).
+    public static let ignored: UInt8 = 255
+
     public var image: [Float]
     public var labels: [UInt8]
     public var channels: Int, height: Int, width: Int
@@ -51,7 +54,7 @@ extension SegmentationDataset {
 
     /// Images (N, channels, H, W) and one-hot targets (N, classes, H, W) of `count` samples of
     /// one size, made in parallel. With one class the target is the foreground: labels other
-    /// than 0.
+    /// than 0. Ignored pixels get `ignoredTarget` (-1) in every channel.
     public func batch(count: Int, _ make: (Int) -> Sample) -> (images: Tensor, targets: Tensor) {
         precondition(count > 0, "A batch needs at least one sample")
         let first = make(0)
@@ -66,10 +69,15 @@ extension SegmentationDataset {
                              "Sample \(b) of a batch is \(s.channels)x\(s.height)x\(s.width), the first is \(c)x\(h)x\(w)")
                 (ip + b * c * n).update(from: s.image, count: c * n)
                 let t = tp + b * k * n
-                if k == 1 {
-                    for p in 0..<n where s.labels[p] != 0 { t[p] = 1 }
-                } else {
-                    for p in 0..<n where Int(s.labels[p]) < k { t[Int(s.labels[p]) * n + p] = 1 }
+                for p in 0..<n {
+                    let label = s.labels[p]
+                    if label == Sample.ignored {
+                        for c in 0..<k { t[c * n + p] = ignoredTarget }
+                    } else if k == 1 {
+                        if label != 0 { t[p] = 1 }
+                    } else if Int(label) < k {
+                        t[Int(label) * n + p] = 1
+                    }
                 }
             }
         } }

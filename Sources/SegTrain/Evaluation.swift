@@ -4,21 +4,50 @@ import SegNN
 
 extension TrainingConfig {
     /// The dataset this config trains on (validation is its held-out or separate part).
+    /// The recipe's data as training reads it: the dataset, augmented (training samples) and
+    /// normalised. `auto` values still in the recipe are measured first (see `prepareData`).
     public func makeDataset() throws -> SegmentationDataset {
+        var resolved = self
+        return try resolved.prepareData()
+    }
+
+    /// `makeDataset`, measuring `normalize_*: auto` (per-channel mean and std of the training
+    /// images) and `class_weights: auto` (balanced: labelled pixels / (classes x pixels of the
+    /// class)) over the training set and writing the numbers into this config — so the
+    /// effective config, and every checkpoint, carries them and predict uses the same.
+    public mutating func prepareData() throws -> SegmentationDataset {
         let base: SegmentationDataset
+        var classPixels: [Int]?
         switch data {
         case .shapes, .rgb_shapes: base = syntheticShapes
         case .npy:
             base = try NPYDataset(imagesPath: imagesNPY, masksPath: masksNPY, classes: classes, validationFraction: valFraction,
                                   seed: UInt64(seed) &+ 0x5EED, background: onehotBackground)
         case .folder:
-            let folder = try FolderDataset(directory: dataDir, channels: inChannels, classes: classes, size: imageSize,
-                                           validationFraction: valFraction, seed: UInt64(seed) &+ 0x5EED,
-                                           flipHorizontal: flipHorizontal, flipVertical: flipVertical)
-            _ = try folder.check()
+            var folder = try FolderDataset(directory: dataDir, imagesDirectory: imagesDir.isEmpty ? nil : imagesDir,
+                                           masksDirectory: masksDir.isEmpty ? nil : masksDir, channels: inChannels, rule: maskRule,
+                                           size: imageSize, validationFraction: valFraction, seed: UInt64(seed) &+ 0x5EED)
+            classPixels = try folder.check().classPixels
             base = folder
         }
-        return normalization.map { NormalizedDataset(base, $0) } ?? base
+        if normalizeAuto {
+            let (mean, std) = DatasetStatistics.channelMeanAndStd(base)
+            normalizeMean = mean; normalizeStd = std.map { max($0, 1e-6) }; normalizeAuto = false
+        }
+        if classWeightsAuto {
+            let counts = classPixels ?? DatasetStatistics.classPixels(base)
+            let total = Float(counts.reduce(0, +))
+            classWeights = counts.prefix(classes).map { $0 > 0 ? total / (Float(classes) * Float($0)) : 0 }
+            classWeightsAuto = false
+        }
+        var dataset = base
+        if !augmentation.isIdentity { dataset = AugmentedDataset(dataset, augmentation, seed: UInt64(seed) &+ 0xA06) }
+        return normalization.map { NormalizedDataset(dataset, $0) } ?? dataset
+    }
+
+    /// How mask files become labels (folder data).
+    public var maskRule: MaskRule {
+        MaskRule(classes: classes, ignoreIndex: ignoreIndex, classColors: classColors, ignoreColor: ignoreColor)
     }
 
     /// The per-channel normalisation of the inputs (mean 0 / std 1 where only one is given).

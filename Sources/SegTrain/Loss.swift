@@ -12,7 +12,8 @@ public enum LossKind: String, CaseIterable, Sendable {
     public var outputActivation: OutputActivation { self == .ce ? .softmax : .sigmoid }
 
     /// The mean loss over the batch as a recorded scalar: `oneHot` (N, classes, H, W) holds the
-    /// target as one-hot channels; cross-entropy reads the class index from it.
+    /// target as one-hot channels (every channel -1 at ignored pixels, which no loss counts);
+    /// cross-entropy reads the class index from it.
     /// `classWeights` (one per class) weight cross-entropy as `F.cross_entropy(weight=)`.
     public func apply(_ logits: Tensor, oneHot: Tensor, _ pass: Pass, classWeights: [Float]? = nil) throws -> Tensor {
         precondition(logits.shape == oneHot.shape, "Logits \(logits.shape) and targets \(oneHot.shape) differ")
@@ -23,7 +24,7 @@ public enum LossKind: String, CaseIterable, Sendable {
                                        try LossKind.dice.apply(logits, oneHot: oneHot, pass))
         case .ce:
             let weights = classWeights.map { pass.backend.upload(Tensor(shape: [$0.count], storage: $0)) }
-            return try pass.crossEntropy(logits, targets: pass.backend.argmaxChannels(oneHot), classWeights: weights)
+            return try pass.crossEntropy(logits, targets: pass.backend.targetClasses(oneHot), ignoreIndex: -1, classWeights: weights)
         }
     }
 }
@@ -44,6 +45,5 @@ extension LossKind {
     }
 }
 
-/// The class of each pixel of a one-hot (N, C, H, W) host target: the channel holding its
-/// largest value.
-public func classIndices(_ oneHot: Tensor) -> [Int32] { CPUBackend.shared.argmaxChannels(oneHot).values }
+/// The class of each pixel of a one-hot (N, C, H, W) host target, -1 where ignored.
+public func classIndices(_ oneHot: Tensor) -> [Int32] { CPUBackend.shared.targetClasses(oneHot).values }

@@ -51,6 +51,10 @@ public final class TrainingRun {
     /// - Parameter ranksOnThisNode: the processes sharing this machine's memory.
     public init(config: TrainingConfig, resume: Checkpoint? = nil, communicator: Communicator = LocalCommunicator(),
                 initSeedOffset: Int = 0, ranksOnThisNode: Int = 1) throws {
+        // `auto` values (normalisation, class weights) are measured here and become numbers
+        // of the effective config, which config.cfg and every checkpoint keep
+        var config = config
+        data = try config.prepareData()
         self.config = config
         self.communicator = communicator
         var modelConfig = config
@@ -59,7 +63,6 @@ public final class TrainingRun {
         var trainer = Trainer(model: model, optimizer: try config.makeOptimizer(), loss: config.loss, schedule: config.makeSchedule())
         trainer.classWeights = config.classWeights
         self.trainer = trainer
-        data = try config.makeDataset()
         runDirectory = config.checkpointDir
         parallel = try DataParallelStep(trainer: trainer, communicator: communicator, globalBatch: config.batchSize,
                                         microBatch: config.microBatch,
@@ -398,7 +401,7 @@ public struct TrainingError: Error, CustomStringConvertible {
 
 /// What is wrong with a path that could not be created or written, in words: a parent that is a
 /// file, a missing permission, or the system's own message.
-func describeFileProblem(at path: String, _ error: Error) -> String {
+public func describeFileProblem(at path: String, _ error: Error) -> String {
     var url = URL(fileURLWithPath: "/")
     for component in URL(fileURLWithPath: path).pathComponents.dropFirst() {
         url.appendPathComponent(component)

@@ -146,6 +146,7 @@ public final class DeviceStandIn: Backend {
 
     public func activate(_ logits: Tensor, _ activation: OutputActivation) -> Tensor { count(); return d(cpu.activate(h(logits), activation)) }
     public func argmaxChannels(_ x: Tensor) -> IndexTensor { count(); return d(cpu.argmaxChannels(h(x))) }
+    public func targetClasses(_ x: Tensor) -> IndexTensor { count(); return d(cpu.targetClasses(h(x))) }
     public func overlapCounts(logits: Tensor, targets: Tensor, activation: OutputActivation) -> [Int] {
         count(); return cpu.overlapCounts(logits: h(logits), targets: h(targets), activation: activation)
     }

@@ -36,9 +36,9 @@ final class FolderDatasetTests: XCTestCase {
     func testAFolderOfPNGsTrainsAndMatchesTheGeneratorItCameFrom() throws {
         let g = SyntheticShapes(size: 32, border: 5, seed: 3)
         try writeSamples(g, count: 8)
-        let data = try XCTUnwrap(try config().makeDataset() as? FolderDataset)
+        var data = try XCTUnwrap(try config().makeDataset() as? FolderDataset)
         XCTAssertEqual([data.trainingCount, data.validationCount], [6, 2])
-        XCTAssertEqual(try data.check().count, 2)
+        XCTAssertEqual(try data.check().classPixels.count, 2)
         // same size, no flips: the folder gives back the generator's samples (to 8-bit precision)
         for i in 0..<8 {
             let stem = String(format: "%04d", i)
@@ -49,7 +49,7 @@ final class FolderDatasetTests: XCTestCase {
             XCTAssertEqual(zip(sample.image, g.sample(UInt64(i)).image).map { abs($0 - $1) }.max()!, 0, accuracy: 0.5 / 255 + 1e-6)
         }
         // flips are a pure function of (seed, epoch, index)
-        let flipping = try XCTUnwrap(try config(["flip_horizontal=true", "flip_vertical=true"]).makeDataset() as? FolderDataset)
+        let flipping = try XCTUnwrap(try config(["flip_horizontal=true", "flip_vertical=true"]).makeDataset() as? AugmentedDataset)
         XCTAssertEqual(flipping.trainingSample(epoch: 2, index: 3).image, flipping.trainingSample(epoch: 2, index: 3).image)
         let flippedSomewhere = (0..<6).contains { flipping.trainingSample(epoch: 0, index: $0).image != data.trainingSample(epoch: 0, index: $0).image }
         XCTAssertTrue(flippedSomewhere)
@@ -78,7 +78,7 @@ final class FolderDatasetTests: XCTestCase {
         XCTAssertTrue(problem().contains("images/extra.png: has no mask"), problem())
         try FileManager.default.removeItem(atPath: dir + "/data/images/extra.png")
         try PNGImage(width: 32, height: 32, channels: 1, pixels: [UInt8](repeating: 7, count: 1024)).write(to: dir + "/data/masks/0001.png")
-        XCTAssertTrue(problem().contains("masks/0001.png: holds the value 7, outside the 2 classes"), problem())
+        XCTAssertTrue(problem().contains("masks/0001.png: holds the value 7 at (0, 0), outside the 2 classes 0..<2 and not the ignore_index 255"), problem())
         try PNGImage(width: 32, height: 32, channels: 3, pixels: [UInt8](repeating: 0, count: 3072)).write(to: dir + "/data/masks/0001.png")
         XCTAssertTrue(problem().contains("masks/0001.png: is a colour image"), problem())
         try PNGImage(width: 16, height: 32 * 2, channels: 1, pixels: [UInt8](repeating: 0, count: 1024)).write(to: dir + "/data/masks/0001.png")

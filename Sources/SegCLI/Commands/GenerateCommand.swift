@@ -40,4 +40,6 @@ struct GenerateCommand: ParsableCommand {
 }
 
 /// Masks store class k of K as round(255 * k / (K - 1)): 0/255 for two classes, visible as is.
-func maskValue(class k: Int, classes: Int) -> UInt8 { UInt8((255 * Double(k) / Double(max(classes - 1, 1))).rounded()) }
+/// A class as a mask pixel: 0/255 for two classes (visible, and read back as binary), else the
+/// class index itself (what a folder dataset reads).
+func maskValue(class k: Int, classes: Int) -> UInt8 { classes <= 2 ? (k == 0 ? 0 : 255) : UInt8(k) }

@@ -8,46 +8,131 @@ import SegTrain
 struct PredictCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "predict",
-        abstract: "Segment one PNG: writes mask.png, probabilities.npy and panel.png.")
+        abstract: "Segment images (PNG or JPEG, any size; a file or a folder): mask.png, probabilities.npy and panel.png per image.",
+        discussion: """
+        A large image is predicted window by window (--tile, overlapping by --overlap, --batch windows per pass, \
+        blended), so memory stays bounded whatever its size. mask.png holds 0/255 for two classes, the class index \
+        for more, or the class_colors of the recipe.
+        """)
 
     @Option(help: "Checkpoint to predict with.") var checkpoint: String?
     @Option(help: "A plain state_dict (safetensors, e.g. converted torchvision weights) for the model named by --config/--set, instead of a checkpoint.")
     var weights: String?
     @OptionGroup var recipe: ConfigOptions
-    @Option(help: "Input image (PNG, grey or RGB).") var input: String
-    @Option(help: "Ground-truth mask (PNG) to show beside the prediction.") var mask: String?
-    @Option(help: "Output directory.") var output: String
+    @Option(help: "Input image (PNG or JPEG), or a folder of them.") var input: String
+    @Option(help: "Ground-truth mask (PNG) to show beside the prediction (single image).") var mask: String?
+    @Option(help: "Output directory (for a folder: one subdirectory per image, named by its stem).") var output: String
+    @Option(help: "Window side for tiled prediction; 0 = the whole image when it fits in memory, else windows of max(image_size, 256).")
+    var tile: Int = 0
+    @Option(help: "Overlap of neighbouring windows in pixels (default: a quarter of the window).") var overlap: Int?
+    @Option(help: "Windows per forward pass.") var batch: Int = 4
+    @Flag(inversion: .prefixedNo, help: "Write probabilities.npy (float32, classes x H x W).") var probabilities = true
 
     func run() throws {
         try reportingErrors {
             let (config, model, _, _) = try loadModel(checkpoint: checkpoint, weights: weights, recipe: recipe, checkingData: false)
-            let png = try PNGImage(path: input)
-            let minSide = 1 << config.model.downsamplings
-            guard png.width >= minSide, png.height >= minSide else {
-                throw ImageError(path: input, problem: "is \(png.width)x\(png.height); \(config.model.rawValue) needs at least \(minSide)x\(minSide)")
+            guard tile >= 0, batch >= 1, (overlap ?? 0) >= 0 else { throw ValidationError("--tile, --overlap and --batch must not be negative (--batch at least 1)") }
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: input, isDirectory: &isDirectory) else {
+                throw ImageError(path: input, problem: "no such file or directory")
             }
-            let truth = try mask.map { path -> PNGImage in
-                let m = try PNGImage(path: path)
-                guard m.width == png.width, m.height == png.height else {
-                    throw ImageError(path: path, problem: "is \(m.width)x\(m.height) but the image is \(png.width)x\(png.height)")
-                }
-                return m
+            let files: [(path: String, output: String)]
+            if isDirectory.boolValue {
+                guard mask == nil else { throw ValidationError("--mask goes with a single --input image, not a folder") }
+                let names = try FileManager.default.contentsOfDirectory(atPath: input).sorted()
+                    .filter { ["png", "jpg", "jpeg"].contains(URL(fileURLWithPath: $0).pathExtension.lowercased()) && !$0.hasPrefix(".") }
+                guard !names.isEmpty else { throw ImageError(path: input, problem: "holds no .png, .jpg or .jpeg image") }
+                files = names.map { (input + "/" + $0, output + "/" + URL(fileURLWithPath: $0).deletingPathExtension().lastPathComponent) }
+            } else {
+                files = [(input, output)]
             }
-            let memory = MemoryEstimate.prediction(model: model, architecture: config.model, height: png.height, width: png.width)
-            if let available = MemoryEstimate.availableBytes, memory.totalBytes > available {
-                throw ImageError(path: input, problem: String(format: "is %dx%d: predicting it needs %@, but %.2f GB is available; downscale it (tiled prediction is not there yet)", png.width, png.height, memory.summary, Double(available) / 1e9))
+            for (i, file) in files.enumerated() {
+                try predictOne(path: file.path, output: file.output, config: config, model: model)
+                if files.count > 1 { FileHandle.standardError.write("[\(i + 1)/\(files.count)] \(file.path)\n".data(using: .utf8)!) }
             }
-            let prediction = Predictor.predict(model: model, input: Predictor.input(from: png, channels: config.inChannels, scaling: config.inputScaling,
-                                                                                  normalization: config.normalization),
-                                               activation: config.loss.outputActivation)
-            try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
-            let k = prediction.classCount, h = png.height, w = png.width
-            let classes = prediction.classes.map { maskValue(class: Int($0), classes: k) }
-            try PNGImage(width: w, height: h, channels: 1, pixels: classes).write(to: output + "/mask.png")
-            try writeNPY(prediction.probabilities, to: output + "/probabilities.npy")
-            try drawPredictionPanel(input: png, truth: truth, foreground: prediction.foreground,
-                          predicted: prediction.classCount == 1 ? prediction.classes : prediction.classes.map { $0 == 0 ? 0 : 1 }).write(to: output + "/panel.png")
-            print("wrote \(output)/mask.png, \(output)/probabilities.npy and \(output)/panel.png")
         }
+    }
+
+    func predictOne(path: String, output: String, config: TrainingConfig, model: SegmentationModel) throws {
+        let image = try ImageFile(path: path)
+        let minSide = 1 << config.model.downsamplings
+        guard image.width >= minSide, image.height >= minSide else {
+            throw ImageError(path: path, problem: "is \(image.width)x\(image.height); \(config.model.rawValue) needs at least \(minSide)x\(minSide)")
+        }
+        let truth = try mask.map { maskPath -> PNGImage in
+            let m = try MaskFile(path: maskPath, rule: config.maskRule)
+            guard m.width == image.width, m.height == image.height else {
+                throw ImageError(path: maskPath, problem: "is \(m.width)x\(m.height) but the image is \(image.width)x\(image.height)")
+            }
+            return PNGImage(width: m.width, height: m.height, channels: 1,
+                            pixels: m.labels.map { $0 == Sample.ignored ? 128 : maskValue(class: Int($0), classes: model.classes) })
+        }
+        let available = MemoryEstimate.availableBytes
+        let whole = MemoryEstimate.prediction(model: model, architecture: config.model, height: image.height, width: image.width)
+        let fitsWhole = whole.totalBytes <= min(available ?? Int.max, 4 << 30)
+        var plan: TilePlan?
+        if tile > 0 || !fitsWhole {
+            // windows a multiple of what the model's downsamplings need
+            let side = max(minSide, (tile > 0 ? tile : max(config.imageSize, 256)) / minSide * minSide)
+            plan = TilePlan(height: image.height, width: image.width, tile: side, overlap: overlap ?? side / 4, batch: batch)
+        }
+        let memory = plan.map { MemoryEstimate.tiledPrediction(model: model, architecture: config.model, height: image.height,
+                                                              width: image.width, plan: $0) } ?? whole
+        if let available, memory.totalBytes > available {
+            throw ImageError(path: path, problem: String(format: "is %dx%d: predicting it needs %@, but %.2f GB is available; use smaller windows (--tile, --batch) or downscale it", image.width, image.height, memory.summary, Double(available) / 1e9))
+        }
+        let x = Predictor.input(from: image, channels: config.inChannels, scaling: config.inputScaling, normalization: config.normalization)
+        let activation = config.loss.outputActivation
+        let prediction: Prediction
+        if let plan {
+            FileHandle.standardError.write("\(path): \(image.width)x\(image.height) in \(plan.origins.count) windows of \(plan.tileWidth)x\(plan.tileHeight) (overlap \(plan.overlap), \(plan.batch) per pass; \(memory.summary))\n".data(using: .utf8)!)
+            prediction = Predictor.predictTiled(model: model, input: x, activation: activation, plan: plan) { done, all in
+                if all >= 8 && (done == all || done % max(1, all / 10) < plan.batch) {
+                    FileHandle.standardError.write("  windows \(done)/\(all)\n".data(using: .utf8)!)
+                }
+            }
+        } else {
+            prediction = Predictor.predict(model: model, input: x, activation: activation)
+        }
+        try createDirectory(output)
+        let k = prediction.classCount, (h, w) = (image.height, image.width)
+        let maskImage: PNGImage
+        if let colours = config.classColors {
+            maskImage = PNGImage(width: w, height: h, channels: 3, pixels: prediction.classes.flatMap { colours[Int($0)] })
+        } else {
+            maskImage = PNGImage(width: w, height: h, channels: 1, pixels: prediction.classes.map { maskValue(class: Int($0), classes: k) })
+        }
+        try maskImage.write(to: output + "/mask.png")
+        var written = ["mask.png"]
+        if probabilities {
+            try writeNPY(prediction.probabilities, to: output + "/probabilities.npy")
+            written.append("probabilities.npy")
+        }
+        // the panel of a large image is drawn at most 1024 pixels a side
+        let step = max(1, (max(w, h) + 1023) / 1024)
+        func shrink(_ p: PNGImage) -> PNGImage { step == 1 ? p : subsampled(p, step) }
+        let foreground = prediction.foreground, predicted = prediction.classCount == 1 ? prediction.classes : prediction.classes.map { $0 == 0 ? 0 : 1 }
+        let (sh, sw) = ((h + step - 1) / step, (w + step - 1) / step)
+        let pick = { (i: Int) in (i / sw) * step * w + (i % sw) * step }
+        try drawPredictionPanel(input: shrink(image.picture), truth: truth.map(shrink), foreground: (0..<(sh * sw)).map { foreground[pick($0)] },
+                                predicted: (0..<(sh * sw)).map { predicted[pick($0)] }).write(to: output + "/panel.png")
+        written.append("panel.png")
+        print("wrote " + written.map { output + "/" + $0 }.joined(separator: ", "))
+    }
+}
+
+/// Every `step`-th pixel in both directions.
+func subsampled(_ p: PNGImage, _ step: Int) -> PNGImage {
+    let (h, w) = ((p.height + step - 1) / step, (p.width + step - 1) / step)
+    var pixels = [UInt8]()
+    pixels.reserveCapacity(h * w * p.channels)
+    for y in 0..<h { for x in 0..<w { for c in 0..<p.channels { pixels.append(p.pixels[((y * step) * p.width + x * step) * p.channels + c]) } } }
+    return PNGImage(width: w, height: h, channels: p.channels, pixels: pixels)
+}
+
+/// mkdir -p, with the message naming the directory.
+func createDirectory(_ path: String) throws {
+    do { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) } catch {
+        throw ImageError(path: path, problem: "cannot create this directory: \(describeFileProblem(at: path, error))")
     }
 }

@@ -76,6 +76,12 @@ struct TrainCommand: ParsableCommand {
                 }
                 if root, let checkpoint { FileHandle.standardError.write("resuming at step \(checkpoint.step) from \(resume!)\n".data(using: .utf8)!) }
                 if root { FileHandle.standardError.write("# data: \(run.data.summary)\n".data(using: .utf8)!) }
+                if root && config.normalizeAuto, let mean = run.config.normalizeMean, let std = run.config.normalizeStd {
+                    FileHandle.standardError.write("# normalize: auto measured over the training images: normalize_mean: \(mean.map(formatNumber).joined(separator: ", ")); normalize_std: \(std.map(formatNumber).joined(separator: ", "))\n".data(using: .utf8)!)
+                }
+                if root && config.classWeightsAuto, let weights = run.config.classWeights {
+                    FileHandle.standardError.write("# class_weights: auto from the training masks: \(weights.map(formatNumber).joined(separator: ", "))\n".data(using: .utf8)!)
+                }
                 if root, let memory = run.memory {
                     FileHandle.standardError.write("# memory: a step needs \(memory.summary) per rank\n".data(using: .utf8)!)
                 }
@@ -107,3 +113,6 @@ struct TrainCommand: ParsableCommand {
         }
     }
 }
+
+/// A measured value for a message: 4 significant digits.
+private func formatNumber(_ v: Float) -> String { String(format: "%.4g", v) }

@@ -97,6 +97,8 @@ public protocol Backend: AnyObject {
     func activate(_ logits: Tensor, _ activation: OutputActivation) -> Tensor
     /// The arg-max channel of each pixel (first on ties): (N, C, H, W) -> (N, H, W).
     func argmaxChannels(_ x: Tensor) -> IndexTensor
+    /// The class of each pixel of one-hot targets, -1 where ignored (negative targets).
+    func targetClasses(_ oneHot: Tensor) -> IndexTensor
     /// Per image and class (intersection, predicted, truth) pixel counts, on the host.
     func overlapCounts(logits: Tensor, targets: Tensor, activation: OutputActivation) -> [Int]
 

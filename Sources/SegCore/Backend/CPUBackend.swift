@@ -274,6 +274,13 @@ public final class CPUBackend: Backend {
         return out
     }
 
+    public func targetClasses(_ x: Tensor) -> IndexTensor {
+        let (n, c, h, w) = x.nchw
+        let out = allocateIndices([n, h, w])
+        SegKernels.targetClasses(x.mem, out.mem, batch: n, classes: c, pixels: h * w)
+        return out
+    }
+
     public func overlapCounts(logits: Tensor, targets: Tensor, activation: OutputActivation) -> [Int] {
         precondition(logits.shape == targets.shape, "Logits \(logits.shape) and targets \(targets.shape) differ")
         let (n, c, h, w) = logits.nchw

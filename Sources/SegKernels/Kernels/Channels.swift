@@ -65,7 +65,8 @@ public func argmaxChannels(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointe
 public enum OutputActivation: String, Sendable { case sigmoid, softmax }
 
 /// Per image and class: (|predicted ∩ truth|, |predicted|, |truth|) into `counts`
-/// (N, classes, 3), where truth is target > 0.5 on one-hot targets (N, classes, P).
+/// (N, classes, 3), where truth is target > 0.5 on one-hot targets (N, classes, P); ignored
+/// pixels (negative targets) are counted nowhere.
 public func overlapCounts(logits: UnsafePointer<Float>, targets: UnsafePointer<Float>, counts: UnsafeMutablePointer<Int>,
                           batch: Int, classes: Int, pixels: Int, activation: OutputActivation) {
     Parallel.forEach(batch) { n in
@@ -78,7 +79,7 @@ public func overlapCounts(logits: UnsafePointer<Float>, targets: UnsafePointer<F
         }
         for k in 0..<classes {
             var inter = 0, predicted = 0, truth = 0
-            for q in 0..<pixels {
+            for q in 0..<pixels where t[q] >= 0 {
                 let isPred = activation == .softmax ? winner[q] == Int32(k) : l[k * pixels + q] > 0
                 let isTrue = t[k * pixels + q] > 0.5
                 if isPred { predicted += 1 }
@@ -87,6 +88,15 @@ public func overlapCounts(logits: UnsafePointer<Float>, targets: UnsafePointer<F
             }
             out[3 * k] = inter; out[3 * k + 1] = predicted; out[3 * k + 2] = truth
         }
+    }
+}
+
+/// The class of each pixel of one-hot targets (N, classes, P): the channel holding 1, or -1 for
+/// an ignored pixel (negative targets).
+public func targetClasses(_ targets: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Int32>, batch: Int, classes: Int, pixels: Int) {
+    argmaxChannels(targets, out, batch: batch, classes: classes, pixels: pixels)
+    for n in 0..<batch {
+        for q in 0..<pixels where targets[n * classes * pixels + q] < 0 { out[n * pixels + q] = -1 }
     }
 }
 

@@ -3,7 +3,8 @@ import Foundation
 /// Soft Dice loss on one-hot targets: 1 - mean over classes of
 /// (2 * sum(p * t) + smooth) / (sum(p) + sum(t) + smooth), sums over batch and pixels,
 /// with p = sigmoid(logits) (each channel on its own, matching BCE on one-hot channels)
-/// or softmax over channels.
+/// or softmax over channels. Pixels with negative targets (ignored) are left out of the sums
+/// and get no gradient.
 public enum DiceActivation: String, Sendable { case sigmoid, softmax }
 
 public func softDiceLoss(logits: UnsafePointer<Float>, targets: UnsafePointer<Float>, batch: Int, classes: Int,
@@ -25,7 +26,7 @@ public func softDiceLoss(logits: UnsafePointer<Float>, targets: UnsafePointer<Fl
     for n in 0..<batch {
         for c in 0..<classes {
             let off = (n * classes + c) * pixels
-            for q in 0..<pixels {
+            for q in 0..<pixels where targets[off + q] >= 0 {
                 inter[c] += Double(probs[off + q] * targets[off + q])
                 sums[c] += Double(probs[off + q] + targets[off + q])
             }
@@ -45,7 +46,9 @@ public func softDiceLoss(logits: UnsafePointer<Float>, targets: UnsafePointer<Fl
     for n in 0..<batch {
         for c in 0..<classes {
             let off = (n * classes + c) * pixels
-            for q in 0..<pixels { grad[off + q] = k * (dDice[2 * c] * targets[off + q] - dDice[2 * c + 1]) }
+            for q in 0..<pixels {
+                grad[off + q] = targets[off + q] < 0 ? 0 : k * (dDice[2 * c] * targets[off + q] - dDice[2 * c + 1])
+            }
         }
     }
     switch activation {

@@ -13,6 +13,12 @@ struct ConfigKey {
         case intOrAuto(ClosedRange<Int>)
         /// Comma-separated numbers in the range, or `none`.
         case floatList(ClosedRange<Float>)
+        /// As `floatList`, or `auto`.
+        case floatListOrAuto(ClosedRange<Float>)
+        /// A whole number in the range, or `none`.
+        case intOrNone(ClosedRange<Int>)
+        /// `#RRGGBB` colours, comma-separated (one when `single`), or `none`.
+        case colors(single: Bool)
     }
     let name: String
     let kind: Kind
@@ -41,9 +47,26 @@ where E.RawValue == String {
               set: { $0[keyPath: path] = E(rawValue: $1)! })
 }
 
-/// A validated `floatList` value: nil for `none`.
+/// A validated `floatList` value: nil for `none` (and `auto`).
 private func floatList(_ text: String) -> [Float]? {
-    text == "none" ? nil : text.split(separator: ",").map { Float($0.trimmingCharacters(in: .whitespaces))! }
+    text == "none" || text == "auto" ? nil : text.split(separator: ",").map { Float($0.trimmingCharacters(in: .whitespaces))! }
+}
+
+/// A validated `colors` value: nil for `none`.
+func colorList(_ text: String) -> [[UInt8]]? {
+    guard text != "none" else { return nil }
+    return text.split(separator: ",").map { item in
+        let hex = UInt32(item.trimmingCharacters(in: .whitespaces).dropFirst(), radix: 16)!
+        return [UInt8(hex >> 16), UInt8(hex >> 8 & 0xFF), UInt8(hex & 0xFF)]
+    }
+}
+
+private func hexColor(_ c: [UInt8]) -> String { "#" + c.map { String(format: "%02X", $0) }.joined() }
+
+private func augmentation(_ name: String, _ range: ClosedRange<Float>, _ help: String,
+                          _ path: WritableKeyPath<Augmentation, Float>) -> ConfigKey {
+    ConfigKey(name: name, kind: .float(range), help: help, get: { formatFloat($0.augmentation[keyPath: path]) },
+              set: { $0.augmentation[keyPath: path] = Float($1)! })
 }
 
 func formatFloat(_ v: Float) -> String {
@@ -67,27 +90,48 @@ let configKeys: [ConfigKey] = [
     ConfigKey(name: "aux_loss", kind: .bool, help: "auxiliary FCN head on layer3, loss weight 0.5 (fcn_/deeplabv3_ models)",
               get: { String($0.auxLoss) }, set: { $0.auxLoss = $1 == "true" }),
     int("in_channels", 1...64, "image channels (1 for shapes, 3 for rgb_shapes)", \.inChannels),
-    int("classes", 1...256, "output channels, background included (3 with squares); 1 = one sigmoid channel for the foreground (bce or dice)", \.classes),
-    ConfigKey(name: "class_weights", kind: .floatList(0...1_000_000),
-              help: "cross-entropy weight per class, comma-separated (as F.cross_entropy(weight=)), or none",
-              get: { $0.classWeights.map { $0.map(formatFloat).joined(separator: ", ") } ?? "none" },
-              set: { $0.classWeights = floatList($1) }),
+    int("classes", 1...255, "output channels, background included (3 with squares); 1 = one sigmoid channel for the foreground (bce or dice)", \.classes),
+    ConfigKey(name: "class_weights", kind: .floatListOrAuto(0...1_000_000),
+              help: "cross-entropy weight per class, comma-separated (as F.cross_entropy(weight=)); auto = balanced from the training masks (total / (classes x pixels of the class)); or none",
+              get: { $0.classWeightsAuto ? "auto" : $0.classWeights.map { $0.map(formatFloat).joined(separator: ", ") } ?? "none" },
+              set: { $0.classWeightsAuto = $1 == "auto"; $0.classWeights = floatList($1) }),
     choice("loss", "bce (on one-hot channels, as the lab) | ce | dice | bce+dice", \.loss),
     choice("data", "shapes (synthetic grey discs) | rgb_shapes (tf_unet colour map) | npy (images_npy + masks_npy) | folder (data_dir)", \.data),
     ConfigKey(name: "data_dir", kind: .string, help: "data folder: a directory with images/ and masks/ (PNG, paired by name) and optionally val/, or none",
               get: { $0.dataDir.isEmpty ? "none" : $0.dataDir }, set: { $0.dataDir = $1 == "none" ? "" : $1 }),
-    ConfigKey(name: "flip_horizontal", kind: .bool, help: "data folder: flip training samples left-right with probability 0.5",
-              get: { String($0.flipHorizontal) }, set: { $0.flipHorizontal = $1 == "true" }),
-    ConfigKey(name: "flip_vertical", kind: .bool, help: "data folder: flip training samples upside down with probability 0.5",
-              get: { String($0.flipVertical) }, set: { $0.flipVertical = $1 == "true" }),
-    ConfigKey(name: "normalize_mean", kind: .floatList(-1000...1000),
+    ConfigKey(name: "images_dir", kind: .string, help: "data folder: the images' directory, when not data_dir/images (give masks_dir too), or none",
+              get: { $0.imagesDir.isEmpty ? "none" : $0.imagesDir }, set: { $0.imagesDir = $1 == "none" ? "" : $1 }),
+    ConfigKey(name: "masks_dir", kind: .string, help: "data folder: the masks' directory, when not data_dir/masks, or none",
+              get: { $0.masksDir.isEmpty ? "none" : $0.masksDir }, set: { $0.masksDir = $1 == "none" ? "" : $1 }),
+    ConfigKey(name: "ignore_index", kind: .intOrNone(0...65535),
+              help: "data folder: the mask value of unlabelled pixels (PASCAL VOC: 255), left out of loss and metrics; none = every value is a class",
+              get: { $0.ignoreIndex.map(String.init) ?? "none" }, set: { $0.ignoreIndex = $1 == "none" ? nil : Int($1)! }),
+    ConfigKey(name: "class_colors", kind: .colors(single: false),
+              help: "data folder: colour masks: the #RRGGBB colour of each class in order (also predict's mask.png colours), or none",
+              get: { $0.classColors.map { $0.map(hexColor).joined(separator: ", ") } ?? "none" }, set: { $0.classColors = colorList($1) }),
+    ConfigKey(name: "ignore_color", kind: .colors(single: true), help: "data folder: the #RRGGBB colour of unlabelled pixels in colour masks, or none",
+              get: { $0.ignoreColor.map(hexColor) ?? "none" }, set: { $0.ignoreColor = colorList($1)?.first }),
+    ConfigKey(name: "flip_horizontal", kind: .bool, help: "augmentation: flip training samples left-right with probability 0.5",
+              get: { String($0.augmentation.flipHorizontal) }, set: { $0.augmentation.flipHorizontal = $1 == "true" }),
+    ConfigKey(name: "flip_vertical", kind: .bool, help: "augmentation: flip training samples upside down with probability 0.5",
+              get: { String($0.augmentation.flipVertical) }, set: { $0.augmentation.flipVertical = $1 == "true" }),
+    augmentation("scale_min", 0.1...10, "augmentation: smallest random zoom factor (1 = none)", \.scaleMin),
+    augmentation("scale_max", 0.1...10, "augmentation: largest random zoom factor (1 = none)", \.scaleMax),
+    augmentation("rotate", 0...180, "augmentation: largest random rotation either way, in degrees", \.rotation),
+    augmentation("brightness", 0...1, "augmentation: largest brightness shift either way (images in 0..1)", \.brightness),
+    augmentation("contrast", 0...1, "augmentation: largest contrast change either way (factor 1 ± contrast)", \.contrast),
+    augmentation("gaussian_noise", 0...1, "augmentation: standard deviation of noise added to the images (in 0..1)", \.noise),
+    ConfigKey(name: "crop", kind: .intOrNone(1...8192),
+              help: "training samples are random crops of this side from the image_size images (padded where the image does not reach; the mask there ignored), validation ones centre crops; none = whole images",
+              get: { $0.augmentation.crop.map(String.init) ?? "none" }, set: { $0.augmentation.crop = $1 == "none" ? nil : Int($1)! }),
+    ConfigKey(name: "normalize_mean", kind: .floatListOrAuto(-1000...1000),
               help: "per-channel mean subtracted from [0, 1] inputs (torchvision: 0.485, 0.456, 0.406), or none",
-              get: { $0.normalizeMean.map { $0.map(formatFloat).joined(separator: ", ") } ?? "none" },
-              set: { $0.normalizeMean = floatList($1) }),
-    ConfigKey(name: "normalize_std", kind: .floatList(0...1000),
+              get: { $0.normalizeAuto ? "auto" : $0.normalizeMean.map { $0.map(formatFloat).joined(separator: ", ") } ?? "none" },
+              set: { $0.normalizeAuto = $1 == "auto"; $0.normalizeMean = floatList($1) }),
+    ConfigKey(name: "normalize_std", kind: .floatListOrAuto(0...1000),
               help: "per-channel std the inputs are divided by (torchvision: 0.229, 0.224, 0.225), or none",
-              get: { $0.normalizeStd.map { $0.map(formatFloat).joined(separator: ", ") } ?? "none" },
-              set: { $0.normalizeStd = floatList($1) }),
+              get: { $0.normalizeAuto ? "auto" : $0.normalizeStd.map { $0.map(formatFloat).joined(separator: ", ") } ?? "none" },
+              set: { $0.normalizeAuto = $1 == "auto"; $0.normalizeStd = floatList($1) }),
     ConfigKey(name: "images_npy", kind: .string, help: "data npy: images (N, H, W) or (N, H, W, C), uint8 or float, or none",
               get: { $0.imagesNPY.isEmpty ? "none" : $0.imagesNPY }, set: { $0.imagesNPY = $1 == "none" ? "" : $1 }),
     ConfigKey(name: "masks_npy", kind: .string, help: "data npy: masks (N, H, W) class indices or (N, H, W, K) one-hot, or none",
@@ -146,6 +190,9 @@ extension ConfigKey.Kind {
         case .string: return "text"
         case let .intOrAuto(r): return "auto | \(r.lowerBound)...\(r.upperBound)"
         case let .floatList(r): return "none | numbers in \(formatFloat(r.lowerBound))...\(formatFloat(r.upperBound)), comma-separated"
+        case let .floatListOrAuto(r): return "none | auto | numbers in \(formatFloat(r.lowerBound))...\(formatFloat(r.upperBound)), comma-separated"
+        case let .intOrNone(r): return "none | \(r.lowerBound)...\(r.upperBound)"
+        case let .colors(single): return single ? "none | #RRGGBB" : "none | #RRGGBB colours, comma-separated"
         }
     }
 }

@@ -92,12 +92,26 @@ extension TrainingConfig {
             }
         case let .choice(options, diagnostic):
             guard options.contains(value) || diagnostic.contains(value) else { throw fail("must be one of \(options.joined(separator: ", ")), got '\(abbreviated(value))'") }
-        case let .floatList(range):
+        case let .floatList(range), let .floatListOrAuto(range):
+            if case .floatListOrAuto = spec.kind, value == "auto" { break }
             if value != "none" {
                 for item in value.split(separator: ",", omittingEmptySubsequences: false) {
                     let text = item.trimmingCharacters(in: .whitespaces)
                     guard let v = Float(text), v.isFinite else { throw fail("expected comma-separated numbers or none, got '\(text)'") }
                     guard range.contains(v) else { throw fail("must be in \(formatFloat(range.lowerBound))...\(formatFloat(range.upperBound)), got \(text)") }
+                }
+            }
+ case let .intOrNone(range):
+            if value != "none" {
+                guard let v = Int(value) else { throw fail("expected a whole number or 'none', got '\(abbreviated(value))'") }
+                guard range.contains(v) else { throw fail("must be in \(range.lowerBound)...\(range.upperBound), got \(v)") }
+            }
+        case let .colors(single):
+            if value != "none" {
+                let items = value.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+                if single && items.count != 1 { throw fail("expected one #RRGGBB colour or none, got '\(abbreviated(value))'") }
+                for item in items where !(item.count == 7 && item.first == "#" && UInt32(item.dropFirst(), radix: 16) != nil) {
+                    throw fail("expected #RRGGBB colours (comma-separated) or none, got '\(abbreviated(item))'")
                 }
             }
         case .bool:
@@ -125,9 +139,14 @@ extension TrainingConfig {
             try validateArrays(fail)
         } else if data == .folder {
             var isDirectory: ObjCBool = false
-            if dataDir.isEmpty { throw fail("data_dir", "data: folder needs data_dir, the directory holding images/ and masks/") }
-            guard FileManager.default.fileExists(atPath: dataDir, isDirectory: &isDirectory), isDirectory.boolValue else {
-                throw fail("data_dir", "no such directory: \(dataDir)")
+            if imagesDir.isEmpty != masksDir.isEmpty { throw fail(imagesDir.isEmpty ? "images_dir" : "masks_dir", "images_dir and masks_dir go together") }
+            if dataDir.isEmpty && imagesDir.isEmpty {
+                throw fail("data_dir", "data: folder needs data_dir, the directory holding images/ and masks/ (or images_dir and masks_dir)")
+            }
+            for (key, dir) in [("data_dir", dataDir), ("images_dir", imagesDir), ("masks_dir", masksDir)] where !dir.isEmpty {
+                guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDirectory), isDirectory.boolValue else {
+                    throw fail(key, "no such directory: \(dir)")
+                }
             }
             if imageSize < factor {
                 throw fail("image_size", "\(model.rawValue) halves the image \(model.downsamplings) times, so it needs at least \(factor) pixels, got \(imageSize)")
@@ -145,6 +164,20 @@ extension TrainingConfig {
                 throw fail("image_size", "\(model.rawValue) halves the image \(model.downsamplings) times, so it needs at least \(factor) pixels, got \(imageSize)")
             }
         }
+        if let colours = classColors {
+            if colours.count != max(classes, 2) { throw fail("class_colors", "needs one colour per class (\(max(classes, 2))), got \(colours.count)") }
+            if Set(colours.map { $0.map(String.init).joined(separator: ",") }).count != colours.count { throw fail("class_colors", "holds a colour twice") }
+        }
+        if let ignoreIndex, ignoreIndex < max(classes, 2) {
+            throw fail("ignore_index", "\(ignoreIndex) is one of the \(max(classes, 2)) classes; pick a value above them (255) or none")
+        }
+        if let crop = augmentation.crop, crop < factor {
+            throw fail("crop", "\(model.rawValue) halves the image \(model.downsamplings) times, so it needs at least \(factor) pixels, got \(crop)")
+        }
+        if augmentation.scaleMin > augmentation.scaleMax {
+            throw fail("scale_min", "must not be above scale_max (\(formatFloat(augmentation.scaleMax))), got \(formatFloat(augmentation.scaleMin))")
+        }
+        if classWeightsAuto && loss != .ce { throw fail("class_weights", "weights the cross-entropy loss (loss: ce), not \(loss.rawValue)") }
         if radiusMin >= radiusMax { throw fail("radius_min", "must be below radius_max (\(radiusMax)), got \(radiusMin)") }
         if loss == .ce && classes < 2 { throw fail("loss", "ce needs at least 2 classes") }
         if checkpointDir.isEmpty { throw fail("checkpoint_dir", "must not be empty") }

@@ -18,6 +18,9 @@ public struct TrainingConfig: Equatable, Sendable {
     public var loss: LossKind = .bce
     /// Cross-entropy's weight per class (nil: all 1).
     public var classWeights: [Float]? = nil
+    /// `class_weights: auto`: balanced weights from the training masks' class frequencies,
+    /// resolved into `classWeights` when the data is prepared.
+    public var classWeightsAuto = false
     /// ResNet depth of the backbone models; nil = the depth in the model's name.
     public var backboneDepth: Int? = nil
     /// The auxiliary FCN head on layer3 (loss weight 0.5), for the ResNet models.
@@ -44,15 +47,23 @@ public struct TrainingConfig: Equatable, Sendable {
     public var masksNPY = ""
     public var valFraction: Float = 0.1
     public var onehotBackground: NPYDataset.Background = .last
-    /// `data: folder`: the directory with images/ and masks/ (and optionally val/), and the
-    /// training flips.
+    /// `data: folder`: the directory with images/ and masks/ (and optionally val/), or the two
+    /// directories named separately.
     public var dataDir = ""
-    public var flipHorizontal = false
-    public var flipVertical = false
+    public var imagesDir = ""
+    public var masksDir = ""
+    /// How mask files become labels: the unlabelled value, and colours for colour masks.
+    public var ignoreIndex: Int? = 255
+    public var classColors: [[UInt8]]? = nil
+    public var ignoreColor: [UInt8]? = nil
+    /// Training augmentation (flips, scale, rotation, crop, brightness/contrast, noise).
+    public var augmentation = Augmentation()
     /// Per-channel (x - mean) / std after scaling pixels to [0, 1] (ImageNet's for torchvision's
-    /// pretrained weights); nil = none.
+    /// pretrained weights); nil = none. `auto`: measured over the training images when the
+    /// data is prepared (then stored in the effective config, so checkpoints carry it).
     public var normalizeMean: [Float]? = nil
     public var normalizeStd: [Float]? = nil
+    public var normalizeAuto = false
     // Optimisation
     public var optimizer: OptimizerKind = .sgd
     public var lr: Float = 0.001

@@ -38,28 +38,14 @@ public enum InputScaling: Sendable {
 public enum Predictor {
     /// The image as the model saw its training images: (1, channels, H, W) in [0, 1] by
     /// `scaling`; an RGB file for a grey model is converted with the ITU-R 601 luma weights.
-    public static func input(from png: PNGImage, channels: Int, scaling: InputScaling, normalization: Normalization? = nil) -> Tensor {
-        let n = png.width * png.height
-        var values = [Float](repeating: 0, count: channels * n)
-        for p in 0..<n {
-            for c in 0..<channels {
-                let v: Float
-                if png.channels == channels { v = Float(png.pixels[p * png.channels + c]) }
-                else if png.channels == 1 { v = Float(png.pixels[p]) }
-                else { v = 0.299 * Float(png.pixels[p * png.channels]) + 0.587 * Float(png.pixels[p * png.channels + 1])
-                    + 0.114 * Float(png.pixels[p * png.channels + 2]) }
-                values[c * n + p] = v
-            }
-        }
-        switch scaling {
-        case .minMax:
+    public static func input(from file: ImageFile, channels: Int, scaling: InputScaling, normalization: Normalization? = nil) -> Tensor {
+        var values = file.planes(channels: channels)     // divided by 255
+        if scaling == .minMax {
             let lo = values.min() ?? 0, hi = values.max() ?? 0
             values = values.map { hi > lo ? ($0 - lo) / (hi - lo) : 0 }
-        case .divideBy255:
-            values = values.map { $0 / 255 }
         }
         normalization?.apply(to: &values, channels: channels)
-        return Tensor(shape: [1, channels, png.height, png.width], storage: values)
+        return Tensor(shape: [1, channels, file.height, file.width], storage: values)
     }
 
     /// Runs the model in evaluation mode on one (1, C, H, W) image; nothing is recorded.
