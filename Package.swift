@@ -45,7 +45,7 @@ let package = Package(
         .target(name: "SegTestSupport", dependencies: ["SegCore"], path: "Tests/SegTestSupport"),
         .testTarget(name: "SegCoreTests", dependencies: ["SegCore", "SegTestSupport"]),
         .testTarget(name: "SegNNTests", dependencies: ["SegNN", "SegCore", "SegTestSupport"]),
-        .testTarget(name: "SegDataTests", dependencies: ["SegData", "SegCore"]),
+        .testTarget(name: "SegDataTests", dependencies: ["SegData", "SegCore", "CPNG"]),
         .testTarget(name: "SegTrainTests", dependencies: ["SegTrain", "SegNN", "SegCore", "SegData", "SegDist", "SegTestSupport"]),
     ],
     swiftLanguageModes: [.v5]

@@ -6,8 +6,10 @@ import SegNN
 /// takes its contiguous slice of the global batch's sample positions (the same positions a
 /// single process would use), runs it in micro-batches, each a recorded forward and a tape
 /// backward, and the gradients are summed over the ranks in buckets started by the tape's
-/// readiness signal during the last backward. Each rank seeds backward with its share of the
-/// global batch, so the sum is the gradient of the global mean loss whatever the split.
+/// readiness signal during the last backward. Each micro-batch seeds backward with the size of
+/// what its mean loss is taken over (`LossKind.denominator`: labelled target elements, weighted
+/// pixels, or images) and the summed gradients are divided by the global total, so the result is
+/// the gradient of the global mean loss whatever the split — ignored pixels included.
 public final class DataParallelStep {
     public let trainer: Trainer
     public let communicator: Communicator
@@ -43,7 +45,7 @@ public final class DataParallelStep {
         let mine = slice(rank: communicator.rank)
         let chunk = microBatch > 0 ? microBatch : mine.count
         store.zeroGradients()
-        var weightedLoss: Double = 0
+        var weightedLoss: Double = 0, denominator: Double = 0
         var start = mine.lowerBound
         while start < mine.upperBound {
             let end = min(mine.upperBound, start + chunk)
@@ -58,13 +60,18 @@ public final class DataParallelStep {
             pass.randomness = PassRandomness(seed: dropoutSeed, firstSample: trainer.optimizer.stepCount * globalBatch + start)
             let loss = try trainer.loss.apply(to: model.trainingOutputs(backend.upload(images), pass),
                                               oneHot: backend.upload(targets), pass, classWeights: trainer.classWeights)
-            let share = Float(end - start) / Float(globalBatch)
-            tape.backward(from: loss, scale: share)
-            weightedLoss += Double(backend.download(loss).scalar) * Double(share)
+            let share = trainer.loss.denominator(oneHot: targets, classWeights: trainer.classWeights)
+            tape.backward(from: loss, scale: Float(share))
+            weightedLoss += Double(backend.download(loss).scalar) * share
+            denominator += share
             start = end
         }
         reducer.finish()
-        let globalLoss = communicator.size > 1 ? communicator.sum(weightedLoss) : weightedLoss
+        let globalDenominator = communicator.size > 1 ? communicator.sum(denominator) : denominator
+        let globalLoss = (communicator.size > 1 ? communicator.sum(weightedLoss) : weightedLoss) / max(globalDenominator, 1e-30)
+        if globalDenominator > 0 {
+            backend.scaleInPlace(store.gradients, by: backend.upload(Tensor(repeating: Float(1 / globalDenominator), shape: [1])))
+        }
         trainer.applyGradients()
         return Float(globalLoss)
     }

@@ -30,6 +30,32 @@ public enum LossKind: String, CaseIterable, Sendable {
 }
 
 extension LossKind {
+    /// What the mean of this loss over a batch is taken over, for host one-hot targets: the
+    /// labelled target elements (bce), the class weights of the labelled pixels (ce, as
+    /// `F.cross_entropy`'s weighted mean), or the images (dice and bce+dice, whose Dice term
+    /// is a ratio of sums, not a mean). Data parallelism weights every slice by it.
+    public func denominator(oneHot: Tensor, classWeights: [Float]?) -> Double {
+        let (n, k, h, w) = oneHot.nchw
+        let p = h * w
+        switch self {
+        case .dice, .bceDice: return Double(n)
+        case .bce:
+            return oneHot.withUnsafeBufferPointer { t in Double(t.reduce(0) { $0 + ($1 >= 0 ? 1 : 0) }) }
+        case .ce:
+            return oneHot.withUnsafeBufferPointer { t in
+                var total = 0.0
+                for i in 0..<n {
+                    for q in 0..<p where t[i * k * p + q] >= 0 {
+                        var c = 0
+                        while c < k - 1 && t[(i * k + c) * p + q] < 0.5 { c += 1 }   // the one-hot channel
+                        total += Double(classWeights?[c] ?? 1)
+                    }
+                }
+                return total
+            }
+        }
+    }
+
     /// The weighted sum of this loss over a model's training outputs (the main logits with
     /// weight 1, auxiliary heads with theirs), as one recorded scalar.
     public func apply(to outputs: [(logits: Tensor, weight: Float)], oneHot: Tensor, _ pass: Pass,

@@ -175,6 +175,24 @@ final class DistributedTests: XCTestCase {
         XCTAssertEqual(parsed[0].1, parsed[1].1, "and hold the same weights after the broadcast")
     }
 
+    /// Augmented samples are a pure function of (seed, epoch, index): 2 ranks train exactly as 1,
+    /// and a run stopped on 2 ranks and resumed on 1 continues the same augmentation stream.
+    func testAugmentationIsTheSameOnAnyRankCountAndAcrossAResume() throws {
+        try requireMPI()
+        let augment = ["--set", "flip_horizontal=true", "--set", "flip_vertical=true", "--set", "scale_min=0.75", "--set", "scale_max=1.5",
+                       "--set", "rotate=15", "--set", "crop=12", "--set", "brightness=0.1", "--set", "contrast=0.2",
+                       "--set", "gaussian_noise=0.05"]
+        _ = try train(ranks: 1, recipe("one", extra: augment))
+        _ = try train(ranks: 2, recipe("two", extra: augment))
+        XCTAssertLessThan(try difference("\(dir!)/two/step-000005.safetensors", "\(dir!)/one/step-000005.safetensors"), 1e-5)
+        _ = try train(ranks: 2, recipe("split", extra: augment) + ["--stop-after", "3"])
+        _ = try train(ranks: 1, ["--resume", "\(dir!)/split"])
+        XCTAssertLessThan(try difference("\(dir!)/split/step-000005.safetensors", "\(dir!)/one/step-000005.safetensors"), 1e-5)
+        // and the augmentation did something: without it the weights differ
+        _ = try train(ranks: 1, recipe("plain"))
+        XCTAssertGreaterThan(try difference("\(dir!)/plain/step-000005.safetensors", "\(dir!)/one/step-000005.safetensors"), 1e-3)
+    }
+
     func testACheckpointOfFourRanksResumesOnTwo() throws {
         try requireMPI()
         _ = try train(ranks: 1, recipe("straight"))

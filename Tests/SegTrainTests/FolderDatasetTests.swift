@@ -3,6 +3,7 @@ import Foundation
 import SegCore
 import SegData
 import SegTrain
+import SegNN
 
 /// `data: folder`: PNG images and masks paired by name, the layout `segdist generate` writes.
 final class FolderDatasetTests: XCTestCase {
@@ -87,4 +88,104 @@ final class FolderDatasetTests: XCTestCase {
         try c.override("data=folder"); try c.override("data_dir=\(dir!)/nowhere")
         XCTAssertThrowsError(try c.validate(source: "test")) { XCTAssertTrue("\($0)".contains("no such directory"), "\($0)") }
     }
+}
+
+/// PASCAL-VOC-like data: JPEG photographs, index masks with a 255 border, three classes; and
+/// colour masks; trained with augmentation and `auto` statistics; predicted tiled.
+extension FolderDatasetTests {
+    /// `count` synthetic samples with squares (3 classes) as JPEG images and grey index masks
+    /// whose 2-pixel frame is 255 (unlabelled), or as colour masks.
+    func writeVOCLike(count: Int, size: Int = 32, colours: [[UInt8]]? = nil) throws {
+        var g = SyntheticShapes(size: size, border: 5, seed: 11)
+        g.squares = true; g.radiusMin = 3; g.radiusMax = 8; g.discs = 4
+        for i in 0..<count {
+            let (image, labels) = g.sample(UInt64(i))
+            let stem = String(format: "%04d", i)
+            let picture = PNGImage(width: size, height: size, channels: 1, pixels: image.map { UInt8(($0 * 255).rounded()) })
+            try JPEG.encode(picture, quality: 95).write(to: URL(fileURLWithPath: dir + "/data/images/" + stem + ".jpg"))
+            var mask = labels.map { UInt8($0) }
+            for p in 0..<(size * size) where min(p % size, p / size, size - 1 - p % size, size - 1 - p / size) < 2 { mask[p] = 255 }
+            if let colours {
+                try PNGImage(width: size, height: size, channels: 3, pixels: mask.flatMap { $0 == 255 ? [9, 9, 9] : colours[Int($0)] })
+                    .write(to: dir + "/data/masks/" + stem + ".png")
+            } else {
+                try PNGImage(width: size, height: size, channels: 1, pixels: mask).write(to: dir + "/data/masks/" + stem + ".png")
+            }
+        }
+    }
+
+    func testJPEGImagesWithIgnoredBordersTrainWithAugmentationAndAutoStatistics() throws {
+        guard JPEG.isAvailable else { print("JPEG folder training did not run: libturbojpeg.so.0 is not installed here"); return }
+        try writeVOCLike(count: 8)
+        let extra = ["in_channels=3", "classes=3", "loss=ce", "class_weights=auto", "normalize_mean=auto", "normalize_std=auto",
+                     "flip_horizontal=true", "scale_min=0.8", "scale_max=1.25", "rotate=10", "crop=24", "brightness=0.1",
+                     "contrast=0.1", "gaussian_noise=0.02"]
+        var c = try config(extra)
+        let data = try c.prepareData()
+        // the autos became numbers of the effective config
+        XCTAssertFalse(c.normalizeAuto || c.classWeightsAuto)
+        let mean = try XCTUnwrap(c.normalizeMean), weights = try XCTUnwrap(c.classWeights)
+        XCTAssertEqual(mean.count, 3)
+        XCTAssertEqual(mean[0], mean[1], accuracy: 1e-6, "grey JPEGs give three equal channels")
+        XCTAssertEqual(weights.count, 3)
+        XCTAssertGreaterThan(weights[1], weights[0], "discs are rarer than background")
+        XCTAssertTrue(c.rendered().contains("class_weights: \(weights.map(formatted).joined(separator: ", "))"))
+        XCTAssertTrue(data.summary.contains("ignored"), data.summary)
+        XCTAssertEqual(data.imageSize.height, 24)
+        let s = data.trainingSample(epoch: 0, index: 0)
+        XCTAssertEqual([s.height, s.width], [24, 24])
+        XCTAssertTrue(s.labels.contains(Sample.ignored))
+        // a few steps; the checkpoint carries the measured numbers, so predict uses them
+        let summary = try TrainingRun(config: try config(extra)).run()
+        XCTAssertEqual(summary.steps, 3)
+        XCTAssertTrue(summary.finalDice.map { $0.isFinite } ?? false)
+        let checkpoint = try Checkpoint(path: try XCTUnwrap(summary.lastCheckpoint))
+        XCTAssertTrue(checkpoint.configText.contains("normalize_mean: \(mean.map(formatted).joined(separator: ", "))"), checkpoint.configText)
+    }
+
+    func testColourMasksTrainThroughClassColors() throws {
+        guard JPEG.isAvailable else { print("colour-mask folder training did not run: libturbojpeg.so.0 is not installed here"); return }
+        try writeVOCLike(count: 6, colours: [[0, 0, 0], [200, 0, 0], [0, 0, 200]])
+        let extra = ["classes=3", "loss=ce", "class_colors=#000000, #C80000, #0000C8", "ignore_color=#090909"]
+        let summary = try TrainingRun(config: try config(extra)).run()
+        XCTAssertEqual(summary.steps, 3)
+        XCTAssertThrowsError(try config(["classes=3", "class_colors=#000000, #C80000"])) {
+            XCTAssertTrue("\($0)".contains("class_colors: needs one colour per class (3), got 2"), "\($0)")
+        }
+        XCTAssertThrowsError(try config(["classes=3", "class_colors=#00000"])) { XCTAssertTrue("\($0)".contains("expected #RRGGBB"), "\($0)") }
+        var c = try config(["classes=3"])
+        XCTAssertThrowsError(try c.prepareData()) { XCTAssertTrue("\($0)".contains("is a colour image"), "\($0)") }
+    }
+
+    func testTiledPredictionCoversTheImageAndAgreesWithOnePass() throws {
+        let plan = TilePlan(height: 100, width: 70, tile: 32, overlap: 8, batch: 3)
+        XCTAssertEqual(Set(plan.origins.map(\.y)), [0, 24, 48, 68])
+        XCTAssertEqual(Set(plan.origins.map(\.x)), [0, 24, 38])
+        XCTAssertEqual(TilePlan(height: 20, width: 30, tile: 32, overlap: 8, batch: 1).origins.count, 1)
+        let model = ModelArchitecture.unet_shallow.make(inputChannels: 1, classes: 3, width: 2, seed: 4)
+        var rng = SeededGenerator(seed: 1)
+        let x = Tensor(shape: [1, 1, 64, 48], storage: (0..<(64 * 48)).map { _ in rng.nextUnit() })
+        let whole = Predictor.predict(model: model, input: x, activation: .softmax)
+        // one window covering the image is the whole-image pass
+        let single = Predictor.predictTiled(model: model, input: x, activation: .softmax,
+                                            plan: TilePlan(height: 64, width: 48, tile: 64, overlap: 16, batch: 2))
+        XCTAssertLessThanOrEqual(zip(single.probabilities.storage, whole.probabilities.storage).map { abs($0 - $1) }.max()!, 1e-6)
+        XCTAssertEqual(single.classes, whole.classes)
+        // overlapping windows: a valid distribution everywhere, close to one pass
+        var windows = 0
+        let tiled = Predictor.predictTiled(model: model, input: x, activation: .softmax,
+                                           plan: TilePlan(height: 64, width: 48, tile: 32, overlap: 8, batch: 2)) { done, _ in windows = done }
+        XCTAssertEqual(windows, 6)
+        let p = tiled.probabilities.storage, n = 64 * 48
+        for q in 0..<n { XCTAssertEqual(p[q] + p[n + q] + p[2 * n + q], 1, accuracy: 1e-5) }
+        let meanDifference = zip(p, whole.probabilities.storage).map { abs($0 - $1) }.reduce(0, +) / Float(p.count)
+        print("tiled vs one pass: mean |dp| \(meanDifference), classes equal on \(zip(tiled.classes, whole.classes).filter { $0 == $1 }.count) of \(n) pixels")
+        XCTAssertLessThan(meanDifference, 0.02)
+    }
+}
+
+private func formatted(_ v: Float) -> String {
+    var s = "\(v)"
+    if s.hasSuffix(".0") { s.removeLast(2) }
+    return s
 }
