@@ -48,6 +48,12 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual(c.border, 12)
         XCTAssertEqual(c.loss, .bceDice)
         XCTAssertEqual(try parse("border: auto").effectiveBorder, 20)
+        // a #RRGGBB colour is a value, not a comment; a quoted # too
+        var colours = TrainingConfig()
+        try colours.apply(text: "classes: 3\nclass_colors: #000000, #80FF00,#0000c8   # three\nignore_color: '#E0E0C0'\n#comment\n",
+                          source: "test.cfg", checkingData: false)
+        XCTAssertEqual(colours.classColors, [[0, 0, 0], [128, 255, 0], [0, 0, 200]])
+        XCTAssertEqual(colours.ignoreColor, [224, 224, 192])
     }
 
     func testErrorsNameTheFileLineAndKey() {

@@ -39,7 +39,7 @@ extension TrainingConfig {
         for (i, raw) in text.split(omittingEmptySubsequences: false, whereSeparator: { $0.isNewline }).enumerated() {
             let line = i + 1
             var content = Substring(raw)
-            if let hash = content.firstIndex(of: "#") { content = content[..<hash] }
+            if let hash = commentStart(content) { content = content[..<hash] }
             let trimmed = content.trimmingCharacters(in: .whitespaces)
             if trimmed.isEmpty { continue }
             guard let colon = trimmed.firstIndex(of: ":") else {
@@ -220,6 +220,28 @@ extension TrainingConfig {
     public func rendered() -> String {
         configKeys.map { "\($0.name): \($0.get(self))" }.joined(separator: "\n") + "\n"
     }
+}
+
+/// Where a line's comment starts: the first `#` outside quotes that is not a `#RRGGBB` colour
+/// (so `class_colors: #000000, #800000` needs no quotes).
+func commentStart(_ line: Substring) -> Substring.Index? {
+    var quote: Character?
+    var i = line.startIndex
+    while i < line.endIndex {
+        let c = line[i]
+        if let q = quote {
+            if c == q { quote = nil }
+        } else if c == "\"" || c == "'" {
+            quote = c
+        } else if c == "#" {
+            let hex = line[line.index(after: i)...].prefix { $0.isHexDigit }
+            let after = line.index(i, offsetBy: 1 + hex.count)
+            let isColour = hex.count == 6 && (after == line.endIndex || line[after] == "," || line[after].isWhitespace)
+            if !isColour { return i }
+        }
+        i = line.index(after: i)
+    }
+    return nil
 }
 
 /// Names people bring from other tools, mapped to ours.
