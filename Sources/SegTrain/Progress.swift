@@ -13,10 +13,12 @@ public final class ProgressReporter {
         self.total = total; self.every = every; self.interactive = interactive
     }
 
-    public func update(step: Int, loss: Float, imagesPerSecond: Double, secondsPerStep: Double) {
+    /// `dataWaitShare`: the part of a step spent waiting for its data (0 when the prefetching
+    /// keeps up).
+    public func update(step: Int, loss: Float, imagesPerSecond: Double, secondsPerStep: Double, dataWaitShare: Double = 0) {
         let remaining = Double(total - step) * secondsPerStep
-        let stats = String(format: "step %d/%d  loss %.4f  %.1f img/s  ETA %@", step, total, loss, imagesPerSecond,
-                           Self.duration(remaining))
+        let stats = String(format: "step %d/%d  loss %.4f  %.1f img/s  data wait %.0f%%  ETA %@", step, total, loss, imagesPerSecond,
+                           100 * dataWaitShare, Self.duration(remaining))
         if interactive {
             guard Date().timeIntervalSince(lastDraw) > 0.1 || step == total else { return }
             lastDraw = Date()

@@ -128,6 +128,7 @@ public final class TrainingRun {
         let prefetcher = BatchPrefetcher(data: data)
         let started = Date()
         parallel.reducer.resetTimers()
+        var waitShare = 0.0
         while step < end {
             let t0 = Date()
             let lr = trainer.schedule.learningRate(at: trainer.optimizer.stepCount)
@@ -149,9 +150,10 @@ public final class TrainingRun {
             let dt = Date().timeIntervalSince(t0)
             busySeconds += dt
             secondsPerStep = secondsPerStep == 0 ? dt : 0.9 * secondsPerStep + 0.1 * dt
+            waitShare = step == 1 ? dataWait / dt : 0.9 * waitShare + 0.1 * dataWait / dt
             lossHistory.append((step, Double(loss)))
             progress?.update(step: step, loss: loss, imagesPerSecond: Double(config.batchSize) / secondsPerStep,
-                             secondsPerStep: secondsPerStep)
+                             secondsPerStep: secondsPerStep, dataWaitShare: waitShare)
             let epoch = (step - 1) / config.stepsPerEpoch + 1
             if isRoot && (step % config.logEvery == 0 || step == end) {
                 try appendMetrics(["kind": "train", "step": step, "epoch": epoch, "loss": Double(loss), "lr": Double(lr),

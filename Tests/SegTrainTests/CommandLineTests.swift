@@ -179,3 +179,41 @@ extension CommandLineTests {
         XCTAssertTrue(under.stderr.contains("\(dir)/file is a file, not a directory"), under.stderr)
     }
 }
+
+extension CommandLineTests {
+    /// predict on a folder of PNG and JPEG images, one tiled, with a colour mask: one output
+    /// directory per image, mask.png in the class colours agreeing with the probabilities.
+    func testPredictOnAFolderTiledWithClassColours() throws {
+        let dir = NSTemporaryDirectory() + "segdist-cli-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir + "/in", withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let tiny = ["--set", "model=unet_shallow", "--set", "width=2", "--set", "image_size=16", "--set", "radius_max=6",
+                    "--set", "radius_min=2", "--set", "batch_size=2", "--set", "epochs=1", "--set", "steps_per_epoch=2",
+                    "--set", "val_images=2", "--set", "checkpoint_dir=\(dir)/run"]
+        XCTAssertEqual(try segdist(tiny, in: dir).code, 0)
+        let picture = PNGImage(width: 40, height: 24, channels: 1, pixels: (0..<(40 * 24)).map { UInt8($0 * 7 % 256) })
+        try picture.write(to: dir + "/in/a.png")
+        if JPEG.isAvailable { try JPEG.encode(picture).write(to: URL(fileURLWithPath: dir + "/in/b.jpg")) }
+        try Data("notes".utf8).write(to: URL(fileURLWithPath: dir + "/in/readme.txt"))   // not an image: skipped
+        let r = try segdist(["predict", "--checkpoint", dir + "/run/best.safetensors", "--input", dir + "/in", "--output", dir + "/out",
+                             "--tile", "16", "--overlap", "4", "--set", "class_colors=#102030, #F0E0D0"])
+        XCTAssertEqual(r.code, 0, r.stderr)
+        XCTAssertTrue(r.stderr.contains("40x24 in 6 windows of 16x16 (overlap 4, 4 per pass"), r.stderr)
+        for name in ["a"] + (JPEG.isAvailable ? ["b"] : []) {
+            let mask = try PNGImage(path: "\(dir)/out/\(name)/mask.png")
+            XCTAssertEqual([mask.width, mask.height, mask.channels], [40, 24, 3])
+            let p = try NPYArray(path: "\(dir)/out/\(name)/probabilities.npy")
+            XCTAssertEqual(p.shape, [2, 24, 40])
+            for q in 0..<(40 * 24) {
+                let foreground = p.value(40 * 24 + q) > p.value(q)
+                XCTAssertEqual(Array(mask.pixels[(3 * q)..<(3 * q + 3)]), foreground ? [0xF0, 0xE0, 0xD0] : [0x10, 0x20, 0x30])
+            }
+            XCTAssertTrue(FileManager.default.fileExists(atPath: "\(dir)/out/\(name)/panel.png"))
+        }
+        // a folder without images, and --mask with a folder, are refused
+        try FileManager.default.createDirectory(atPath: dir + "/empty", withIntermediateDirectories: true)
+        let empty = try segdist(["predict", "--checkpoint", dir + "/run/best.safetensors", "--input", dir + "/empty", "--output", dir + "/o2"])
+        XCTAssertEqual(empty.code, 2)
+        XCTAssertEqual(empty.stderr, "segdist: error: \(dir)/empty: holds no .png, .jpg or .jpeg image\n")
+    }
+}
