@@ -46,7 +46,7 @@ let package = Package(
         .testTarget(name: "SegCoreTests", dependencies: ["SegCore", "SegTestSupport"]),
         .testTarget(name: "SegNNTests", dependencies: ["SegNN", "SegCore", "SegTestSupport"]),
         .testTarget(name: "SegDataTests", dependencies: ["SegData", "SegCore", "CPNG"]),
-        .testTarget(name: "SegTrainTests", dependencies: ["SegTrain", "SegNN", "SegCore", "SegData", "SegDist", "SegTestSupport"]),
+        .testTarget(name: "SegTrainTests", dependencies: ["SegTrain", "SegNN", "SegCore", "SegData", "SegDist", "SegTestSupport", "CPNG"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -189,3 +189,63 @@ private func formatted(_ v: Float) -> String {
     if s.hasSuffix(".0") { s.removeLast(2) }
     return s
 }
+
+import CPNG
+
+/// Every image and mask kind a folder may hold, each trained for a few steps.
+extension FolderDatasetTests {
+    func writePNG(_ path: String, width: Int, height: Int, format: UInt32, bytes: [UInt8], colormap: [UInt8] = []) {
+        var image = png_image()
+        image.version = UInt32(PNG_IMAGE_VERSION)
+        image.width = UInt32(width); image.height = UInt32(height); image.format = format
+        image.colormap_entries = UInt32(colormap.count / 3)
+        let ok = bytes.withUnsafeBytes { b in
+            colormap.withUnsafeBytes { png_image_write_to_file(&image, path, 0, b.baseAddress, 0, colormap.isEmpty ? nil : $0.baseAddress) }
+        }
+        XCTAssertNotEqual(ok, 0, path)
+    }
+
+    func testEveryFileKindTrains() throws {
+        let size = 16
+        let colour = UInt32(PNG_FORMAT_FLAG_COLOR), alpha = UInt32(PNG_FORMAT_FLAG_ALPHA), linear = UInt32(PNG_FORMAT_FLAG_LINEAR)
+        let palette = UInt32(PNG_FORMAT_FLAG_COLORMAP), grey = UInt32(PNG_FORMAT_GRAY)
+        enum ImageKind: CaseIterable { case grey8, rgba8, grey16, rgb16, jpeg }
+        enum MaskKind: CaseIterable { case indices, binary, palette, indices16 }
+        var g = SyntheticShapes(size: size, border: 3, seed: 2)
+        g.radiusMin = 2; g.radiusMax = 5; g.discs = 3
+        let cases = ImageKind.allCases.map { ($0, MaskKind.allCases[ImageKind.allCases.firstIndex(of: $0)! % MaskKind.allCases.count]) }
+        for (imageKind, maskKind) in cases {
+            if imageKind == .jpeg && !JPEG.isAvailable { print("JPEG training did not run: libturbojpeg.so.0 is not installed here"); continue }
+            try? FileManager.default.removeItem(atPath: dir + "/data")
+            for sub in ["images", "masks"] { try FileManager.default.createDirectory(atPath: dir + "/data/" + sub, withIntermediateDirectories: true) }
+            for i in 0..<4 {
+                let (image, labels) = g.sample(UInt64(i))
+                let v8 = image.map { UInt8(($0 * 255).rounded()) }
+                let stem = dir + "/data/images/\(i)"
+                switch imageKind {
+                case .grey8: writePNG(stem + ".png", width: size, height: size, format: grey, bytes: v8)
+                case .rgba8: writePNG(stem + ".png", width: size, height: size, format: colour | alpha, bytes: v8.flatMap { [$0, $0, $0, 255] })
+                case .grey16: writePNG(stem + ".png", width: size, height: size, format: linear, bytes: v8.map { UInt16($0) * 257 }.withUnsafeBytes { Array($0) })
+                case .rgb16: writePNG(stem + ".png", width: size, height: size, format: linear | colour,
+                                      bytes: v8.flatMap { [UInt16($0) * 257, 0, 65535] }.withUnsafeBytes { Array($0) })
+                case .jpeg: try JPEG.encode(PNGImage(width: size, height: size, channels: 1, pixels: v8)).write(to: URL(fileURLWithPath: stem + ".jpg"))
+                }
+                let mask = dir + "/data/masks/\(i).png"
+                var l8 = labels.map { UInt8($0) }
+                l8[0] = 255   // one unlabelled pixel (binary masks: none)
+                switch maskKind {
+                case .indices: writePNG(mask, width: size, height: size, format: grey, bytes: l8)
+                case .binary: writePNG(mask, width: size, height: size, format: grey, bytes: labels.map { $0 == 1 ? 255 : 0 })
+                case .palette: writePNG(mask, width: size, height: size, format: colour | palette, bytes: l8,
+                                        colormap: (0..<256).flatMap { [UInt8($0), UInt8(255 - $0), 0] })
+                case .indices16: writePNG(mask, width: size, height: size, format: linear, bytes: l8.map { UInt16($0) }.withUnsafeBytes { Array($0) })
+                }
+            }
+            let channels = imageKind == .rgba8 || imageKind == .rgb16 ? 3 : 1
+            let summary = try TrainingRun(config: try config(["in_channels=\(channels)", "image_size=16", "steps_per_epoch=2"])).run()
+            XCTAssertEqual(summary.steps, 2, "\(imageKind) images, \(maskKind) masks")
+            XCTAssertTrue(summary.finalDice?.isFinite ?? false, "\(imageKind) images, \(maskKind) masks")
+            try? FileManager.default.removeItem(atPath: dir + "/run")
+        }
+    }
+}
