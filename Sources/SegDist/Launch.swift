@@ -10,10 +10,28 @@ public enum Launch {
     /// Cores of the machine.
     public static var coresOnNode: Int { ProcessInfo.processInfo.activeProcessorCount }
 
-    /// Default worker threads: the node's cores shared among the ranks on it, within what
-    /// this process is allowed to run on.
+    /// Default worker threads: the cores of this process's affinity mask (what mpirun bound it
+    /// to), or, when it is not bound, the node's cores shared among the ranks on it.
     public static func defaultThreads(localRanks: Int) -> Int {
         max(1, min(coresAllowed, coresOnNode / max(1, localRanks)))
+    }
+
+    /// mpirun's placement for `ranks` ranks on `cores` logical CPUs: each rank bound to its own
+    /// cores/ranks of them (`--map-by slot:PE=k`, counting hardware threads, which is what the
+    /// affinity mask and `nproc` count), so its thread pool is sized from its mask; more ranks
+    /// than CPUs: oversubscribed, unbound.
+    public static func placementArguments(ranks: Int, cores: Int) -> [String] {
+        ranks > cores ? ["--oversubscribe", "--bind-to", "none"]
+                      : ["--use-hwthread-cpus", "--map-by", "slot:PE=\(max(1, cores / ranks))"]
+    }
+
+    /// A warning when this rank's binding leaves most of the node idle (a user's own mpirun or
+    /// srun binding each rank to one core, say); nil when the placement uses the node.
+    public static func idleCoresWarning(rank: Int, localRanks: Int, threads: Int, allowed: Int = coresAllowed,
+                                        node: Int = coresOnNode) -> String? {
+        let used = threads * max(1, localRanks)
+        guard used * 2 <= node else { return nil }
+        return "segdist: warning: rank \(rank) runs \(threads) thread(s) (its affinity mask allows \(allowed) CPU(s)), so the \(localRanks) rank(s) on this node use \(used) of its \(node) CPUs; bind each rank to \(node / max(1, localRanks)) CPUs (`mpirun --map-by slot:PE=\(node / max(1, localRanks))`, `srun --cpus-per-task=\(node / max(1, localRanks))`) or let `segdist --ranks N` place them"
     }
 
     /// Runs this executable again under `mpirun -n ranks` with the same arguments and returns
@@ -22,8 +40,7 @@ public enum Launch {
         guard let mpirun = findExecutable("mpirun") else {
             throw LaunchError("--ranks \(ranks) needs mpirun, which is not on PATH (install openmpi-bin)")
         }
-        var args = ["-n", String(ranks)]
-        if ranks > coresOnNode { args += ["--oversubscribe"] }
+        var args = ["-n", String(ranks)] + placementArguments(ranks: ranks, cores: coresAllowed)
         let me = URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL.path
         let selfPath = FileManager.default.isExecutableFile(atPath: me) ? me : (findExecutable(CommandLine.arguments[0]) ?? me)
         args += [selfPath] + arguments

@@ -16,6 +16,9 @@ public struct Benchmark {
         public var communication_share: Double
         /// The GEMM kernel path: OpenBLAS's core name for this CPU.
         public var kernels: String
+        /// Per rank: its worker threads and the CPUs of its affinity mask (its binding).
+        public var threads_per_rank: [Int]
+        public var cpus_per_rank: [Int]
     }
 
     public var architecture: ModelArchitecture
@@ -73,11 +76,18 @@ public struct Benchmark {
         counting.work = work
         _ = model.trainingOutputs(model.store.backend.upload(images), counting)
         let flops = 2.0 * Double(work.forward) * 2 + 2.0 * Double(work.inputGradient)
+        // every rank's threads and CPUs, gathered as a sum of one-hot rows
+        var placement = [Float](repeating: 0, count: 2 * communicator.size)
+        placement[communicator.rank] = Float(Parallel.threads)
+        placement[communicator.size + communicator.rank] = Float(Parallel.availableCores)
+        if communicator.size > 1 { placement.withUnsafeMutableBufferPointer { communicator.sumInPlace($0.baseAddress!, count: $0.count) } }
         return Result(model: architecture.rawValue, width: width, batch: batch, size: size, threads: Parallel.threads,
                       steps: steps, ms_per_step: median, images_per_s: Double(batch) / (median / 1000),
                       gflop_per_step: flops / 1e9, gflop_per_s: flops / 1e9 / (median / 1000),
                       parameters: model.store.parameterCount, peak_rss_mb: communicator.maximum(peakResidentMegabytes()),
-                      ranks: communicator.size, communication_share: exposed / median, kernels: "openblas-\(blasKernelName.lowercased())")
+                      ranks: communicator.size, communication_share: exposed / median, kernels: "openblas-\(blasKernelName.lowercased())",
+                      threads_per_rank: placement[..<communicator.size].map { Int($0) },
+                      cpus_per_rank: placement[communicator.size...].map { Int($0) })
     }
 }
 

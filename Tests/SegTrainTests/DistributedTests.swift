@@ -1,6 +1,7 @@
 import XCTest
 import Foundation
 import SegCore
+import SegDist
 
 /// Multi-rank behaviour through the real executable under OpenMPI: sync-BN equivalence with one
 /// rank, the initial broadcast, resuming on another rank count, a killed rank, a refused config,
@@ -191,6 +192,33 @@ final class DistributedTests: XCTestCase {
         // and the augmentation did something: without it the weights differ
         _ = try train(ranks: 1, recipe("plain"))
         XCTAssertGreaterThan(try difference("\(dir!)/plain/step-000005.safetensors", "\(dir!)/one/step-000005.safetensors"), 1e-3)
+    }
+
+    /// `--ranks N` binds each rank to its own CPUs/N and sizes its thread pool from that mask:
+    /// on this machine 1 rank runs all CPUs, 2 ranks half each (2 CPUs: 1 and 1).
+    func testEachRankRunsAsManyThreadsAsItsAffinityMaskHasCPUs() throws {
+        try requireMPI()
+        let cpus = Parallel.availableCores
+        func placement(_ ranks: Int) throws -> (threads: [Int], cpus: [Int]) {
+            let r = try run(binary, ["bench", "--width", "2", "--size", "32", "--batch", "4", "--steps", "1", "--ranks", String(ranks)])
+            XCTAssertEqual(r.code, 0, r.stderr)
+            let json = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+            return (json["threads_per_rank"] as! [Int], json["cpus_per_rank"] as! [Int])
+        }
+        let one = try placement(1)
+        XCTAssertEqual(one.threads, [cpus])
+        XCTAssertEqual(one.cpus, [cpus])
+        if cpus >= 2 {
+            let two = try placement(2)
+            XCTAssertEqual(two.cpus, [cpus / 2, cpus / 2], "each rank bound to its half")
+            XCTAssertEqual(two.threads, two.cpus, "threads = CPUs of the mask")
+        }
+        XCTAssertEqual(Launch.placementArguments(ranks: 2, cores: 16), ["--use-hwthread-cpus", "--map-by", "slot:PE=8"])
+        XCTAssertEqual(Launch.placementArguments(ranks: 4, cores: 2), ["--oversubscribe", "--bind-to", "none"])
+        // a user's mpirun binding 2 ranks to one CPU each on 16 leaves 14 idle: said once, with the fix
+        let warning = try XCTUnwrap(Launch.idleCoresWarning(rank: 0, localRanks: 2, threads: 1, allowed: 1, node: 16))
+        XCTAssertTrue(warning.contains("use 2 of its 16 CPUs") && warning.contains("--map-by slot:PE=8"), warning)
+        XCTAssertNil(Launch.idleCoresWarning(rank: 0, localRanks: 2, threads: 8, allowed: 8, node: 16))
     }
 
     func testACheckpointOfFourRanksResumesOnTwo() throws {

@@ -41,6 +41,9 @@ struct BenchCommand: ParsableCommand {
         MemoryPolicy.keepFreedMemoryForReuse()
         let localRanks = MPICommunicator.launchedByMPI ? MPICommunicator.localSize : 1
         Parallel.configure(threads: threads ?? Launch.defaultThreads(localRanks: localRanks))
+        if communicator.rank == 0, threads == nil, let warning = Launch.idleCoresWarning(rank: 0, localRanks: localRanks, threads: Parallel.threads) {
+            FileHandle.standardError.write((warning + "\n").data(using: .utf8)!)
+        }
         var bench = Benchmark(architecture: ModelArchitecture(rawValue: model)!)
         bench.width = width; bench.batch = batch; bench.size = size; bench.steps = steps
         let root = communicator.rank == 0

@@ -55,6 +55,9 @@ struct TrainCommand: ParsableCommand {
             let localRanks = MPICommunicator.launchedByMPI ? MPICommunicator.localSize : 1
             configureThreads(config.threads > 0 ? config.threads : Launch.defaultThreads(localRanks: localRanks))
             let root = communicator.rank == 0
+            if root, config.threads == 0, let warning = Launch.idleCoresWarning(rank: 0, localRanks: localRanks, threads: Parallel.threads) {
+                FileHandle.standardError.write((warning + "\n").data(using: .utf8)!)
+            }
             do {
                 try TrainingRun.checkAgreement(config: config, communicator: communicator)
             } catch {
