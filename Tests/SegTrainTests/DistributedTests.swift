@@ -221,6 +221,27 @@ final class DistributedTests: XCTestCase {
         XCTAssertNil(Launch.idleCoresWarning(rank: 0, localRanks: 2, threads: 8, allowed: 8, node: 16))
     }
 
+    /// Two "hosts" (network namespaces joined by a veth pair, OpenMPI over TCP between them,
+    /// the remote rank started through `ip netns exec`) train exactly as one rank.
+    func testTwoHostsOverTCPMatchOneRank() throws {
+        try requireMPI()
+        let script = Self.root.appendingPathComponent("launch/netns-two-hosts.sh").path
+        guard getuid() == 0, FileManager.default.isExecutableFile(atPath: "/usr/sbin/ip") || FileManager.default.isExecutableFile(atPath: "/sbin/ip") else {
+            print("two-host check did not run: it needs root and iproute2 (`ip`) to make network namespaces")
+            return
+        }
+        let probe = try run("/usr/sbin/ip", ["netns", "add", "segdist-probe"])
+        _ = try? run("/usr/sbin/ip", ["netns", "del", "segdist-probe"])
+        guard probe.code == 0 else {
+            print("two-host check did not run: network namespaces cannot be made here (\(probe.stderr.trimmingCharacters(in: .whitespacesAndNewlines)))")
+            return
+        }
+        let r = try run("/usr/bin/env", ["SEGDIST=\(binary)", script, "check", dir + "/netns"])
+        XCTAssertEqual(r.code, 0, r.stdout + r.stderr)
+        XCTAssertTrue(r.stdout.contains("netns: OK"), r.stdout + r.stderr)
+        XCTAssertLessThan(try difference("\(dir!)/netns/two/step-000005.safetensors", "\(dir!)/netns/one/step-000005.safetensors"), 1e-5)
+    }
+
     func testACheckpointOfFourRanksResumesOnTwo() throws {
         try requireMPI()
         _ = try train(ranks: 1, recipe("straight"))
