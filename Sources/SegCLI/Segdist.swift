@@ -1,4 +1,5 @@
 import ArgumentParser
+import SegCore
 import SegTrain
 
 @main
@@ -10,4 +11,10 @@ struct Segdist: ParsableCommand {
         subcommands: [TrainCommand.self, EvalCommand.self, PredictCommand.self, ExportCommand.self, GenerateCommand.self, BenchCommand.self,
                       ConfigCommand.self],
         defaultSubcommand: TrainCommand.self)
+
+    /// Picks OpenBLAS's kernels for this CPU first (a restart when its own choice is slower).
+    static func main() {
+        BLASKernels.chooseKernelsForThisCPU()
+        main(nil)
+    }
 }

@@ -242,6 +242,27 @@ final class DistributedTests: XCTestCase {
         XCTAssertLessThan(try difference("\(dir!)/netns/two/step-000005.safetensors", "\(dir!)/netns/one/step-000005.safetensors"), 1e-5)
     }
 
+    /// OpenBLAS's kernels follow the CPU, not its model table: when OpenBLAS falls back to its
+    /// generic kernels on a CPU it does not know (pretended here), segdist restarts itself with
+    /// the ones the CPU's vector units call for; a value the user set is kept.
+    func testBLASKernelsAreChosenFromTheCPU() throws {
+        try requireMPI()
+        XCTAssertEqual(BLASKernels.better(than: "Prescott", vectorLevel: 2), "SkylakeX")
+        XCTAssertEqual(BLASKernels.better(than: "Prescott", vectorLevel: 1), "Haswell")
+        XCTAssertNil(BLASKernels.better(than: "Prescott", vectorLevel: 0))
+        XCTAssertNil(BLASKernels.better(than: "Cooperlake", vectorLevel: 2))
+        XCTAssertEqual(BLASKernels.better(than: "Haswell", vectorLevel: 2), "SkylakeX")
+        func kernels(_ env: [String]) throws -> String {
+            let r = try run("/usr/bin/env", ["-u", "OPENBLAS_CORETYPE"] + env + [binary, "bench", "--width", "2", "--size", "32", "--batch", "2", "--steps", "1"])
+            XCTAssertEqual(r.code, 0, r.stderr)
+            let json = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+            return json["kernels"] as! String
+        }
+        let expected = BLASKernels.better(than: "Prescott", vectorLevel: BLASKernels.vectorLevel)?.lowercased()
+        XCTAssertEqual(try kernels(["SEGDIST_BLAS_PRETEND=Prescott"]), "openblas-" + (expected ?? blasKernelName.lowercased()))
+        XCTAssertEqual(try kernels(["OPENBLAS_CORETYPE=Prescott"]), "openblas-prescott", "the user's choice stands")
+    }
+
     func testACheckpointOfFourRanksResumesOnTwo() throws {
         try requireMPI()
         _ = try train(ranks: 1, recipe("straight"))

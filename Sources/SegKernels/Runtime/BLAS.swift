@@ -1,4 +1,6 @@
 import COpenBLAS
+import CSystem
+import Foundation
 
 /// Row-major single-precision GEMM: C = alpha * op(A) * op(B) + beta * C,
 /// where op(A) is (m x k) and op(B) is (k x n).
@@ -22,4 +24,48 @@ public func sgemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k:
 public var blasKernelName: String {
     guard let name = openblas_get_corename() else { return "unknown" }
     return String(cString: name)
+}
+
+/// Choosing OpenBLAS's kernels from what the CPU can do.
+///
+/// OpenBLAS picks its kernels when it loads, from a table of CPU models: a CPU newer than the
+/// library (Debian's 0.3.21 on Sapphire/Emerald Rapids) gets the generic "Prescott" SSE3
+/// kernels, 25 GFLOP/s where SkylakeX's do 146 (measured on a 2-core Xeon), and an AVX-512 AMD
+/// (Zen 4) gets the AVX2 Haswell ones (SkylakeX 5% faster in `segdist bench`). Its only
+/// switch, OPENBLAS_CORETYPE, is read at load, so `segdist` sets it and starts itself again
+/// before any work (`chooseKernelsForThisCPU`). A value the user set is kept.
+public enum BLASKernels {
+    static let reexecMarker = "SEGDIST_BLAS_CHOSEN"
+
+    /// The kernels the CPU's vector units call for, or nil when OpenBLAS's choice is as good.
+    public static func better(than current: String, vectorLevel: Int) -> String? {
+        let name = current.lowercased()
+        let avx512 = ["skylakex", "cooperlake", "sapphirerapids"]
+        switch vectorLevel {
+        case 2 where !avx512.contains(name): return "SkylakeX"
+        case 1 where !(avx512 + ["haswell", "zen"]).contains(name): return "Haswell"
+        default: return nil
+        }
+    }
+
+    /// Restarts this process with OPENBLAS_CORETYPE set when OpenBLAS chose slower kernels than
+    /// the CPU supports; returns when nothing is to be done (or the restart failed).
+    public static func chooseKernelsForThisCPU() {
+        let env = ProcessInfo.processInfo.environment
+        // SEGDIST_BLAS_PRETEND (tests only) stands for OpenBLAS's own choice
+        let chosen = env["SEGDIST_BLAS_PRETEND"] ?? blasKernelName
+        guard env["OPENBLAS_CORETYPE"] == nil, env[reexecMarker] == nil,
+              let want = better(than: chosen, vectorLevel: Int(segdist_cpu_vector_level())) else { return }
+        setenv("OPENBLAS_CORETYPE", want, 1)
+        setenv(reexecMarker, "\(chosen)->\(want)", 1)
+        var argv: [UnsafeMutablePointer<CChar>?] = CommandLine.arguments.map { strdup($0) } + [nil]
+        _ = argv.withUnsafeMutableBufferPointer { segdist_reexec($0.baseAddress!) }
+        // still here: the restart failed; carry on with OpenBLAS's own choice
+        unsetenv("OPENBLAS_CORETYPE")
+    }
+}
+
+extension BLASKernels {
+    /// The CPU's vector level (2: AVX-512, 1: AVX2 + FMA, 0: neither).
+    public static var vectorLevel: Int { Int(segdist_cpu_vector_level()) }
 }
