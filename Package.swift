@@ -42,10 +42,10 @@ let package = Package(
             "SegCore", "SegNN", "SegData", "SegDist", "SegTrain",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
-        .target(name: "SegTestSupport", dependencies: ["SegCore"], path: "Tests/SegTestSupport"),
+        .target(name: "SegTestSupport", dependencies: ["SegCore", "CPNG"], path: "Tests/SegTestSupport"),
         .testTarget(name: "SegCoreTests", dependencies: ["SegCore", "SegTestSupport"]),
         .testTarget(name: "SegNNTests", dependencies: ["SegNN", "SegCore", "SegTestSupport"]),
-        .testTarget(name: "SegDataTests", dependencies: ["SegData", "SegCore", "CPNG"]),
+        .testTarget(name: "SegDataTests", dependencies: ["SegData", "SegCore", "CPNG", "SegTestSupport"]),
         .testTarget(name: "SegTrainTests", dependencies: ["SegTrain", "SegNN", "SegCore", "SegData", "SegDist", "SegTestSupport", "CPNG"]),
     ],
     swiftLanguageModes: [.v5]

@@ -3,6 +3,7 @@ import Foundation
 import CPNG
 import SegCore
 import SegData
+import SegTestSupport
 
 /// Image and mask files as people have them: PNG in every colour type and depth, JPEG, palette
 /// masks with PASCAL VOC's ignore value, colour masks; and every malformed case named.
@@ -14,17 +15,8 @@ final class ImageFileTests: XCTestCase {
     }
     override func tearDownWithError() throws { try? FileManager.default.removeItem(atPath: dir) }
 
-    /// Writes a PNG with libpng's simplified writer: `format` as png_image's (PNG_FORMAT_FLAG_*),
-    /// `bytes` its pixels (16-bit samples in host order), `colormap` RGB entries for palettes.
     static func writePNG(_ path: String, width: Int, height: Int, format: UInt32, bytes: [UInt8], colormap: [UInt8] = []) throws {
-        var image = png_image()
-        image.version = UInt32(PNG_IMAGE_VERSION)
-        image.width = UInt32(width); image.height = UInt32(height); image.format = format
-        image.colormap_entries = UInt32(colormap.count / 3)
-        let ok = bytes.withUnsafeBytes { b in
-            colormap.withUnsafeBytes { png_image_write_to_file(&image, path, 0, b.baseAddress, 0, colormap.isEmpty ? nil : $0.baseAddress) }
-        }
-        XCTAssertNotEqual(ok, 0, "writing \(path)")
+        XCTAssertTrue(writeTestPNG(path, width: width, height: height, format: format, bytes: bytes, colormap: colormap), "writing \(path)")
     }
 
     static func bytes16(_ v: [UInt16]) -> [UInt8] { v.withUnsafeBytes { Array($0) } }

@@ -3,6 +3,7 @@ import Foundation
 import SegCore
 import SegData
 import SegTrain
+import SegTestSupport
 import SegNN
 
 /// `data: folder`: PNG images and masks paired by name, the layout `segdist generate` writes.
@@ -195,14 +196,7 @@ import CPNG
 /// Every image and mask kind a folder may hold, each trained for a few steps.
 extension FolderDatasetTests {
     func writePNG(_ path: String, width: Int, height: Int, format: UInt32, bytes: [UInt8], colormap: [UInt8] = []) {
-        var image = png_image()
-        image.version = UInt32(PNG_IMAGE_VERSION)
-        image.width = UInt32(width); image.height = UInt32(height); image.format = format
-        image.colormap_entries = UInt32(colormap.count / 3)
-        let ok = bytes.withUnsafeBytes { b in
-            colormap.withUnsafeBytes { png_image_write_to_file(&image, path, 0, b.baseAddress, 0, colormap.isEmpty ? nil : $0.baseAddress) }
-        }
-        XCTAssertNotEqual(ok, 0, path)
+        XCTAssertTrue(writeTestPNG(path, width: width, height: height, format: format, bytes: bytes, colormap: colormap), path)
     }
 
     func testEveryFileKindTrains() throws {

@@ -32,12 +32,19 @@ struct ConfigOptions: ParsableArguments {
     }
 }
 
+/// `--checkpoint` or `--weights`: where `eval`, `predict` and `export` take the model from.
+struct ModelSource: ParsableArguments {
+    @Option(help: "A segdist checkpoint (its config unless --config/--set say otherwise).") var checkpoint: String?
+    @Option(help: "A plain state_dict (safetensors, e.g. converted torchvision weights) for the model named by --config/--set, instead of a checkpoint.")
+    var weights: String?
+}
+
 /// The model `eval` and `predict` run: a training checkpoint (its config unless --config/--set
 /// say otherwise), or a plain state_dict (`--weights`) for the model the recipe names. Returns
 /// the config, the loaded model, the checkpoint's step (nil for weights) and the file read.
-func loadModel(checkpoint: String?, weights: String?, recipe: ConfigOptions, checkingData: Bool = true) throws
+func loadModel(_ source: ModelSource, recipe: ConfigOptions, checkingData: Bool = true) throws
     -> (TrainingConfig, SegmentationModel, Int?, String) {
-    switch (checkpoint, weights) {
+    switch (source.checkpoint, source.weights) {
     case let (path?, nil):
         let ckpt = try Checkpoint(path: path)
         let config = try recipe.resolve(fallback: (ckpt.configText, path), checkingData: checkingData)

@@ -8,15 +8,13 @@ struct EvalCommand: ParsableCommand {
         commandName: "eval",
         abstract: "Dice and Jaccard of a checkpoint on the validation set; printed and written as JSON.")
 
-    @Option(help: "Checkpoint to evaluate.") var checkpoint: String?
-    @Option(help: "A plain state_dict (safetensors, e.g. converted torchvision weights) for the model named by --config/--set, instead of a checkpoint.")
-    var weights: String?
+    @OptionGroup var source: ModelSource
     @OptionGroup var recipe: ConfigOptions
     @Option(help: "Where to write the JSON (default: eval.json beside the checkpoint).") var output: String?
 
     func run() throws {
         try reportingErrors {
-            let (config, model, step, source) = try loadModel(checkpoint: checkpoint, weights: weights, recipe: recipe)
+            let (config, model, step, source) = try loadModel(source, recipe: recipe)
             let data = try config.makeDataset()
             let batches = validationBatches(data: data, indices: 0..<data.validationCount, batch: config.batchSize)
             let scores = evaluate(model: model, batches: batches, activation: config.loss.outputActivation)

@@ -13,9 +13,7 @@ struct ExportCommand: ParsableCommand {
         the model has a fixed-size step (PSPNet): then they are --height x --width.
         """)
 
-    @Option(help: "Checkpoint to export.") var checkpoint: String?
-    @Option(help: "A plain state_dict (safetensors) for the model named by --config/--set, instead of a checkpoint.")
-    var weights: String?
+    @OptionGroup var source: ModelSource
     @OptionGroup var recipe: ConfigOptions
     @Option(help: "The .onnx file to write.") var output: String
     @Option(help: "Height the model is traced at (default: the recipe's image_size).") var height: Int?
@@ -23,7 +21,7 @@ struct ExportCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            let (config, model, step, source) = try loadModel(checkpoint: checkpoint, weights: weights, recipe: recipe, checkingData: false)
+            let (config, model, step, source) = try loadModel(source, recipe: recipe, checkingData: false)
             let (h, w) = (height ?? config.imageSize, width ?? config.imageSize)
             let minSide = 1 << config.model.downsamplings
             guard h >= minSide, w >= minSide, h <= 4096, w <= 4096 else {

@@ -15,9 +15,7 @@ struct PredictCommand: ParsableCommand {
         for more, or the class_colors of the recipe.
         """)
 
-    @Option(help: "Checkpoint to predict with.") var checkpoint: String?
-    @Option(help: "A plain state_dict (safetensors, e.g. converted torchvision weights) for the model named by --config/--set, instead of a checkpoint.")
-    var weights: String?
+    @OptionGroup var source: ModelSource
     @OptionGroup var recipe: ConfigOptions
     @Option(help: "Input image (PNG or JPEG), or a folder of them.") var input: String
     @Option(help: "Ground-truth mask (PNG) to show beside the prediction (single image).") var mask: String?
@@ -30,7 +28,7 @@ struct PredictCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            let (config, model, _, _) = try loadModel(checkpoint: checkpoint, weights: weights, recipe: recipe, checkingData: false)
+            let (config, model, _, _) = try loadModel(source, recipe: recipe, checkingData: false)
             guard tile >= 0, batch >= 1, (overlap ?? 0) >= 0 else { throw ValidationError("--tile, --overlap and --batch must not be negative (--batch at least 1)") }
             var isDirectory: ObjCBool = false
             guard FileManager.default.fileExists(atPath: input, isDirectory: &isDirectory) else {
