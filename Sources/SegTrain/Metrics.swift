@@ -1,7 +1,9 @@
 import SegCore
 
 /// Per-class Dice and Jaccard with the lab's smoothing, (2|A∩B| + 1e-4) / (|A| + |B| + 1e-4) and
-/// (|A∩B| + 1e-4) / (|A∪B| + 1e-4), so two empty masks score 1; averaged over images.
+/// (|A∩B| + 1e-4) / (|A∪B| + 1e-4), so two empty masks score 1; averaged over images. The
+/// pooled Dice takes the pixel counts of all images together (what PyTorch reference scripts
+/// such as torch_train.py print), which weighs images by their foreground.
 /// Predictions follow the loss's `outputActivation`: a channel's logit > 0 (sigmoid > 0.5), or
 /// the arg-max class (softmax).
 public struct SegmentationScores: Equatable, Sendable {
@@ -10,15 +12,26 @@ public struct SegmentationScores: Equatable, Sendable {
     public private(set) var diceSum: [Double]
     public private(set) var jaccardSum: [Double]
     public private(set) var images = 0
+    /// Per class, summed over images: |A∩B|, |A|, |B| (pixels).
+    public private(set) var pixelCounts: [Double]
 
     public init(classes: Int) {
         self.classes = classes
         diceSum = .init(repeating: 0, count: classes); jaccardSum = .init(repeating: 0, count: classes)
+        pixelCounts = .init(repeating: 0, count: 3 * classes)
     }
 
     /// Scores from sums gathered elsewhere (e.g. reduced over ranks).
-    public init(classes: Int, diceSum: [Double], jaccardSum: [Double], images: Int) {
+    public init(classes: Int, diceSum: [Double], jaccardSum: [Double], images: Int, pixelCounts: [Double]? = nil) {
         self.classes = classes; self.diceSum = diceSum; self.jaccardSum = jaccardSum; self.images = images
+        self.pixelCounts = pixelCounts ?? .init(repeating: 0, count: 3 * classes)
+    }
+
+    /// Every sum as one array (to add over ranks) and back.
+    public var sums: [Double] { diceSum + jaccardSum + pixelCounts + [Double(images)] }
+    public init(classes k: Int, sums: [Double]) {
+        self.init(classes: k, diceSum: Array(sums[0..<k]), jaccardSum: Array(sums[k..<(2 * k)]), images: Int(sums[5 * k]),
+                  pixelCounts: Array(sums[(2 * k)..<(5 * k)]))
     }
 
     public static let smooth = 1e-4
@@ -43,6 +56,7 @@ public struct SegmentationScores: Equatable, Sendable {
                 let i = 3 * (b * c + k)
                 diceSum[k] += Self.dice(intersection: counts[i], predicted: counts[i + 1], truth: counts[i + 2])
                 jaccardSum[k] += Self.jaccard(intersection: counts[i], predicted: counts[i + 1], truth: counts[i + 2])
+                for j in 0..<3 { pixelCounts[3 * k + j] += Double(counts[i + j]) }
             }
         }
         images += n
@@ -51,6 +65,7 @@ public struct SegmentationScores: Equatable, Sendable {
     /// Adds another shard's sums (evaluation split over workers or ranks).
     public mutating func merge(_ other: SegmentationScores) {
         for k in 0..<classes { diceSum[k] += other.diceSum[k]; jaccardSum[k] += other.jaccardSum[k] }
+        for j in pixelCounts.indices { pixelCounts[j] += other.pixelCounts[j] }
         images += other.images
     }
 
@@ -59,5 +74,14 @@ public struct SegmentationScores: Equatable, Sendable {
     /// The headline numbers: means over the foreground classes (all but class 0); with a single
     /// channel, that channel is the foreground.
     public var foregroundDice: Double { classes == 1 ? dice[0] : dice.dropFirst().reduce(0, +) / Double(classes - 1) }
+    /// Dice per class over the pixels of all images together.
+    public var pooledDice: [Double] {
+        (0..<classes).map { k in
+            (2 * pixelCounts[3 * k] + Self.smooth) / (pixelCounts[3 * k + 1] + pixelCounts[3 * k + 2] + Self.smooth)
+        }
+    }
+    public var pooledForegroundDice: Double {
+        classes == 1 ? pooledDice[0] : pooledDice.dropFirst().reduce(0, +) / Double(classes - 1)
+    }
     public var foregroundJaccard: Double { classes == 1 ? jaccard[0] : jaccard.dropFirst().reduce(0, +) / Double(classes - 1) }
 }

@@ -187,6 +187,7 @@ public final class TrainingRun {
                                              "dice": scores.dice, "jaccard": scores.jaccard,
                                              "foreground_dice": scores.foregroundDice,
                                              "foreground_jaccard": scores.foregroundJaccard,
+                                             "pooled_foreground_dice": scores.pooledForegroundDice,
                                              "elapsed_s": Date().timeIntervalSince(started)]
                 let improved = scores.foregroundDice > (bestDice ?? -1)
                 if improved { bestDice = scores.foregroundDice }
@@ -200,9 +201,9 @@ public final class TrainingRun {
                         try events.image("val/prediction", validationPanel(), step: step)
                     }
                 }
-                progress?.note(String(format: "step %d: validation Dice %.4f  Jaccard %.4f  (per class Dice %@)", step,
+                progress?.note(String(format: "step %d: validation Dice %.4f  Jaccard %.4f  (per class Dice %@; pooled Dice %.4f)", step,
                                       scores.foregroundDice, scores.foregroundJaccard,
-                                      scores.dice.map { String(format: "%.3f", $0) }.joined(separator: " ")))
+                                      scores.dice.map { String(format: "%.3f", $0) }.joined(separator: " "), scores.pooledForegroundDice))
                 if isRoot {
                     if improved { try writeCheckpoint(named: "best.safetensors", epoch: epoch) }
                     writePicture(drawLossCurve(losses: lossHistory, dice: diceHistory, classDice: classDiceHistory, totalSteps: total),
@@ -234,10 +235,9 @@ public final class TrainingRun {
         }
         let local = evaluate(model: model, batches: validationShard!, activation: activation)
         guard n > 1 else { return local }
-        var sums = local.diceSum + local.jaccardSum + [Double(local.images)]
-        sums.withUnsafeMutableBufferPointer { communicator.sumInPlace($0.baseAddress!, count: 2 * k + 1) }
-        return SegmentationScores(classes: k, diceSum: Array(sums[0..<k]), jaccardSum: Array(sums[k..<(2 * k)]),
-                                  images: Int(sums[2 * k]))
+        var sums = local.sums
+        sums.withUnsafeMutableBufferPointer { communicator.sumInPlace($0.baseAddress!, count: $0.count) }
+        return SegmentationScores(classes: k, sums: sums)
     }
 
     /// Measures a step's memory on a probe pass and refuses, before any step, a run whose step

@@ -37,6 +37,11 @@ final class MetricsTests: XCTestCase {
         merged.merge(s); merged.merge(s)
         XCTAssertEqual(merged.dice, s.dice)
         XCTAssertEqual(merged.images, 4)
+        // pooled over both images' pixels: foreground |A∩B| = 1, |A| = 1 + 2, |B| = 1 + 0
+        let pooled: Double = (2 + 1e-4) / (4 + 1e-4)
+        XCTAssertEqual(s.pooledForegroundDice, pooled, accuracy: 1e-12)
+        XCTAssertEqual(merged.pixelCounts, s.pixelCounts.map { 2 * $0 })
+        XCTAssertEqual(SegmentationScores(classes: 2, sums: merged.sums), merged, "the sums rank reduction adds round-trip")
     }
 
     func testASingleChannelIsTheForeground() {

@@ -21,6 +21,7 @@ struct EvalCommand: ParsableCommand {
             let path = output ?? URL(fileURLWithPath: source).deletingLastPathComponent().appendingPathComponent("eval.json").path
             try printJSON(["checkpoint": source, "step": step as Any, "images": scores.images, "dice": scores.dice,
                            "jaccard": scores.jaccard, "foreground_dice": scores.foregroundDice,
+                           "pooled_foreground_dice": scores.pooledForegroundDice,
                            "foreground_jaccard": scores.foregroundJaccard], to: path)
             FileHandle.standardError.write("wrote \(path)\n".data(using: .utf8)!)
         }
