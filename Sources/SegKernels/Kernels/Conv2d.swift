@@ -7,6 +7,11 @@
 public func conv2dForward(x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
                           y: UnsafeMutablePointer<Float>, batch: Int, outChannels: Int, geometry g: ConvGeometry) {
     let K = g.patchSize, P = g.outPixels, Cout = outChannels
+    if g.isWinograd3x3 {
+        winogradConv3x3(x: x, weight: weight, bias: bias, y: y, batch: batch, inChannels: g.channels, outChannels: Cout,
+                        height: g.height, width: g.width)
+        return
+    }
     Parallel.chunks(batch) { _, images in
         let scratch = g.isPointwise ? nil : UnsafeMutablePointer<Float>.allocate(capacity: K * P)
         defer { scratch?.deallocate() }
@@ -34,6 +39,14 @@ public func conv2dBackward(x: UnsafePointer<Float>, weight: UnsafePointer<Float>
     let adjoint = g.adjointGeometry(outChannels: Cout)
     var flipped: [Float] = []
     if adjoint != nil, dx != nil { flipped = flippedTransposedKernel(weight, outChannels: Cout, geometry: g) }
+    // the input gradient of a 3x3 / stride 1 / padding 1 convolution is one too: Winograd
+    let winogradInputGradient = adjoint?.isWinograd3x3 == true && dx != nil
+    if winogradInputGradient, let dx {
+        flipped.withUnsafeBufferPointer {
+            winogradConv3x3(x: dy, weight: $0.baseAddress!, bias: nil, y: dx, batch: batch, inChannels: Cout,
+                            outChannels: g.channels, height: g.outH, width: g.outW)
+        }
+    }
     let workers = Parallel.workers(for: batch)
     let partials = UnsafeMutablePointer<Float>.allocate(capacity: workers * Cout * K)
     partials.initialize(repeating: 0, count: workers * Cout * K)
@@ -50,7 +63,7 @@ public func conv2dBackward(x: UnsafePointer<Float>, weight: UnsafePointer<Float>
                 if !g.isPointwise { im2col(xn, scratch!, g) }
                 let col = g.isPointwise ? xn : UnsafePointer(scratch!)
                 sgemm(transB: true, m: Cout, n: K, k: P, a: dyn, lda: P, b: col, ldb: P, beta: 1, c: dw, ldc: K)
-                guard let dx else { continue }
+                guard let dx, !winogradInputGradient else { continue }
                 let dxn = dx + n * g.channels * Q
                 if g.isPointwise {
                     // dx_n (Cin, Q) = W^T (Cin, Cout) * dy_n (Cout, P)

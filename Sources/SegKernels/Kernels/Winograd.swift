@@ -1,0 +1,169 @@
+// Winograd F(2x2, 3x3) for 3x3, stride-1, padding-1, undilated convolutions (the UNet's, and
+// their stride-1 input gradients): each 2x2 output tile is A^T [ (G g G^T) ⊙ (B^T d B) ] A of a
+// 4x4 input tile d, so the multiply-adds move into 16 GEMMs (Cout x Cin) x (Cin x tiles) of
+// 2.25x fewer multiplications than direct convolution, and the input is expanded 4x instead of
+// im2col's 9x. The transforms use only adds and halves (exact in floating point).
+//
+// Layouts: U[ξ][Cout][Cin] (transformed weights), V[ξ][Cin][T], M[ξ][Cout][T], ξ = 4i + j of the
+// 4x4 tile, T = tile rows x tile columns of one image.
+
+extension ConvGeometry {
+    /// Whether the Winograd path applies: 3x3, stride 1, padding 1, dilation 1, and an image big
+    /// enough for tiles to pay off.
+    public var isWinograd3x3: Bool {
+        kernelH == 3 && kernelW == 3 && stride == 1 && padding == 1 && dilation == 1 && height >= 4 && width >= 4 && channels >= 16
+    }
+}
+
+/// U = G g G^T for every (co, ci): weights (Cout, Cin, 3, 3) -> U (16, Cout, Cin).
+func winogradWeights(_ w: UnsafePointer<Float>, _ u: UnsafeMutablePointer<Float>, outChannels: Int, inChannels: Int) {
+    let pairs = outChannels * inChannels
+    for p in 0..<pairs {
+        let g = w + p * 9
+        // G g: rows g0, (g0+g1+g2)/2, (g0-g1+g2)/2, g2 (each a row of 3)
+        var gg = [Float](repeating: 0, count: 12)
+        for c in 0..<3 {
+            let a = g[c], b = g[3 + c], d = g[6 + c]
+            gg[c] = a; gg[3 + c] = 0.5 * (a + b + d); gg[6 + c] = 0.5 * (a - b + d); gg[9 + c] = d
+        }
+        // (G g) G^T: each row (a, b, c) -> (a, (a+b+c)/2, (a-b+c)/2, c)
+        for r in 0..<4 {
+            let a = gg[3 * r], b = gg[3 * r + 1], c = gg[3 * r + 2]
+            let row = [a, 0.5 * (a + b + c), 0.5 * (a - b + c), c]
+            for j in 0..<4 { u[(4 * r + j) * pairs + p] = row[j] }
+        }
+    }
+}
+
+/// V = B^T d B for every channel and tile of one image (C, H, W) -> V (16, C, T). Each padded
+/// input row is split into its even and odd columns, so that tile tx reads columns tx and
+/// tx + 1 of both halves and every step runs on SIMD lanes across the tiles.
+func winogradInput(_ x: UnsafePointer<Float>, _ v: UnsafeMutablePointer<Float>, channels: Int, height h: Int, width w: Int,
+                   rows: UnsafeMutablePointer<Float>) {
+    let th = (h + 1) / 2, tw = (w + 1) / 2, t = th * tw
+    let hw = tw + 1 + 8                // a half row: tw + 1 columns used, room for a vector overrun
+    let plane = channels * t
+    // 4 input rows as (even, odd) halves, then the 4 row combinations B^T d, as halves too
+    let input = rows, comb = rows + 8 * hw
+    for c in 0..<channels {
+        let img = x + c * h * w
+        for ty in 0..<th {
+            for k in 0..<4 {
+                let y = 2 * ty - 1 + k, even = input + 2 * k * hw, odd = even + hw
+                even.update(repeating: 0, count: hw); odd.update(repeating: 0, count: hw)
+                guard y >= 0 && y < h else { continue }
+                // padded column 2m is input column 2m - 1; 2m + 1 is input column 2m
+                let src = img + y * w
+                var m = 0
+                while 2 * m < w { odd[m] = src[2 * m]; if 2 * m + 1 < w { even[m + 1] = src[2 * m + 1] }; m += 1 }
+            }
+            // B^T d over rows: r0 - r2, r1 + r2, r2 - r1, r1 - r3 (both halves at once)
+            let n = 2 * hw
+            let r0 = input, r1 = input + n, r2 = input + 2 * n, r3 = input + 3 * n
+            let c0 = comb, c1 = comb + n, c2 = comb + 2 * n, c3 = comb + 3 * n
+            var j = 0
+            while j + 8 <= n {
+                let a = load(r0, j), b = load(r1, j), d = load(r2, j), e = load(r3, j)
+                store(a - d, c0, j); store(b + d, c1, j); store(d - b, c2, j); store(b - e, c3, j)
+                j += 8
+            }
+            while j < n {
+                c0[j] = r0[j] - r2[j]; c1[j] = r1[j] + r2[j]; c2[j] = r2[j] - r1[j]; c3[j] = r1[j] - r3[j]
+                j += 1
+            }
+            // ... then B over each tile's columns p0..p3 = E[tx], O[tx], E[tx+1], O[tx+1]:
+            // p0 - p2, p1 + p2, p2 - p1, p1 - p3
+            let base = c * t + ty * tw
+            for i in 0..<4 {
+                let e = comb + i * n, o = e + hw
+                let o0 = v + (4 * i) * plane + base, o1 = v + (4 * i + 1) * plane + base
+                let o2 = v + (4 * i + 2) * plane + base, o3 = v + (4 * i + 3) * plane + base
+                var tx = 0
+                while tx + 8 <= tw {
+                    let p0 = load(e, tx), p1 = load(o, tx), p2 = load(e, tx + 1), p3 = load(o, tx + 1)
+                    store(p0 - p2, o0, tx); store(p1 + p2, o1, tx); store(p2 - p1, o2, tx); store(p1 - p3, o3, tx)
+                    tx += 8
+                }
+                while tx < tw {
+                    let p0 = e[tx], p1 = o[tx], p2 = e[tx + 1], p3 = o[tx + 1]
+                    o0[tx] = p0 - p2; o1[tx] = p1 + p2; o2[tx] = p2 - p1; o3[tx] = p1 - p3
+                    tx += 1
+                }
+            }
+        }
+    }
+}
+
+/// y = A^T M A for every output channel and tile: M (16, Cout, T) -> y (Cout, H, W), plus bias;
+/// SIMD lanes across the tiles of a tile row.
+func winogradOutput(_ m: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?,
+                    outChannels: Int, height h: Int, width w: Int, scratch: UnsafeMutablePointer<Float>) {
+    let th = (h + 1) / 2, tw = (w + 1) / 2, t = th * tw, plane = outChannels * t
+    // scratch: the 4 results (y00, y01, y10, y11) of every tile of a row
+    let q0 = scratch, q1 = scratch + tw, q2 = scratch + 2 * tw, q3 = scratch + 3 * tw
+    for co in 0..<outChannels {
+        let b = bias?[co] ?? 0, bv = Lanes(repeating: b)
+        let out = y + co * h * w
+        for ty in 0..<th {
+            let base = co * t + ty * tw
+            func row(_ xi: Int) -> UnsafePointer<Float> { m + xi * plane + base }
+            var tx = 0
+            while tx + 8 <= tw {
+                // rows of A^T M: s0 = m0j + m1j + m2j, s1 = m1j - m2j - m3j, for columns j = 0..3
+                @inline(__always) func rows(_ j: Int) -> (Lanes, Lanes) {
+                    let a = load(row(j), tx), bb = load(row(4 + j), tx), c = load(row(8 + j), tx), d = load(row(12 + j), tx)
+                    return (a + bb + c, bb - c - d)
+                }
+                let (a0, b0) = rows(0), (a1, b1) = rows(1), (a2, b2) = rows(2), (a3, b3) = rows(3)
+                // ... then A over columns: (c0 + c1 + c2, c1 - c2 - c3)
+                store(a0 + a1 + a2 + bv, q0, tx); store(a1 - a2 - a3 + bv, q1, tx)
+                store(b0 + b1 + b2 + bv, q2, tx); store(b1 - b2 - b3 + bv, q3, tx)
+                tx += 8
+            }
+            while tx < tw {
+                var s0 = (Float(0), Float(0), Float(0), Float(0)), s1 = s0
+                func at(_ xi: Int) -> Float { row(xi)[tx] }
+                s0.0 = at(0) + at(4) + at(8); s1.0 = at(4) - at(8) - at(12)
+                s0.1 = at(1) + at(5) + at(9); s1.1 = at(5) - at(9) - at(13)
+                s0.2 = at(2) + at(6) + at(10); s1.2 = at(6) - at(10) - at(14)
+                s0.3 = at(3) + at(7) + at(11); s1.3 = at(7) - at(11) - at(15)
+                q0[tx] = s0.0 + s0.1 + s0.2 + b; q1[tx] = s0.1 - s0.2 - s0.3 + b
+                q2[tx] = s1.0 + s1.1 + s1.2 + b; q3[tx] = s1.1 - s1.2 - s1.3 + b
+                tx += 1
+            }
+            // interleave into output rows 2ty and 2ty + 1
+            let oy = 2 * ty
+            let top = out + oy * w
+            for x in 0..<(w / 2) { top[2 * x] = q0[x]; top[2 * x + 1] = q1[x] }
+            if w % 2 == 1 { top[w - 1] = q0[tw - 1] }
+            guard oy + 1 < h else { continue }
+            let bottom = top + w
+            for x in 0..<(w / 2) { bottom[2 * x] = q2[x]; bottom[2 * x + 1] = q3[x] }
+            if w % 2 == 1 { bottom[w - 1] = q2[tw - 1] }
+        }
+    }
+}
+
+/// y (N, Cout, H, W) = conv3x3(x (N, Cin, H, W), weight (Cout, Cin, 3, 3), stride 1, padding 1) + bias.
+public func winogradConv3x3(x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+                            y: UnsafeMutablePointer<Float>, batch: Int, inChannels cin: Int, outChannels cout: Int,
+                            height h: Int, width w: Int) {
+    let th = (h + 1) / 2, tw = (w + 1) / 2, t = th * tw
+    let u = UnsafeMutablePointer<Float>.allocate(capacity: 16 * cout * cin)
+    defer { u.deallocate() }
+    winogradWeights(weight, u, outChannels: cout, inChannels: cin)
+    Parallel.chunks(batch) { _, images in
+        let v = UnsafeMutablePointer<Float>.allocate(capacity: 16 * cin * t)
+        let m = UnsafeMutablePointer<Float>.allocate(capacity: 16 * cout * t)
+        let rows = UnsafeMutablePointer<Float>.allocate(capacity: 16 * (tw + 9) + 4 * tw)
+        defer { v.deallocate(); m.deallocate(); rows.deallocate() }
+        for n in images {
+            winogradInput(x + n * cin * h * w, v, channels: cin, height: h, width: w, rows: rows)
+            for xi in 0..<16 {
+                sgemm(m: cout, n: t, k: cin, a: u + xi * cout * cin, lda: cin, b: v + xi * cin * t, ldb: t,
+                      beta: 0, c: m + xi * cout * t, ldc: t)
+            }
+            winogradOutput(m, y + n * cout * h * w, bias: bias, outChannels: cout, height: h, width: w, scratch: rows)
+        }
+    }
+}
