@@ -47,6 +47,12 @@ public func conv2dBackward(x: UnsafePointer<Float>, weight: UnsafePointer<Float>
                             outChannels: g.channels, height: g.outH, width: g.outW)
         }
     }
+    if g.isWinograd3x3 {
+        winogradConv3x3WeightGradient(x: x, dy: dy, dweight: dweight, batch: batch, inChannels: g.channels, outChannels: Cout,
+                                      height: g.height, width: g.width)
+        if dx == nil || winogradInputGradient { return }
+    }
+    let weightGradientDone = g.isWinograd3x3
     let workers = Parallel.workers(for: batch)
     let partials = UnsafeMutablePointer<Float>.allocate(capacity: workers * Cout * K)
     partials.initialize(repeating: 0, count: workers * Cout * K)
@@ -60,9 +66,11 @@ public func conv2dBackward(x: UnsafePointer<Float>, weight: UnsafePointer<Float>
             for n in images {
                 let xn = x + n * g.channels * Q, dyn = dy + n * Cout * P
                 // dW (Cout, K) += dy_n (Cout, P) * col_n^T (P, K)
-                if !g.isPointwise { im2col(xn, scratch!, g) }
-                let col = g.isPointwise ? xn : UnsafePointer(scratch!)
-                sgemm(transB: true, m: Cout, n: K, k: P, a: dyn, lda: P, b: col, ldb: P, beta: 1, c: dw, ldc: K)
+                if !weightGradientDone {
+                    if !g.isPointwise { im2col(xn, scratch!, g) }
+                    let col = g.isPointwise ? xn : UnsafePointer(scratch!)
+                    sgemm(transB: true, m: Cout, n: K, k: P, a: dyn, lda: P, b: col, ldb: P, beta: 1, c: dw, ldc: K)
+                }
                 guard let dx, !winogradInputGradient else { continue }
                 let dxn = dx + n * g.channels * Q
                 if g.isPointwise {
@@ -82,7 +90,7 @@ public func conv2dBackward(x: UnsafePointer<Float>, weight: UnsafePointer<Float>
             }
         }
     }
-    for w in 0..<workers { addInPlace(dweight, partials + w * Cout * K, count: Cout * K) }
+    if !weightGradientDone { for w in 0..<workers { addInPlace(dweight, partials + w * Cout * K, count: Cout * K) } }
 }
 
 extension ConvGeometry {

@@ -35,39 +35,48 @@ func winogradWeights(_ w: UnsafePointer<Float>, _ u: UnsafeMutablePointer<Float>
     }
 }
 
-/// V = B^T d B for every channel and tile of one image (C, H, W) -> V (16, C, T). Each padded
-/// input row is split into its even and odd columns, so that tile tx reads columns tx and
-/// tx + 1 of both halves and every step runs on SIMD lanes across the tiles.
+/// Scratch floats `winogradInput` needs for an `h x w` image.
+func winogradInputScratch(height h: Int, width w: Int) -> Int {
+    let th = (h + 1) / 2, tw = (w + 1) / 2, hw = tw + 9
+    return (2 * th + 2) * 2 * hw + 8 * hw
+}
+
+/// V = B^T d B for every channel and tile of one image (C, H, W) -> V (16, C, T). Each channel
+/// is first split into the even and odd columns of its zero-padded plane (padded column 2m is
+/// input column 2m - 1), so that tile tx reads half-columns tx and tx + 1 and every step runs
+/// on SIMD lanes across the tiles. `scratch` must hold `winogradInputScratch` floats and be
+/// zero on the first call for a geometry (the padding is never written).
 func winogradInput(_ x: UnsafePointer<Float>, _ v: UnsafeMutablePointer<Float>, channels: Int, height h: Int, width w: Int,
-                   rows: UnsafeMutablePointer<Float>) {
+                   scratch: UnsafeMutablePointer<Float>) {
     let th = (h + 1) / 2, tw = (w + 1) / 2, t = th * tw
-    let hw = tw + 1 + 8                // a half row: tw + 1 columns used, room for a vector overrun
+    let hw = tw + 9, stride = 2 * hw   // a padded row: even half, then odd half
     let plane = channels * t
-    // 4 input rows as (even, odd) halves, then the 4 row combinations B^T d, as halves too
-    let input = rows, comb = rows + 8 * hw
+    let padded = scratch, comb = scratch + (2 * th + 2) * stride
     for c in 0..<channels {
         let img = x + c * h * w
-        for ty in 0..<th {
-            for k in 0..<4 {
-                let y = 2 * ty - 1 + k, even = input + 2 * k * hw, odd = even + hw
-                even.update(repeating: 0, count: hw); odd.update(repeating: 0, count: hw)
-                guard y >= 0 && y < h else { continue }
-                // padded column 2m is input column 2m - 1; 2m + 1 is input column 2m
-                let src = img + y * w
-                var m = 0
-                while 2 * m < w { odd[m] = src[2 * m]; if 2 * m + 1 < w { even[m + 1] = src[2 * m + 1] }; m += 1 }
+        // split: odd half[m] = input column 2m, even half[m + 1] = input column 2m + 1
+        for y in 0..<h {
+            let src = img + y * w, even = padded + (y + 1) * stride, odd = even + hw
+            var k = 0
+            while 16 * k + 16 <= w {
+                let v16 = UnsafeRawPointer(src + 16 * k).loadUnaligned(as: SIMD16<Float>.self)
+                store(v16.evenHalf, odd, 8 * k); store(v16.oddHalf, even, 8 * k + 1)
+                k += 1
             }
-            // B^T d over rows: r0 - r2, r1 + r2, r2 - r1, r1 - r3 (both halves at once)
-            let n = 2 * hw
-            let r0 = input, r1 = input + n, r2 = input + 2 * n, r3 = input + 3 * n
-            let c0 = comb, c1 = comb + n, c2 = comb + 2 * n, c3 = comb + 3 * n
+            var col = 16 * k
+            while col < w { if col % 2 == 0 { odd[col / 2] = src[col] } else { even[col / 2 + 1] = src[col] }; col += 1 }
+        }
+        for ty in 0..<th {
+            // B^T d over padded rows 2ty..2ty+3: r0 - r2, r1 + r2, r2 - r1, r1 - r3 (both halves at once)
+            let r0 = padded + 2 * ty * stride, r1 = r0 + stride, r2 = r1 + stride, r3 = r2 + stride
+            let c0 = comb, c1 = comb + stride, c2 = comb + 2 * stride, c3 = comb + 3 * stride
             var j = 0
-            while j + 8 <= n {
+            while j + 8 <= stride {
                 let a = load(r0, j), b = load(r1, j), d = load(r2, j), e = load(r3, j)
                 store(a - d, c0, j); store(b + d, c1, j); store(d - b, c2, j); store(b - e, c3, j)
                 j += 8
             }
-            while j < n {
+            while j < stride {
                 c0[j] = r0[j] - r2[j]; c1[j] = r1[j] + r2[j]; c2[j] = r2[j] - r1[j]; c3[j] = r1[j] - r3[j]
                 j += 1
             }
@@ -75,7 +84,7 @@ func winogradInput(_ x: UnsafePointer<Float>, _ v: UnsafeMutablePointer<Float>, 
             // p0 - p2, p1 + p2, p2 - p1, p1 - p3
             let base = c * t + ty * tw
             for i in 0..<4 {
-                let e = comb + i * n, o = e + hw
+                let e = comb + i * stride, o = e + hw
                 let o0 = v + (4 * i) * plane + base, o1 = v + (4 * i + 1) * plane + base
                 let o2 = v + (4 * i + 2) * plane + base, o3 = v + (4 * i + 3) * plane + base
                 var tx = 0
@@ -155,15 +164,115 @@ public func winogradConv3x3(x: UnsafePointer<Float>, weight: UnsafePointer<Float
     Parallel.chunks(batch) { _, images in
         let v = UnsafeMutablePointer<Float>.allocate(capacity: 16 * cin * t)
         let m = UnsafeMutablePointer<Float>.allocate(capacity: 16 * cout * t)
-        let rows = UnsafeMutablePointer<Float>.allocate(capacity: 16 * (tw + 9) + 4 * tw)
-        defer { v.deallocate(); m.deallocate(); rows.deallocate() }
+        let size = winogradInputScratch(height: h, width: w)
+        let rows = UnsafeMutablePointer<Float>.allocate(capacity: size)
+        rows.initialize(repeating: 0, count: size)
+        let outRows = UnsafeMutablePointer<Float>.allocate(capacity: 4 * tw)
+        defer { v.deallocate(); m.deallocate(); rows.deallocate(); outRows.deallocate() }
         for n in images {
-            winogradInput(x + n * cin * h * w, v, channels: cin, height: h, width: w, rows: rows)
+            winogradInput(x + n * cin * h * w, v, channels: cin, height: h, width: w, scratch: rows)
             for xi in 0..<16 {
                 sgemm(m: cout, n: t, k: cin, a: u + xi * cout * cin, lda: cin, b: v + xi * cin * t, ldb: t,
                       beta: 0, c: m + xi * cout * t, ldc: t)
             }
-            winogradOutput(m, y + n * cout * h * w, bias: bias, outChannels: cout, height: h, width: w, scratch: rows)
+            winogradOutput(m, y + n * cout * h * w, bias: bias, outChannels: cout, height: h, width: w, scratch: outRows)
         }
     }
+}
+
+/// DY = A dY A^T for every output channel and tile of one output gradient (Cout, H, W) ->
+/// DY (16, Cout, T): the transform whose product with V gives the transformed weight gradient.
+/// Rows of A dY: (a, b), (a + c, b + d), (a - c, b - d), (-c, -d); then each row (p, q) ->
+/// (p, p + q, p - q, -q). Pixels past the image's last row or column count as 0.
+func winogradOutputGradient(_ dy: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, outChannels: Int,
+                            height h: Int, width w: Int, rows: UnsafeMutablePointer<Float>) {
+    let th = (h + 1) / 2, tw = (w + 1) / 2, t = th * tw, plane = outChannels * t
+    // the tile row's pixels split by column parity: a = (2ty, even), b = (2ty, odd), c, d the row below
+    let a = rows, b = rows + tw, c = rows + 2 * tw, d = rows + 3 * tw
+    for co in 0..<outChannels {
+        let img = dy + co * h * w
+        for ty in 0..<th {
+            for k in 0..<2 {
+                let y = 2 * ty + k, even = k == 0 ? a : c, odd = k == 0 ? b : d
+                even.update(repeating: 0, count: tw); odd.update(repeating: 0, count: tw)
+                guard y < h else { continue }
+                let src = img + y * w
+                for x in 0..<(w / 2) { even[x] = src[2 * x]; odd[x] = src[2 * x + 1] }
+                if w % 2 == 1 { even[tw - 1] = src[w - 1] }
+            }
+            let base = co * t + ty * tw
+            func put(_ i: Int, _ tx: Int, _ p: Lanes, _ q: Lanes) {
+                store(p, out + (4 * i) * plane + base, tx); store(p + q, out + (4 * i + 1) * plane + base, tx)
+                store(p - q, out + (4 * i + 2) * plane + base, tx); store(-q, out + (4 * i + 3) * plane + base, tx)
+            }
+            var tx = 0
+            while tx + 8 <= tw {
+                let va = load(a, tx), vb = load(b, tx), vc = load(c, tx), vd = load(d, tx)
+                put(0, tx, va, vb); put(1, tx, va + vc, vb + vd); put(2, tx, va - vc, vb - vd); put(3, tx, -vc, -vd)
+                tx += 8
+            }
+            while tx < tw {
+                func put1(_ i: Int, _ p: Float, _ q: Float) {
+                    out[(4 * i) * plane + base + tx] = p; out[(4 * i + 1) * plane + base + tx] = p + q
+                    out[(4 * i + 2) * plane + base + tx] = p - q; out[(4 * i + 3) * plane + base + tx] = -q
+                }
+                put1(0, a[tx], b[tx]); put1(1, a[tx] + c[tx], b[tx] + d[tx]); put1(2, a[tx] - c[tx], b[tx] - d[tx]); put1(3, -c[tx], -d[tx])
+                tx += 1
+            }
+        }
+    }
+}
+
+/// dW (Cout, Cin, 3, 3) += G^T dU G for every (co, ci), dU (16, Cout, Cin).
+/// G^T rows: (1, 1/2, 1/2, 0), (0, 1/2, -1/2, 0), (0, 1/2, 1/2, 1).
+func winogradWeightGradient(_ du: UnsafePointer<Float>, _ dw: UnsafeMutablePointer<Float>, outChannels: Int, inChannels: Int) {
+    let pairs = outChannels * inChannels
+    for p in 0..<pairs {
+        var u = [Float](repeating: 0, count: 16)
+        for xi in 0..<16 { u[xi] = du[xi * pairs + p] }
+        // G^T over rows (4 -> 3), then over columns (4 -> 3)
+        var r = [Float](repeating: 0, count: 12)
+        for j in 0..<4 {
+            let u0 = u[j], u1 = u[4 + j], u2 = u[8 + j], u3 = u[12 + j]
+            r[j] = u0 + 0.5 * (u1 + u2); r[4 + j] = 0.5 * (u1 - u2); r[8 + j] = 0.5 * (u1 + u2) + u3
+        }
+        let g = dw + p * 9
+        for i in 0..<3 {
+            let u0 = r[4 * i], u1 = r[4 * i + 1], u2 = r[4 * i + 2], u3 = r[4 * i + 3]
+            g[3 * i] += u0 + 0.5 * (u1 + u2); g[3 * i + 1] += 0.5 * (u1 - u2); g[3 * i + 2] += 0.5 * (u1 + u2) + u3
+        }
+    }
+}
+
+/// dweight (Cout, Cin, 3, 3) += the weight gradient of a 3x3 / stride 1 / padding 1
+/// convolution of x (N, Cin, H, W) with output gradient dy (N, Cout, H, W): per image the input
+/// tiles V and the gradient tiles DY, then dU_ξ += DY_ξ V_ξ^T (16 GEMMs of depth T), and once
+/// dW += G^T dU G.
+public func winogradConv3x3WeightGradient(x: UnsafePointer<Float>, dy: UnsafePointer<Float>, dweight: UnsafeMutablePointer<Float>,
+                                          batch: Int, inChannels cin: Int, outChannels cout: Int, height h: Int, width w: Int) {
+    let th = (h + 1) / 2, tw = (w + 1) / 2, t = th * tw
+    let workers = Parallel.workers(for: batch)
+    let partials = UnsafeMutablePointer<Float>.allocate(capacity: workers * 16 * cout * cin)
+    partials.initialize(repeating: 0, count: workers * 16 * cout * cin)
+    defer { partials.deallocate() }
+    Parallel.chunks(batch, workers: workers) { worker, images in
+        let v = UnsafeMutablePointer<Float>.allocate(capacity: 16 * cin * t)
+        let dyt = UnsafeMutablePointer<Float>.allocate(capacity: 16 * cout * t)
+        let size = winogradInputScratch(height: h, width: w)
+        let rows = UnsafeMutablePointer<Float>.allocate(capacity: size)
+        rows.initialize(repeating: 0, count: size)
+        let gradientRows = UnsafeMutablePointer<Float>.allocate(capacity: 4 * tw)
+        defer { v.deallocate(); dyt.deallocate(); rows.deallocate(); gradientRows.deallocate() }
+        let du = partials + worker * 16 * cout * cin
+        for n in images {
+            winogradInput(x + n * cin * h * w, v, channels: cin, height: h, width: w, scratch: rows)
+            winogradOutputGradient(dy + n * cout * h * w, dyt, outChannels: cout, height: h, width: w, rows: gradientRows)
+            for xi in 0..<16 {
+                sgemm(transB: true, m: cout, n: cin, k: t, a: dyt + xi * cout * t, lda: t, b: v + xi * cin * t, ldb: t,
+                      beta: 1, c: du + xi * cout * cin, ldc: cin)
+            }
+        }
+    }
+    for worker in 1..<max(workers, 1) { addInPlace(partials, partials + worker * 16 * cout * cin, count: 16 * cout * cin) }
+    winogradWeightGradient(partials, dweight, outChannels: cout, inChannels: cin)
 }

@@ -1,0 +1,49 @@
+import XCTest
+import SegCore
+@testable import SegKernels
+
+/// The Winograd F(2x2, 3x3) path (3x3, stride 1, padding 1, >= 16 input channels) against a
+/// direct convolution written out in the test: output, input gradient and weight gradient, on
+/// even and odd image sizes (partial edge tiles) and channel counts that are not multiples of
+/// anything.
+final class WinogradTests: XCTestCase {
+    func testWinogradMatchesDirectConvolution() {
+        var rng = SeededGenerator(seed: 9)
+        for (n, cin, cout, h, w) in [(2, 16, 3, 8, 8), (1, 17, 20, 7, 9), (3, 32, 16, 5, 4), (2, 16, 16, 13, 6)] {
+            let g = ConvGeometry(channels: cin, height: h, width: w, kernelH: 3, kernelW: 3, stride: 1, padding: 1)
+            XCTAssertTrue(g.isWinograd3x3)
+            let x = (0..<(n * cin * h * w)).map { _ in rng.uniform(-1, 1) }
+            let wt = (0..<(cout * cin * 9)).map { _ in rng.uniform(-1, 1) }
+            let bias = (0..<cout).map { _ in rng.uniform(-1, 1) }
+            let dy = (0..<(n * cout * h * w)).map { _ in rng.uniform(-1, 1) }
+            // direct: y[n,co,i,j] = b + sum x[n,ci,i+a-1,j+b-1] w[co,ci,a,b]
+            var y = [Double](repeating: 0, count: n * cout * h * w), dx = [Double](repeating: 0, count: x.count)
+            var dw = [Double](repeating: 0, count: wt.count)
+            for b in 0..<n { for co in 0..<cout { for i in 0..<h { for j in 0..<w {
+                let o = ((b * cout + co) * h + i) * w + j
+                var s = Double(bias[co])
+                for ci in 0..<cin { for a in 0..<3 { for c in 0..<3 {
+                    let yy = i + a - 1, xx = j + c - 1
+                    guard yy >= 0, yy < h, xx >= 0, xx < w else { continue }
+                    let xi = ((b * cin + ci) * h + yy) * w + xx, wi = ((co * cin + ci) * 3 + a) * 3 + c
+                    s += Double(x[xi]) * Double(wt[wi])
+                    dx[xi] += Double(dy[o]) * Double(wt[wi])
+                    dw[wi] += Double(dy[o]) * Double(x[xi])
+                } } }
+                y[o] = s
+            } } } }
+            var gotY = [Float](repeating: 0, count: y.count), gotDx = [Float](repeating: 0, count: dx.count)
+            var gotDw = [Float](repeating: 0, count: dw.count), gotDb = [Float](repeating: 0, count: cout)
+            conv2dForward(x: x, weight: wt, bias: bias, y: &gotY, batch: n, outChannels: cout, geometry: g)
+            conv2dBackward(x: x, weight: wt, dy: dy, dx: &gotDx, dweight: &gotDw, dbias: &gotDb, batch: n, outChannels: cout, geometry: g)
+            func worst(_ a: [Float], _ b: [Double]) -> Double {
+                let scale = max(b.map { abs($0) }.max()!, 1e-9)
+                return zip(a, b).map { abs(Double($0) - $1) }.max()! / scale
+            }
+            let label = "\(n)x\(cin)->\(cout) \(h)x\(w)"
+            XCTAssertLessThan(worst(gotY, y), 2e-6, "y " + label)
+            XCTAssertLessThan(worst(gotDx, dx), 2e-6, "dx " + label)
+            XCTAssertLessThan(worst(gotDw, dw), 2e-6, "dw " + label)
+        }
+    }
+}
