@@ -2,14 +2,16 @@ import XCTest
 import SegCore
 @testable import SegKernels
 
-/// The Winograd F(2x2, 3x3) path (3x3, stride 1, padding 1, >= 16 input channels) against a
+/// The Winograd paths, F(2x2, 3x3) and F(4x4, 3x3) (3x3, stride 1, padding 1, >= 16 input
+/// channels; the 4x4 tiles from 8x8 images up) against a
 /// direct convolution written out in the test: output, input gradient and weight gradient, on
 /// even and odd image sizes (partial edge tiles) and channel counts that are not multiples of
 /// anything.
 final class WinogradTests: XCTestCase {
     func testWinogradMatchesDirectConvolution() {
         var rng = SeededGenerator(seed: 9)
-        for (n, cin, cout, h, w) in [(2, 16, 3, 8, 8), (1, 17, 20, 7, 9), (3, 32, 16, 5, 4), (2, 16, 16, 13, 6)] {
+        for (n, cin, cout, h, w) in [(2, 16, 3, 8, 8), (1, 17, 20, 7, 9), (3, 32, 16, 5, 4), (2, 16, 16, 13, 6), (1, 16, 17, 9, 11),
+                                     (2, 20, 16, 12, 8), (1, 16, 16, 16, 35), (1, 24, 18, 33, 17), (1, 16, 16, 64, 66)] {
             let g = ConvGeometry(channels: cin, height: h, width: w, kernelH: 3, kernelW: 3, stride: 1, padding: 1)
             XCTAssertTrue(g.isWinograd3x3)
             let x = (0..<(n * cin * h * w)).map { _ in rng.uniform(-1, 1) }
@@ -36,14 +38,19 @@ final class WinogradTests: XCTestCase {
             var gotDw = [Float](repeating: 0, count: dw.count), gotDb = [Float](repeating: 0, count: cout)
             conv2dForward(x: x, weight: wt, bias: bias, y: &gotY, batch: n, outChannels: cout, geometry: g)
             conv2dBackward(x: x, weight: wt, dy: dy, dx: &gotDx, dweight: &gotDw, dbias: &gotDb, batch: n, outChannels: cout, geometry: g)
+            // the 4x4-tile kernel directly, whatever side the dispatch would pick it from
+            var y4 = [Float](repeating: 0, count: y.count)
+            winograd4Conv3x3(x: x, weight: wt, bias: bias, y: &y4, batch: n, inChannels: cin, outChannels: cout, height: h, width: w)
             func worst(_ a: [Float], _ b: [Double]) -> Double {
                 let scale = max(b.map { abs($0) }.max()!, 1e-9)
                 return zip(a, b).map { abs(Double($0) - $1) }.max()! / scale
             }
             let label = "\(n)x\(cin)->\(cout) \(h)x\(w)"
-            XCTAssertLessThan(worst(gotY, y), 2e-6, "y " + label)
-            XCTAssertLessThan(worst(gotDx, dx), 2e-6, "dx " + label)
-            XCTAssertLessThan(worst(gotDw, dw), 2e-6, "dw " + label)
+            // F(4x4, 3x3)'s transforms (fractions down to 1/24, factors up to 8) cost a few ulps
+            XCTAssertLessThan(worst(gotY, y), 1e-5, "y " + label)
+            XCTAssertLessThan(worst(y4, y), 1e-5, "y F(4x4) " + label)
+            XCTAssertLessThan(worst(gotDx, dx), 1e-5, "dx " + label)
+            XCTAssertLessThan(worst(gotDw, dw), 1e-5, "dw " + label)
         }
     }
 }

@@ -1,0 +1,226 @@
+// Winograd F(4x4, 3x3): 4x4 output tiles from 6x6 input tiles, 36 GEMMs, 4x fewer
+// multiplications than direct convolution (F(2x2, 3x3): 2.25x) and cheaper transforms per
+// output pixel. Used for the forward pass and the input gradient of 3x3 / stride 1 / padding 1
+// convolutions on images of at least `winograd4MinimumSide` a side (`Winograd.swift` has the
+// 2x2 version, used below that and for the weight gradient). Matrices from Lavin & Gray, "Fast Algorithms for Convolutional Neural
+// Networks" (2016): B^T, G, A^T below.
+
+/// Below this side F(2x2, 3x3) is faster: 4x4 tiles leave the GEMMs too few columns (UNet w=16
+/// on an AMD EPYC: 8 -> 48-50 images/s, 32 -> 53-55, 64 -> 54-56, 128 -> 52-53).
+public let winograd4MinimumSide = 64
+
+/// Scratch floats `winograd4Input` needs for an `h x w` image.
+func winograd4InputScratch(height h: Int, width w: Int) -> Int {
+    let th = (h + 3) / 4, tw = (w + 3) / 4, hq = tw + 9
+    return (4 * th + 2) * 4 * hq + 6 * 4 * hq
+}
+
+/// U = G g G^T for every (co, ci): weights (Cout, Cin, 3, 3) -> U (36, Cout, Cin).
+func winograd4Weights(_ w: UnsafePointer<Float>, _ u: UnsafeMutablePointer<Float>, outChannels: Int, inChannels: Int) {
+    let pairs = outChannels * inChannels
+    @inline(__always) func g6(_ a: Float, _ b: Float, _ c: Float) -> (Float, Float, Float, Float, Float, Float) {
+        (a / 4, -(a + b + c) / 6, -(a - b + c) / 6, a / 24 + b / 12 + c / 6, a / 24 - b / 12 + c / 6, c)
+    }
+    for p in 0..<pairs {
+        let g = w + p * 9
+        var rows = [Float](repeating: 0, count: 18)   // G g: 6 rows of 3
+        for c in 0..<3 {
+            let r = g6(g[c], g[3 + c], g[6 + c])
+            rows[c] = r.0; rows[3 + c] = r.1; rows[6 + c] = r.2; rows[9 + c] = r.3; rows[12 + c] = r.4; rows[15 + c] = r.5
+        }
+        for i in 0..<6 {
+            let r = g6(rows[3 * i], rows[3 * i + 1], rows[3 * i + 2])
+            u[(6 * i) * pairs + p] = r.0; u[(6 * i + 1) * pairs + p] = r.1; u[(6 * i + 2) * pairs + p] = r.2
+            u[(6 * i + 3) * pairs + p] = r.3; u[(6 * i + 4) * pairs + p] = r.4; u[(6 * i + 5) * pairs + p] = r.5
+        }
+    }
+}
+
+/// B^T applied to six vectors: (4a - 5c + e, -4b - 4c + d + e, 4b - 4c - d + e,
+/// -2b - c + 2d + e, 2b - c - 2d + e, 4b - 5d + f).
+@inline(__always)
+func winograd4B(_ a: Lanes, _ b: Lanes, _ c: Lanes, _ d: Lanes, _ e: Lanes, _ f: Lanes)
+    -> (Lanes, Lanes, Lanes, Lanes, Lanes, Lanes) {
+    let four: Lanes = Lanes(repeating: 4), five = Lanes(repeating: 5), two = Lanes(repeating: 2)
+    return (four * a - five * c + e, e + d - four * (b + c), e - d + four * (b - c),
+            e - c + two * (d - b), e - c - two * (d - b), four * b - five * d + f)
+}
+
+@inline(__always)
+func winograd4B(_ a: Float, _ b: Float, _ c: Float, _ d: Float, _ e: Float, _ f: Float)
+    -> (Float, Float, Float, Float, Float, Float) {
+    (4 * a - 5 * c + e, e + d - 4 * (b + c), e - d + 4 * (b - c), e - c + 2 * (d - b), e - c - 2 * (d - b), 4 * b - 5 * d + f)
+}
+
+/// V = B^T d B for every channel and 6x6 tile (stride 4) of one image (C, H, W) -> V (36, C, T).
+/// Each padded row is split into its four column phases (padded column 4m + k), so tile tx
+/// reads phases 0..3 at tx and phases 0, 1 at tx + 1, all on SIMD lanes across the tiles.
+/// `scratch` holds `winograd4InputScratch` floats and is zero on the first call (the padding
+/// is never written).
+func winograd4Input(_ x: UnsafePointer<Float>, _ v: UnsafeMutablePointer<Float>, channels: Int, height h: Int, width w: Int,
+                    scratch: UnsafeMutablePointer<Float>) {
+    let th = (h + 3) / 4, tw = (w + 3) / 4, t = th * tw
+    let hq = tw + 9, stride = 4 * hq          // a padded row: its 4 phases
+    let plane = channels * t
+    let padded = scratch, comb = scratch + (4 * th + 2) * stride
+    for c in 0..<channels {
+        let img = x + c * h * w
+        for y in 0..<h {
+            // input column c sits at padded column c + 1: phase (c + 1) % 4, index (c + 1) / 4
+            let src = img + y * w, row = padded + (y + 1) * stride
+            let ph0 = row, ph1 = row + hq, ph2 = row + 2 * hq, ph3 = row + 3 * hq
+            var k = 0
+            while 16 * k + 16 <= w {
+                let v16 = UnsafeRawPointer(src + 16 * k).loadUnaligned(as: SIMD16<Float>.self)
+                let even = v16.evenHalf, odd = v16.oddHalf
+                UnsafeMutableRawPointer(ph1 + 4 * k).storeBytes(of: even.evenHalf, as: SIMD4<Float>.self)      // c = 16k + 4i
+                UnsafeMutableRawPointer(ph2 + 4 * k).storeBytes(of: odd.evenHalf, as: SIMD4<Float>.self)       // c = 16k + 4i + 1
+                UnsafeMutableRawPointer(ph3 + 4 * k).storeBytes(of: even.oddHalf, as: SIMD4<Float>.self)       // c = 16k + 4i + 2
+                UnsafeMutableRawPointer(ph0 + 4 * k + 1).storeBytes(of: odd.oddHalf, as: SIMD4<Float>.self)    // c = 16k + 4i + 3
+                k += 1
+            }
+            var col = 16 * k
+            while col < w { let q = col + 1; row[(q % 4) * hq + q / 4] = src[col]; col += 1 }
+        }
+        for ty in 0..<th {
+            // B^T over padded rows 4ty..4ty+5 (all phases at once)
+            let r = padded + 4 * ty * stride
+            var j = 0
+            while j + 8 <= stride {
+                let o = winograd4B(load(r, j), load(r + stride, j), load(r + 2 * stride, j), load(r + 3 * stride, j),
+                                   load(r + 4 * stride, j), load(r + 5 * stride, j))
+                store(o.0, comb, j); store(o.1, comb + stride, j); store(o.2, comb + 2 * stride, j)
+                store(o.3, comb + 3 * stride, j); store(o.4, comb + 4 * stride, j); store(o.5, comb + 5 * stride, j)
+                j += 8
+            }
+            while j < stride {
+                let o = winograd4B(r[j], r[stride + j], r[2 * stride + j], r[3 * stride + j], r[4 * stride + j], r[5 * stride + j])
+                comb[j] = o.0; comb[stride + j] = o.1; comb[2 * stride + j] = o.2
+                comb[3 * stride + j] = o.3; comb[4 * stride + j] = o.4; comb[5 * stride + j] = o.5
+                j += 1
+            }
+            // ... then B over each tile's columns P0[tx], P1[tx], P2[tx], P3[tx], P0[tx+1], P1[tx+1]
+            let base = c * t + ty * tw
+            for i in 0..<6 {
+                let p0 = comb + i * stride, p1 = p0 + hq, p2 = p0 + 2 * hq, p3 = p0 + 3 * hq
+                func out(_ j: Int) -> UnsafeMutablePointer<Float> { v + (6 * i + j) * plane + base }
+                var tx = 0
+                while tx + 8 <= tw {
+                    let o = winograd4B(load(p0, tx), load(p1, tx), load(p2, tx), load(p3, tx), load(p0, tx + 1), load(p1, tx + 1))
+                    store(o.0, out(0), tx); store(o.1, out(1), tx); store(o.2, out(2), tx)
+                    store(o.3, out(3), tx); store(o.4, out(4), tx); store(o.5, out(5), tx)
+                    tx += 8
+                }
+                while tx < tw {
+                    let o = winograd4B(p0[tx], p1[tx], p2[tx], p3[tx], p0[tx + 1], p1[tx + 1])
+                    out(0)[tx] = o.0; out(1)[tx] = o.1; out(2)[tx] = o.2; out(3)[tx] = o.3; out(4)[tx] = o.4; out(5)[tx] = o.5
+                    tx += 1
+                }
+            }
+        }
+    }
+}
+
+/// A^T applied to six vectors: (a + b + c + d + e, b - c + 2(d - e), b + c + 4(d + e), b - c + 8(d - e) + f).
+@inline(__always)
+func winograd4A(_ a: Lanes, _ b: Lanes, _ c: Lanes, _ d: Lanes, _ e: Lanes, _ f: Lanes) -> (Lanes, Lanes, Lanes, Lanes) {
+    let de = d + e, dme = d - e, bc = b + c, bmc = b - c
+    return (a + bc + de, bmc + 2 * dme, bc + 4 * de, bmc + 8 * dme + f)
+}
+
+@inline(__always)
+func winograd4A(_ a: Float, _ b: Float, _ c: Float, _ d: Float, _ e: Float, _ f: Float) -> (Float, Float, Float, Float) {
+    let de = d + e, dme = d - e, bc = b + c, bmc = b - c
+    return (a + bc + de, bmc + 2 * dme, bc + 4 * de, bmc + 8 * dme + f)
+}
+
+/// y = A^T M A for every output channel and tile: M (36, Cout, T) -> y (Cout, H, W), plus bias.
+/// `scratch` holds 16 * tw floats: the 16 outputs of every tile of a tile row.
+func winograd4Output(_ m: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?,
+                     outChannels: Int, height h: Int, width w: Int, scratch q: UnsafeMutablePointer<Float>) {
+    let th = (h + 3) / 4, tw = (w + 3) / 4, t = th * tw, plane = outChannels * t
+    for co in 0..<outChannels {
+        let b = bias?[co] ?? 0, bv = Lanes(repeating: b)
+        let out = y + co * h * w
+        for ty in 0..<th {
+            let base = co * t + ty * tw
+            func row(_ xi: Int) -> UnsafePointer<Float> { m + xi * plane + base }
+            var tx = 0
+            while tx + 8 <= tw {
+                // A^T over the 6 rows, for each of the 6 columns j, then A over the columns
+                @inline(__always) func column(_ j: Int) -> (Lanes, Lanes, Lanes, Lanes) {
+                    winograd4A(load(row(j), tx), load(row(6 + j), tx), load(row(12 + j), tx), load(row(18 + j), tx),
+                               load(row(24 + j), tx), load(row(30 + j), tx))
+                }
+                let c0 = column(0), c1 = column(1), c2 = column(2), c3 = column(3), c4 = column(4), c5 = column(5)
+                @inline(__always) func emit(_ i: Int, _ o: (Lanes, Lanes, Lanes, Lanes)) {
+                    store(o.0 + bv, q + (4 * i) * tw, tx); store(o.1 + bv, q + (4 * i + 1) * tw, tx)
+                    store(o.2 + bv, q + (4 * i + 2) * tw, tx); store(o.3 + bv, q + (4 * i + 3) * tw, tx)
+                }
+                emit(0, winograd4A(c0.0, c1.0, c2.0, c3.0, c4.0, c5.0))
+                emit(1, winograd4A(c0.1, c1.1, c2.1, c3.1, c4.1, c5.1))
+                emit(2, winograd4A(c0.2, c1.2, c2.2, c3.2, c4.2, c5.2))
+                emit(3, winograd4A(c0.3, c1.3, c2.3, c3.3, c4.3, c5.3))
+                tx += 8
+            }
+            while tx < tw {
+                @inline(__always) func column(_ j: Int) -> (Float, Float, Float, Float) {
+                    winograd4A(row(j)[tx], row(6 + j)[tx], row(12 + j)[tx], row(18 + j)[tx], row(24 + j)[tx], row(30 + j)[tx])
+                }
+                let c0 = column(0), c1 = column(1), c2 = column(2), c3 = column(3), c4 = column(4), c5 = column(5)
+                @inline(__always) func emit(_ i: Int, _ o: (Float, Float, Float, Float)) {
+                    q[(4 * i) * tw + tx] = o.0 + b; q[(4 * i + 1) * tw + tx] = o.1 + b
+                    q[(4 * i + 2) * tw + tx] = o.2 + b; q[(4 * i + 3) * tw + tx] = o.3 + b
+                }
+                emit(0, winograd4A(c0.0, c1.0, c2.0, c3.0, c4.0, c5.0))
+                emit(1, winograd4A(c0.1, c1.1, c2.1, c3.1, c4.1, c5.1))
+                emit(2, winograd4A(c0.2, c1.2, c2.2, c3.2, c4.2, c5.2))
+                emit(3, winograd4A(c0.3, c1.3, c2.3, c3.3, c4.3, c5.3))
+                tx += 1
+            }
+            // scatter: output row 4ty + i, column 4tx + j is q[4i + j][tx]
+            for i in 0..<4 {
+                let oy = 4 * ty + i
+                guard oy < h else { break }
+                let dst = out + oy * w
+                let q0 = q + (4 * i) * tw, q1 = q0 + tw, q2 = q1 + tw, q3 = q2 + tw
+                var tx = 0
+                while 4 * tx + 4 <= w {
+                    dst[4 * tx] = q0[tx]; dst[4 * tx + 1] = q1[tx]; dst[4 * tx + 2] = q2[tx]; dst[4 * tx + 3] = q3[tx]
+                    tx += 1
+                }
+                let rest = w - 4 * tx   // 0...3 columns of a last, partial tile
+                if rest > 0 { dst[4 * tx] = q0[tx] }
+                if rest > 1 { dst[4 * tx + 1] = q1[tx] }
+                if rest > 2 { dst[4 * tx + 2] = q2[tx] }
+            }
+        }
+    }
+}
+
+/// y (N, Cout, H, W) = conv3x3(x (N, Cin, H, W), weight, stride 1, padding 1) + bias, F(4x4, 3x3).
+public func winograd4Conv3x3(x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+                             y: UnsafeMutablePointer<Float>, batch: Int, inChannels cin: Int, outChannels cout: Int,
+                             height h: Int, width w: Int) {
+    let th = (h + 3) / 4, tw = (w + 3) / 4, t = th * tw
+    let u = UnsafeMutablePointer<Float>.allocate(capacity: 36 * cout * cin)
+    defer { u.deallocate() }
+    winograd4Weights(weight, u, outChannels: cout, inChannels: cin)
+    Parallel.chunks(batch) { _, images in
+        let v = UnsafeMutablePointer<Float>.allocate(capacity: 36 * cin * t)
+        let m = UnsafeMutablePointer<Float>.allocate(capacity: 36 * cout * t)
+        let size = winograd4InputScratch(height: h, width: w)
+        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: size)
+        scratch.initialize(repeating: 0, count: size)
+        let q = UnsafeMutablePointer<Float>.allocate(capacity: 16 * tw + 8)
+        defer { v.deallocate(); m.deallocate(); scratch.deallocate(); q.deallocate() }
+        for n in images {
+            winograd4Input(x + n * cin * h * w, v, channels: cin, height: h, width: w, scratch: scratch)
+            for xi in 0..<36 {
+                sgemm(m: cout, n: t, k: cin, a: u + xi * cout * cin, lda: cin, b: v + xi * cin * t, ldb: t,
+                      beta: 0, c: m + xi * cout * t, ldc: t)
+            }
+            winograd4Output(m, y + n * cout * h * w, bias: bias, outChannels: cout, height: h, width: w, scratch: q)
+        }
+    }
+}
