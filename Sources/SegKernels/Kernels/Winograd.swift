@@ -16,22 +16,22 @@ extension ConvGeometry {
 }
 
 /// U = G g G^T for every (co, ci): weights (Cout, Cin, 3, 3) -> U (16, Cout, Cin).
+/// G applied to (a, b, c): (a, (a + b + c) / 2, (a - b + c) / 2, c).
 func winogradWeights(_ w: UnsafePointer<Float>, _ u: UnsafeMutablePointer<Float>, outChannels: Int, inChannels: Int) {
     let pairs = outChannels * inChannels
+    @inline(__always) func g4(_ a: Float, _ b: Float, _ c: Float) -> (Float, Float, Float, Float) {
+        (a, 0.5 * (a + b + c), 0.5 * (a - b + c), c)
+    }
     for p in 0..<pairs {
         let g = w + p * 9
-        // G g: rows g0, (g0+g1+g2)/2, (g0-g1+g2)/2, g2 (each a row of 3)
-        var gg = [Float](repeating: 0, count: 12)
-        for c in 0..<3 {
-            let a = g[c], b = g[3 + c], d = g[6 + c]
-            gg[c] = a; gg[3 + c] = 0.5 * (a + b + d); gg[6 + c] = 0.5 * (a - b + d); gg[9 + c] = d
+        // G g, column by column: rows k of G g are (r0[k], r1[k], r2[k]) for the 3 columns
+        let c0 = g4(g[0], g[3], g[6]), c1 = g4(g[1], g[4], g[7]), c2 = g4(g[2], g[5], g[8])
+        @inline(__always) func put(_ row: Int, _ v: (Float, Float, Float, Float)) {
+            u[(4 * row) * pairs + p] = v.0; u[(4 * row + 1) * pairs + p] = v.1
+            u[(4 * row + 2) * pairs + p] = v.2; u[(4 * row + 3) * pairs + p] = v.3
         }
-        // (G g) G^T: each row (a, b, c) -> (a, (a+b+c)/2, (a-b+c)/2, c)
-        for r in 0..<4 {
-            let a = gg[3 * r], b = gg[3 * r + 1], c = gg[3 * r + 2]
-            let row = [a, 0.5 * (a + b + c), 0.5 * (a - b + c), c]
-            for j in 0..<4 { u[(4 * r + j) * pairs + p] = row[j] }
-        }
+        // ... then (G g) G^T, row by row
+        put(0, g4(c0.0, c1.0, c2.0)); put(1, g4(c0.1, c1.1, c2.1)); put(2, g4(c0.2, c1.2, c2.2)); put(3, g4(c0.3, c1.3, c2.3))
     }
 }
 
@@ -227,20 +227,20 @@ func winogradOutputGradient(_ dy: UnsafePointer<Float>, _ out: UnsafeMutablePoin
 /// G^T rows: (1, 1/2, 1/2, 0), (0, 1/2, -1/2, 0), (0, 1/2, 1/2, 1).
 func winogradWeightGradient(_ du: UnsafePointer<Float>, _ dw: UnsafeMutablePointer<Float>, outChannels: Int, inChannels: Int) {
     let pairs = outChannels * inChannels
+    @inline(__always) func gt(_ u0: Float, _ u1: Float, _ u2: Float, _ u3: Float) -> (Float, Float, Float) {
+        (u0 + 0.5 * (u1 + u2), 0.5 * (u1 - u2), 0.5 * (u1 + u2) + u3)
+    }
     for p in 0..<pairs {
-        var u = [Float](repeating: 0, count: 16)
-        for xi in 0..<16 { u[xi] = du[xi * pairs + p] }
-        // G^T over rows (4 -> 3), then over columns (4 -> 3)
-        var r = [Float](repeating: 0, count: 12)
-        for j in 0..<4 {
-            let u0 = u[j], u1 = u[4 + j], u2 = u[8 + j], u3 = u[12 + j]
-            r[j] = u0 + 0.5 * (u1 + u2); r[4 + j] = 0.5 * (u1 - u2); r[8 + j] = 0.5 * (u1 + u2) + u3
-        }
+        @inline(__always) func at(_ xi: Int) -> Float { du[xi * pairs + p] }
+        // G^T over rows (4 -> 3), for each of the 4 columns
+        let c0 = gt(at(0), at(4), at(8), at(12)), c1 = gt(at(1), at(5), at(9), at(13))
+        let c2 = gt(at(2), at(6), at(10), at(14)), c3 = gt(at(3), at(7), at(11), at(15))
+        // ... then over columns (4 -> 3), row by row
         let g = dw + p * 9
-        for i in 0..<3 {
-            let u0 = r[4 * i], u1 = r[4 * i + 1], u2 = r[4 * i + 2], u3 = r[4 * i + 3]
-            g[3 * i] += u0 + 0.5 * (u1 + u2); g[3 * i + 1] += 0.5 * (u1 - u2); g[3 * i + 2] += 0.5 * (u1 + u2) + u3
-        }
+        let r0 = gt(c0.0, c1.0, c2.0, c3.0), r1 = gt(c0.1, c1.1, c2.1, c3.1), r2 = gt(c0.2, c1.2, c2.2, c3.2)
+        g[0] += r0.0; g[1] += r0.1; g[2] += r0.2
+        g[3] += r1.0; g[4] += r1.1; g[5] += r1.2
+        g[6] += r2.0; g[7] += r2.1; g[8] += r2.2
     }
 }
 

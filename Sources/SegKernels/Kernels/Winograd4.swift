@@ -18,21 +18,20 @@ func winograd4InputScratch(height h: Int, width w: Int) -> Int {
 /// U = G g G^T for every (co, ci): weights (Cout, Cin, 3, 3) -> U (36, Cout, Cin).
 func winograd4Weights(_ w: UnsafePointer<Float>, _ u: UnsafeMutablePointer<Float>, outChannels: Int, inChannels: Int) {
     let pairs = outChannels * inChannels
-    @inline(__always) func g6(_ a: Float, _ b: Float, _ c: Float) -> (Float, Float, Float, Float, Float, Float) {
+    typealias Six = (Float, Float, Float, Float, Float, Float)
+    @inline(__always) func g6(_ a: Float, _ b: Float, _ c: Float) -> Six {
         (a / 4, -(a + b + c) / 6, -(a - b + c) / 6, a / 24 + b / 12 + c / 6, a / 24 - b / 12 + c / 6, c)
     }
     for p in 0..<pairs {
         let g = w + p * 9
-        var rows = [Float](repeating: 0, count: 18)   // G g: 6 rows of 3
-        for c in 0..<3 {
-            let r = g6(g[c], g[3 + c], g[6 + c])
-            rows[c] = r.0; rows[3 + c] = r.1; rows[6 + c] = r.2; rows[9 + c] = r.3; rows[12 + c] = r.4; rows[15 + c] = r.5
+        // G g, column by column; then (G g) G^T row by row
+        let c0 = g6(g[0], g[3], g[6]), c1 = g6(g[1], g[4], g[7]), c2 = g6(g[2], g[5], g[8])
+        @inline(__always) func put(_ row: Int, _ r: Six) {
+            u[(6 * row) * pairs + p] = r.0; u[(6 * row + 1) * pairs + p] = r.1; u[(6 * row + 2) * pairs + p] = r.2
+            u[(6 * row + 3) * pairs + p] = r.3; u[(6 * row + 4) * pairs + p] = r.4; u[(6 * row + 5) * pairs + p] = r.5
         }
-        for i in 0..<6 {
-            let r = g6(rows[3 * i], rows[3 * i + 1], rows[3 * i + 2])
-            u[(6 * i) * pairs + p] = r.0; u[(6 * i + 1) * pairs + p] = r.1; u[(6 * i + 2) * pairs + p] = r.2
-            u[(6 * i + 3) * pairs + p] = r.3; u[(6 * i + 4) * pairs + p] = r.4; u[(6 * i + 5) * pairs + p] = r.5
-        }
+        put(0, g6(c0.0, c1.0, c2.0)); put(1, g6(c0.1, c1.1, c2.1)); put(2, g6(c0.2, c1.2, c2.2))
+        put(3, g6(c0.3, c1.3, c2.3)); put(4, g6(c0.4, c1.4, c2.4)); put(5, g6(c0.5, c1.5, c2.5))
     }
 }
 
