@@ -49,6 +49,9 @@ final class WinogradTests: XCTestCase {
             // F(4x4, 3x3)'s transforms (fractions down to 1/24, factors up to 8) cost a few ulps
             XCTAssertLessThan(worst(gotY, y), 1e-5, "y " + label)
             XCTAssertLessThan(worst(y4, y), 1e-5, "y F(4x4) " + label)
+            var dw4 = [Float](repeating: 0, count: dw.count)
+            winograd4Conv3x3WeightGradient(x: x, dy: dy, dweight: &dw4, batch: n, inChannels: cin, outChannels: cout, height: h, width: w)
+            XCTAssertLessThan(worst(dw4, dw), 1e-5, "dw F(4x4) " + label)
             XCTAssertLessThan(worst(gotDx, dx), 1e-5, "dx " + label)
             XCTAssertLessThan(worst(gotDw, dw), 1e-5, "dw " + label)
         }

@@ -46,8 +46,9 @@ public func conv2dBackward(x: UnsafePointer<Float>, weight: UnsafePointer<Float>
         flipped.withUnsafeBufferPointer { conv(dy, $0.baseAddress!, nil, dx, batch, Cout, g.channels, g.outH, g.outW) }
     }
     if g.isWinograd3x3 {
-        winogradConv3x3WeightGradient(x: x, dy: dy, dweight: dweight, batch: batch, inChannels: g.channels, outChannels: Cout,
-                                      height: g.height, width: g.width)
+        let weightGradient = min(g.height, g.width) >= winograd4MinimumSide ? winograd4Conv3x3WeightGradient
+                                                                            : winogradConv3x3WeightGradient
+        weightGradient(x, dy, dweight, batch, g.channels, Cout, g.height, g.width)
         if dx == nil || winogradInputGradient { return }
     }
     let weightGradientDone = g.isWinograd3x3

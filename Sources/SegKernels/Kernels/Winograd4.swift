@@ -223,3 +223,135 @@ public func winograd4Conv3x3(x: UnsafePointer<Float>, weight: UnsafePointer<Floa
         }
     }
 }
+
+/// A applied to four vectors: (a, a + b + c + d, a - b + c - d, a + 2b + 4c + 8d, a - 2b + 4c - 8d, d).
+@inline(__always)
+func winograd4AT(_ a: Lanes, _ b: Lanes, _ c: Lanes, _ d: Lanes) -> (Lanes, Lanes, Lanes, Lanes, Lanes, Lanes) {
+    let ac = a + c, bd = b + d, c4 = a + 4 * c, bd8 = 2 * b + 8 * d
+    return (a, ac + bd, ac - bd, c4 + bd8, c4 - bd8, d)
+}
+
+/// DY = A dY A^T for every output channel and 4x4 tile of an output gradient (Cout, H, W) ->
+/// DY (36, Cout, T): with V of the same tiles, dU = DY V^T is the transformed weight gradient.
+/// Each tile row's four image rows are split into column phases so every step runs on SIMD
+/// lanes across the tiles; pixels past the image count as 0. `rows` holds 16 * (tw + 8) floats.
+func winograd4OutputGradient(_ dy: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, outChannels: Int,
+                             height h: Int, width w: Int, rows: UnsafeMutablePointer<Float>) {
+    let th = (h + 3) / 4, tw = (w + 3) / 4, t = th * tw, plane = outChannels * t
+    let hq = tw + 8
+    for co in 0..<outChannels {
+        let img = dy + co * h * w
+        for ty in 0..<th {
+            // phase k of tile row i: image row 4ty + i, columns 4tx + k
+            rows.update(repeating: 0, count: 16 * hq)
+            for i in 0..<4 {
+                let y = 4 * ty + i
+                guard y < h else { break }
+                let src = img + y * w, p = rows + 4 * i * hq
+                var k = 0
+                while 16 * k + 16 <= w {
+                    let v16 = UnsafeRawPointer(src + 16 * k).loadUnaligned(as: SIMD16<Float>.self)
+                    let even = v16.evenHalf, odd = v16.oddHalf
+                    UnsafeMutableRawPointer(p + 4 * k).storeBytes(of: even.evenHalf, as: SIMD4<Float>.self)
+                    UnsafeMutableRawPointer(p + hq + 4 * k).storeBytes(of: odd.evenHalf, as: SIMD4<Float>.self)
+                    UnsafeMutableRawPointer(p + 2 * hq + 4 * k).storeBytes(of: even.oddHalf, as: SIMD4<Float>.self)
+                    UnsafeMutableRawPointer(p + 3 * hq + 4 * k).storeBytes(of: odd.oddHalf, as: SIMD4<Float>.self)
+                    k += 1
+                }
+                var col = 16 * k
+                while col < w { p[(col % 4) * hq + col / 4] = src[col]; col += 1 }
+            }
+            let base = co * t + ty * tw
+            @inline(__always) func dst(_ xi: Int) -> UnsafeMutablePointer<Float> { out + xi * plane + base }
+            var tx = 0
+            while tx + 8 <= tw {   // 8 tiles at a time, the rest one by one
+                @inline(__always) func phase(_ i: Int, _ k: Int) -> Lanes { load(rows + (4 * i + k) * hq, tx) }
+                // A over the 4 tile rows, for each column phase k
+                let k0 = winograd4AT(phase(0, 0), phase(1, 0), phase(2, 0), phase(3, 0))
+                let k1 = winograd4AT(phase(0, 1), phase(1, 1), phase(2, 1), phase(3, 1))
+                let k2 = winograd4AT(phase(0, 2), phase(1, 2), phase(2, 2), phase(3, 2))
+                let k3 = winograd4AT(phase(0, 3), phase(1, 3), phase(2, 3), phase(3, 3))
+                // ... then A over the 4 column phases, row by row
+                @inline(__always) func emit(_ r: Int, _ a: Lanes, _ b: Lanes, _ c: Lanes, _ d: Lanes) {
+                    let o = winograd4AT(a, b, c, d)
+                    store(o.0, dst(6 * r), tx); store(o.1, dst(6 * r + 1), tx); store(o.2, dst(6 * r + 2), tx)
+                    store(o.3, dst(6 * r + 3), tx); store(o.4, dst(6 * r + 4), tx); store(o.5, dst(6 * r + 5), tx)
+                }
+                emit(0, k0.0, k1.0, k2.0, k3.0); emit(1, k0.1, k1.1, k2.1, k3.1); emit(2, k0.2, k1.2, k2.2, k3.2)
+                emit(3, k0.3, k1.3, k2.3, k3.3); emit(4, k0.4, k1.4, k2.4, k3.4); emit(5, k0.5, k1.5, k2.5, k3.5)
+                tx += 8
+            }
+            while tx < tw {
+                @inline(__always) func at(_ i: Int, _ k: Int) -> Float { rows[(4 * i + k) * hq + tx] }
+                @inline(__always) func a4(_ a: Float, _ b: Float, _ c: Float, _ d: Float) -> (Float, Float, Float, Float, Float, Float) {
+                    let ac = a + c, bd = b + d, c4 = a + 4 * c, bd8 = 2 * b + 8 * d
+                    return (a, ac + bd, ac - bd, c4 + bd8, c4 - bd8, d)
+                }
+                let k0 = a4(at(0, 0), at(1, 0), at(2, 0), at(3, 0)), k1 = a4(at(0, 1), at(1, 1), at(2, 1), at(3, 1))
+                let k2 = a4(at(0, 2), at(1, 2), at(2, 2), at(3, 2)), k3 = a4(at(0, 3), at(1, 3), at(2, 3), at(3, 3))
+                @inline(__always) func emit(_ r: Int, _ a: Float, _ b: Float, _ c: Float, _ d: Float) {
+                    let o = a4(a, b, c, d)
+                    dst(6 * r)[tx] = o.0; dst(6 * r + 1)[tx] = o.1; dst(6 * r + 2)[tx] = o.2
+                    dst(6 * r + 3)[tx] = o.3; dst(6 * r + 4)[tx] = o.4; dst(6 * r + 5)[tx] = o.5
+                }
+                emit(0, k0.0, k1.0, k2.0, k3.0); emit(1, k0.1, k1.1, k2.1, k3.1); emit(2, k0.2, k1.2, k2.2, k3.2)
+                emit(3, k0.3, k1.3, k2.3, k3.3); emit(4, k0.4, k1.4, k2.4, k3.4); emit(5, k0.5, k1.5, k2.5, k3.5)
+                tx += 1
+            }
+        }
+    }
+}
+
+/// dW (Cout, Cin, 3, 3) += G^T dU G for every (co, ci), dU (36, Cout, Cin). G^T applied to
+/// (u0..u5): (u0/4 - (u1 + u2)/6 + (u3 + u4)/24, (u2 - u1)/6 + (u3 - u4)/12, (u3 + u4 - u1 - u2)/6 + u5).
+func winograd4WeightGradient(_ du: UnsafePointer<Float>, _ dw: UnsafeMutablePointer<Float>, outChannels: Int, inChannels: Int) {
+    let pairs = outChannels * inChannels
+    @inline(__always) func gt(_ u0: Float, _ u1: Float, _ u2: Float, _ u3: Float, _ u4: Float, _ u5: Float) -> (Float, Float, Float) {
+        (u0 / 4 - (u1 + u2) / 6 + (u3 + u4) / 24, (u2 - u1) / 6 + (u3 - u4) / 12, (u3 + u4 - u1 - u2) / 6 + u5)
+    }
+    for p in 0..<pairs {
+        @inline(__always) func at(_ xi: Int) -> Float { du[xi * pairs + p] }
+        // G^T over the 6 rows, for each of the 6 columns j
+        @inline(__always) func column(_ j: Int) -> (Float, Float, Float) { gt(at(j), at(6 + j), at(12 + j), at(18 + j), at(24 + j), at(30 + j)) }
+        let c0 = column(0), c1 = column(1), c2 = column(2), c3 = column(3), c4 = column(4), c5 = column(5)
+        // ... then over the columns, row by row
+        let g = dw + p * 9
+        let r0 = gt(c0.0, c1.0, c2.0, c3.0, c4.0, c5.0), r1 = gt(c0.1, c1.1, c2.1, c3.1, c4.1, c5.1)
+        let r2 = gt(c0.2, c1.2, c2.2, c3.2, c4.2, c5.2)
+        g[0] += r0.0; g[1] += r0.1; g[2] += r0.2
+        g[3] += r1.0; g[4] += r1.1; g[5] += r1.2
+        g[6] += r2.0; g[7] += r2.1; g[8] += r2.2
+    }
+}
+
+/// dweight += the weight gradient of a 3x3 / stride 1 / padding 1 convolution, F(4x4, 3x3):
+/// per image V (input tiles) and DY (gradient tiles), dU_ξ += DY_ξ V_ξ^T (36 GEMMs of depth
+/// T), then dW += G^T dU G.
+public func winograd4Conv3x3WeightGradient(x: UnsafePointer<Float>, dy: UnsafePointer<Float>, dweight: UnsafeMutablePointer<Float>,
+                                           batch: Int, inChannels cin: Int, outChannels cout: Int, height h: Int, width w: Int) {
+    let th = (h + 3) / 4, tw = (w + 3) / 4, t = th * tw
+    let workers = Parallel.workers(for: batch)
+    let partials = UnsafeMutablePointer<Float>.allocate(capacity: workers * 36 * cout * cin)
+    partials.initialize(repeating: 0, count: workers * 36 * cout * cin)
+    defer { partials.deallocate() }
+    Parallel.chunks(batch, workers: workers) { worker, images in
+        let v = UnsafeMutablePointer<Float>.allocate(capacity: 36 * cin * t)
+        let dyt = UnsafeMutablePointer<Float>.allocate(capacity: 36 * cout * t + 8)
+        let size = winograd4InputScratch(height: h, width: w)
+        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: size)
+        scratch.initialize(repeating: 0, count: size)
+        let rows = UnsafeMutablePointer<Float>.allocate(capacity: 16 * (tw + 8))
+        defer { v.deallocate(); dyt.deallocate(); scratch.deallocate(); rows.deallocate() }
+        let du = partials + worker * 36 * cout * cin
+        for n in images {
+            winograd4Input(x + n * cin * h * w, v, channels: cin, height: h, width: w, scratch: scratch)
+            winograd4OutputGradient(dy + n * cout * h * w, dyt, outChannels: cout, height: h, width: w, rows: rows)
+            for xi in 0..<36 {
+                sgemm(transB: true, m: cout, n: cin, k: t, a: dyt + xi * cout * t, lda: t, b: v + xi * cin * t, ldb: t,
+                      beta: 1, c: du + xi * cout * cin, ldc: cin)
+            }
+        }
+    }
+    for worker in 1..<max(workers, 1) { addInPlace(partials, partials + worker * 36 * cout * cin, count: 36 * cout * cin) }
+    winograd4WeightGradient(partials, dweight, outChannels: cout, inChannels: cin)
+}
