@@ -4,7 +4,8 @@
 // 2.25x fewer multiplications than direct convolution, and the input is expanded 4x instead of
 // im2col's 9x. The transforms use only adds and halves (exact in floating point).
 //
-// Layouts: U[ξ][Cout][Cin] (transformed weights), V[ξ][Cin][T], M[ξ][Cout][T], ξ = 4i + j of the
+// Layouts: U[ξ][Cout][Cin] (transformed weights), V[Cin][ξ][T], M[Cout][ξ][T] (a channel's tiles
+// together; the GEMMs step over ξ with leading dimension 16T), ξ = 4i + j of the
 // 4x4 tile, T = tile rows x tile columns of one image.
 
 extension ConvGeometry {
@@ -50,7 +51,7 @@ func winogradInput(_ x: UnsafePointer<Float>, _ v: UnsafeMutablePointer<Float>, 
                    scratch: UnsafeMutablePointer<Float>) {
     let th = (h + 1) / 2, tw = (w + 1) / 2, t = th * tw
     let hw = tw + 9, stride = 2 * hw   // a padded row: even half, then odd half
-    let plane = channels * t
+    let plane = t   // layout (channel, ξ, tile): one channel's tiles together
     let padded = scratch, comb = scratch + (2 * th + 2) * stride
     for c in 0..<channels {
         let img = x + c * h * w
@@ -82,7 +83,7 @@ func winogradInput(_ x: UnsafePointer<Float>, _ v: UnsafeMutablePointer<Float>, 
             }
             // ... then B over each tile's columns p0..p3 = E[tx], O[tx], E[tx+1], O[tx+1]:
             // p0 - p2, p1 + p2, p2 - p1, p1 - p3
-            let base = c * t + ty * tw
+            let base = c * 16 * t + ty * tw
             for i in 0..<4 {
                 let e = comb + i * stride, o = e + hw
                 let o0 = v + (4 * i) * plane + base, o1 = v + (4 * i + 1) * plane + base
@@ -107,14 +108,14 @@ func winogradInput(_ x: UnsafePointer<Float>, _ v: UnsafeMutablePointer<Float>, 
 /// SIMD lanes across the tiles of a tile row.
 func winogradOutput(_ m: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?,
                     outChannels: Int, height h: Int, width w: Int, scratch: UnsafeMutablePointer<Float>) {
-    let th = (h + 1) / 2, tw = (w + 1) / 2, t = th * tw, plane = outChannels * t
+    let th = (h + 1) / 2, tw = (w + 1) / 2, t = th * tw, plane = t   // layout (channel, ξ, tile)
     // scratch: the 4 results (y00, y01, y10, y11) of every tile of a row
     let q0 = scratch, q1 = scratch + tw, q2 = scratch + 2 * tw, q3 = scratch + 3 * tw
     for co in 0..<outChannels {
         let b = bias?[co] ?? 0, bv = Lanes(repeating: b)
         let out = y + co * h * w
         for ty in 0..<th {
-            let base = co * t + ty * tw
+            let base = co * 16 * t + ty * tw
             func row(_ xi: Int) -> UnsafePointer<Float> { m + xi * plane + base }
             var tx = 0
             while tx + 8 <= tw {
@@ -172,8 +173,8 @@ public func winogradConv3x3(x: UnsafePointer<Float>, weight: UnsafePointer<Float
         for n in images {
             winogradInput(x + n * cin * h * w, v, channels: cin, height: h, width: w, scratch: rows)
             for xi in 0..<16 {
-                sgemm(m: cout, n: t, k: cin, a: u + xi * cout * cin, lda: cin, b: v + xi * cin * t, ldb: t,
-                      beta: 0, c: m + xi * cout * t, ldc: t)
+                sgemm(m: cout, n: t, k: cin, a: u + xi * cout * cin, lda: cin, b: v + xi * t, ldb: 16 * t,
+                      beta: 0, c: m + xi * t, ldc: 16 * t)
             }
             winogradOutput(m, y + n * cout * h * w, bias: bias, outChannels: cout, height: h, width: w, scratch: outRows)
         }
@@ -186,7 +187,7 @@ public func winogradConv3x3(x: UnsafePointer<Float>, weight: UnsafePointer<Float
 /// (p, p + q, p - q, -q). Pixels past the image's last row or column count as 0.
 func winogradOutputGradient(_ dy: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, outChannels: Int,
                             height h: Int, width w: Int, rows: UnsafeMutablePointer<Float>) {
-    let th = (h + 1) / 2, tw = (w + 1) / 2, t = th * tw, plane = outChannels * t
+    let th = (h + 1) / 2, tw = (w + 1) / 2, t = th * tw, plane = t   // layout (channel, ξ, tile)
     // the tile row's pixels split by column parity: a = (2ty, even), b = (2ty, odd), c, d the row below
     let a = rows, b = rows + tw, c = rows + 2 * tw, d = rows + 3 * tw
     for co in 0..<outChannels {
@@ -200,7 +201,7 @@ func winogradOutputGradient(_ dy: UnsafePointer<Float>, _ out: UnsafeMutablePoin
                 for x in 0..<(w / 2) { even[x] = src[2 * x]; odd[x] = src[2 * x + 1] }
                 if w % 2 == 1 { even[tw - 1] = src[w - 1] }
             }
-            let base = co * t + ty * tw
+            let base = co * 16 * t + ty * tw
             func put(_ i: Int, _ tx: Int, _ p: Lanes, _ q: Lanes) {
                 store(p, out + (4 * i) * plane + base, tx); store(p + q, out + (4 * i + 1) * plane + base, tx)
                 store(p - q, out + (4 * i + 2) * plane + base, tx); store(-q, out + (4 * i + 3) * plane + base, tx)
@@ -268,7 +269,7 @@ public func winogradConv3x3WeightGradient(x: UnsafePointer<Float>, dy: UnsafePoi
             winogradInput(x + n * cin * h * w, v, channels: cin, height: h, width: w, scratch: rows)
             winogradOutputGradient(dy + n * cout * h * w, dyt, outChannels: cout, height: h, width: w, rows: gradientRows)
             for xi in 0..<16 {
-                sgemm(transB: true, m: cout, n: cin, k: t, a: dyt + xi * cout * t, lda: t, b: v + xi * cin * t, ldb: t,
+                sgemm(transB: true, m: cout, n: cin, k: t, a: dyt + xi * t, lda: 16 * t, b: v + xi * t, ldb: 16 * t,
                       beta: 1, c: du + xi * cout * cin, ldc: cin)
             }
         }

@@ -60,7 +60,7 @@ func winograd4Input(_ x: UnsafePointer<Float>, _ v: UnsafeMutablePointer<Float>,
                     scratch: UnsafeMutablePointer<Float>) {
     let th = (h + 3) / 4, tw = (w + 3) / 4, t = th * tw
     let hq = tw + 9, stride = 4 * hq          // a padded row: its 4 phases
-    let plane = channels * t
+    let plane = t   // layout (channel, ξ, tile): one channel's tiles together
     let padded = scratch, comb = scratch + (4 * th + 2) * stride
     for c in 0..<channels {
         let img = x + c * h * w
@@ -99,7 +99,7 @@ func winograd4Input(_ x: UnsafePointer<Float>, _ v: UnsafeMutablePointer<Float>,
                 j += 1
             }
             // ... then B over each tile's columns P0[tx], P1[tx], P2[tx], P3[tx], P0[tx+1], P1[tx+1]
-            let base = c * t + ty * tw
+            let base = c * 36 * t + ty * tw
             for i in 0..<6 {
                 let p0 = comb + i * stride, p1 = p0 + hq, p2 = p0 + 2 * hq, p3 = p0 + 3 * hq
                 func out(_ j: Int) -> UnsafeMutablePointer<Float> { v + (6 * i + j) * plane + base }
@@ -137,12 +137,12 @@ func winograd4A(_ a: Float, _ b: Float, _ c: Float, _ d: Float, _ e: Float, _ f:
 /// `scratch` holds 16 * tw floats: the 16 outputs of every tile of a tile row.
 func winograd4Output(_ m: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?,
                      outChannels: Int, height h: Int, width w: Int, scratch q: UnsafeMutablePointer<Float>) {
-    let th = (h + 3) / 4, tw = (w + 3) / 4, t = th * tw, plane = outChannels * t
+    let th = (h + 3) / 4, tw = (w + 3) / 4, t = th * tw, plane = t   // layout (channel, ξ, tile)
     for co in 0..<outChannels {
         let b = bias?[co] ?? 0, bv = Lanes(repeating: b)
         let out = y + co * h * w
         for ty in 0..<th {
-            let base = co * t + ty * tw
+            let base = co * 36 * t + ty * tw
             func row(_ xi: Int) -> UnsafePointer<Float> { m + xi * plane + base }
             var tx = 0
             while tx + 8 <= tw {
@@ -216,8 +216,8 @@ public func winograd4Conv3x3(x: UnsafePointer<Float>, weight: UnsafePointer<Floa
         for n in images {
             winograd4Input(x + n * cin * h * w, v, channels: cin, height: h, width: w, scratch: scratch)
             for xi in 0..<36 {
-                sgemm(m: cout, n: t, k: cin, a: u + xi * cout * cin, lda: cin, b: v + xi * cin * t, ldb: t,
-                      beta: 0, c: m + xi * cout * t, ldc: t)
+                sgemm(m: cout, n: t, k: cin, a: u + xi * cout * cin, lda: cin, b: v + xi * t, ldb: 36 * t,
+                      beta: 0, c: m + xi * t, ldc: 36 * t)
             }
             winograd4Output(m, y + n * cout * h * w, bias: bias, outChannels: cout, height: h, width: w, scratch: q)
         }
@@ -237,7 +237,7 @@ func winograd4AT(_ a: Lanes, _ b: Lanes, _ c: Lanes, _ d: Lanes) -> (Lanes, Lane
 /// lanes across the tiles; pixels past the image count as 0. `rows` holds 16 * (tw + 8) floats.
 func winograd4OutputGradient(_ dy: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, outChannels: Int,
                              height h: Int, width w: Int, rows: UnsafeMutablePointer<Float>) {
-    let th = (h + 3) / 4, tw = (w + 3) / 4, t = th * tw, plane = outChannels * t
+    let th = (h + 3) / 4, tw = (w + 3) / 4, t = th * tw, plane = t   // layout (channel, ξ, tile)
     let hq = tw + 8
     for co in 0..<outChannels {
         let img = dy + co * h * w
@@ -261,7 +261,7 @@ func winograd4OutputGradient(_ dy: UnsafePointer<Float>, _ out: UnsafeMutablePoi
                 var col = 16 * k
                 while col < w { p[(col % 4) * hq + col / 4] = src[col]; col += 1 }
             }
-            let base = co * t + ty * tw
+            let base = co * 36 * t + ty * tw
             @inline(__always) func dst(_ xi: Int) -> UnsafeMutablePointer<Float> { out + xi * plane + base }
             var tx = 0
             while tx + 8 <= tw {   // 8 tiles at a time, the rest one by one
@@ -347,7 +347,7 @@ public func winograd4Conv3x3WeightGradient(x: UnsafePointer<Float>, dy: UnsafePo
             winograd4Input(x + n * cin * h * w, v, channels: cin, height: h, width: w, scratch: scratch)
             winograd4OutputGradient(dy + n * cout * h * w, dyt, outChannels: cout, height: h, width: w, rows: rows)
             for xi in 0..<36 {
-                sgemm(transB: true, m: cout, n: cin, k: t, a: dyt + xi * cout * t, lda: t, b: v + xi * cin * t, ldb: t,
+                sgemm(transB: true, m: cout, n: cin, k: t, a: dyt + xi * t, lda: 36 * t, b: v + xi * t, ldb: 36 * t,
                       beta: 1, c: du + xi * cout * cin, ldc: cin)
             }
         }
