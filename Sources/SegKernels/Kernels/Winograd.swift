@@ -38,7 +38,7 @@ func winogradWeights(_ w: UnsafePointer<Float>, _ u: UnsafeMutablePointer<Float>
 
 /// Scratch floats `winogradInput` needs for an `h x w` image.
 func winogradInputScratch(height h: Int, width w: Int) -> Int {
-    let th = (h + 1) / 2, tw = (w + 1) / 2, hw = tw + 9
+    let th = (h + 1) / 2, tw = (w + 1) / 2, hw = tw + 1
     return (2 * th + 2) * 2 * hw + 8 * hw
 }
 
@@ -50,7 +50,7 @@ func winogradInputScratch(height h: Int, width w: Int) -> Int {
 func winogradInput(_ x: UnsafePointer<Float>, _ v: UnsafeMutablePointer<Float>, channels: Int, height h: Int, width w: Int,
                    scratch: UnsafeMutablePointer<Float>) {
     let th = (h + 1) / 2, tw = (w + 1) / 2, t = th * tw
-    let hw = tw + 9, stride = 2 * hw   // a padded row: even half, then odd half
+    let hw = tw + 1, stride = 2 * hw   // a padded row: even half, then odd half
     let plane = t   // layout (channel, ξ, tile): one channel's tiles together
     let padded = scratch, comb = scratch + (2 * th + 2) * stride
     for c in 0..<channels {

@@ -11,7 +11,7 @@ public let winograd4MinimumSide = 64
 
 /// Scratch floats `winograd4Input` needs for an `h x w` image.
 func winograd4InputScratch(height h: Int, width w: Int) -> Int {
-    let th = (h + 3) / 4, tw = (w + 3) / 4, hq = tw + 9
+    let th = (h + 3) / 4, tw = (w + 3) / 4, hq = tw + 1
     return (4 * th + 2) * 4 * hq + 6 * 4 * hq
 }
 
@@ -59,7 +59,7 @@ func winograd4B(_ a: Float, _ b: Float, _ c: Float, _ d: Float, _ e: Float, _ f:
 func winograd4Input(_ x: UnsafePointer<Float>, _ v: UnsafeMutablePointer<Float>, channels: Int, height h: Int, width w: Int,
                     scratch: UnsafeMutablePointer<Float>) {
     let th = (h + 3) / 4, tw = (w + 3) / 4, t = th * tw
-    let hq = tw + 9, stride = 4 * hq          // a padded row: its 4 phases
+    let hq = tw + 1, stride = 4 * hq          // a padded row: its 4 phases (tiles read tx + 1 <= tw)
     let plane = t   // layout (channel, ξ, tile): one channel's tiles together
     let padded = scratch, comb = scratch + (4 * th + 2) * stride
     for c in 0..<channels {
