@@ -40,7 +40,7 @@ final class WinogradTests: XCTestCase {
             conv2dBackward(x: x, weight: wt, dy: dy, dx: &gotDx, dweight: &gotDw, dbias: &gotDb, batch: n, outChannels: cout, geometry: g)
             // the 4x4-tile kernel directly, whatever side the dispatch would pick it from
             var y4 = [Float](repeating: 0, count: y.count)
-            winograd4Conv3x3(x: x, weight: wt, bias: bias, y: &y4, batch: n, inChannels: cin, outChannels: cout, height: h, width: w)
+            winogradConv3x3(.f4, x: x, weight: wt, bias: bias, y: &y4, batch: n, inChannels: cin, outChannels: cout, height: h, width: w)
             func worst(_ a: [Float], _ b: [Double]) -> Double {
                 let scale = max(b.map { abs($0) }.max()!, 1e-9)
                 return zip(a, b).map { abs(Double($0) - $1) }.max()! / scale
@@ -50,7 +50,7 @@ final class WinogradTests: XCTestCase {
             XCTAssertLessThan(worst(gotY, y), 1e-5, "y " + label)
             XCTAssertLessThan(worst(y4, y), 1e-5, "y F(4x4) " + label)
             var dw4 = [Float](repeating: 0, count: dw.count)
-            winograd4Conv3x3WeightGradient(x: x, dy: dy, dweight: &dw4, batch: n, inChannels: cin, outChannels: cout, height: h, width: w)
+            winogradConv3x3WeightGradient(.f4, x: x, dy: dy, dweight: &dw4, batch: n, inChannels: cin, outChannels: cout, height: h, width: w)
             XCTAssertLessThan(worst(dw4, dw), 1e-5, "dw F(4x4) " + label)
             XCTAssertLessThan(worst(gotDx, dx), 1e-5, "dx " + label)
             XCTAssertLessThan(worst(gotDw, dw), 1e-5, "dw " + label)

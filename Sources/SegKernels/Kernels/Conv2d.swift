@@ -8,8 +8,8 @@ public func conv2dForward(x: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                           y: UnsafeMutablePointer<Float>, batch: Int, outChannels: Int, geometry g: ConvGeometry) {
     let K = g.patchSize, P = g.outPixels, Cout = outChannels
     if g.isWinograd3x3 {
-        let conv = min(g.height, g.width) >= winograd4MinimumSide ? winograd4Conv3x3 : winogradConv3x3
-        conv(x, weight, bias, y, batch, g.channels, Cout, g.height, g.width)
+        winogradConv3x3(.forMap(height: g.height, width: g.width), x: x, weight: weight, bias: bias, y: y, batch: batch,
+                        inChannels: g.channels, outChannels: Cout, height: g.height, width: g.width)
         return
     }
     Parallel.chunks(batch) { _, images in
@@ -42,13 +42,14 @@ public func conv2dBackward(x: UnsafePointer<Float>, weight: UnsafePointer<Float>
     // the input gradient of a 3x3 / stride 1 / padding 1 convolution is one too: Winograd
     let winogradInputGradient = adjoint?.isWinograd3x3 == true && dx != nil
     if winogradInputGradient, let dx {
-        let conv = min(g.outH, g.outW) >= winograd4MinimumSide ? winograd4Conv3x3 : winogradConv3x3
-        flipped.withUnsafeBufferPointer { conv(dy, $0.baseAddress!, nil, dx, batch, Cout, g.channels, g.outH, g.outW) }
+        flipped.withUnsafeBufferPointer {
+            winogradConv3x3(.forMap(height: g.outH, width: g.outW), x: dy, weight: $0.baseAddress!, bias: nil, y: dx, batch: batch,
+                            inChannels: Cout, outChannels: g.channels, height: g.outH, width: g.outW)
+        }
     }
     if g.isWinograd3x3 {
-        let weightGradient = min(g.height, g.width) >= winograd4MinimumSide ? winograd4Conv3x3WeightGradient
-                                                                            : winogradConv3x3WeightGradient
-        weightGradient(x, dy, dweight, batch, g.channels, Cout, g.height, g.width)
+        winogradConv3x3WeightGradient(.forMap(height: g.height, width: g.width), x: x, dy: dy, dweight: dweight, batch: batch,
+                                      inChannels: g.channels, outChannels: Cout, height: g.height, width: g.width)
         if dx == nil || winogradInputGradient { return }
     }
     let weightGradientDone = g.isWinograd3x3

@@ -154,33 +154,6 @@ func winogradOutput(_ m: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
     }
 }
 
-/// y (N, Cout, H, W) = conv3x3(x (N, Cin, H, W), weight (Cout, Cin, 3, 3), stride 1, padding 1) + bias.
-public func winogradConv3x3(x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
-                            y: UnsafeMutablePointer<Float>, batch: Int, inChannels cin: Int, outChannels cout: Int,
-                            height h: Int, width w: Int) {
-    let th = (h + 1) / 2, tw = (w + 1) / 2, t = th * tw
-    let u = UnsafeMutablePointer<Float>.allocate(capacity: 16 * cout * cin)
-    defer { u.deallocate() }
-    winogradWeights(weight, u, outChannels: cout, inChannels: cin)
-    Parallel.chunks(batch) { _, images in
-        let v = UnsafeMutablePointer<Float>.allocate(capacity: 16 * cin * t)
-        let m = UnsafeMutablePointer<Float>.allocate(capacity: 16 * cout * t)
-        let size = winogradInputScratch(height: h, width: w)
-        let rows = UnsafeMutablePointer<Float>.allocate(capacity: size)
-        rows.initialize(repeating: 0, count: size)
-        let outRows = UnsafeMutablePointer<Float>.allocate(capacity: 4 * tw)
-        defer { v.deallocate(); m.deallocate(); rows.deallocate(); outRows.deallocate() }
-        for n in images {
-            winogradInput(x + n * cin * h * w, v, channels: cin, height: h, width: w, scratch: rows)
-            for xi in 0..<16 {
-                sgemm(m: cout, n: t, k: cin, a: u + xi * cout * cin, lda: cin, b: v + xi * t, ldb: 16 * t,
-                      beta: 0, c: m + xi * t, ldc: 16 * t)
-            }
-            winogradOutput(m, y + n * cout * h * w, bias: bias, outChannels: cout, height: h, width: w, scratch: outRows)
-        }
-    }
-}
-
 /// DY = A dY A^T for every output channel and tile of one output gradient (Cout, H, W) ->
 /// DY (16, Cout, T): the transform whose product with V gives the transformed weight gradient.
 /// Rows of A dY: (a, b), (a + c, b + d), (a - c, b - d), (-c, -d); then each row (p, q) ->
@@ -226,7 +199,7 @@ func winogradOutputGradient(_ dy: UnsafePointer<Float>, _ out: UnsafeMutablePoin
 
 /// dW (Cout, Cin, 3, 3) += G^T dU G for every (co, ci), dU (16, Cout, Cin).
 /// G^T rows: (1, 1/2, 1/2, 0), (0, 1/2, -1/2, 0), (0, 1/2, 1/2, 1).
-func winogradWeightGradient(_ du: UnsafePointer<Float>, _ dw: UnsafeMutablePointer<Float>, outChannels: Int, inChannels: Int) {
+func winogradWeightGradientTransform(_ du: UnsafePointer<Float>, _ dw: UnsafeMutablePointer<Float>, outChannels: Int, inChannels: Int) {
     let pairs = outChannels * inChannels
     @inline(__always) func gt(_ u0: Float, _ u1: Float, _ u2: Float, _ u3: Float) -> (Float, Float, Float) {
         (u0 + 0.5 * (u1 + u2), 0.5 * (u1 - u2), 0.5 * (u1 + u2) + u3)
@@ -243,37 +216,4 @@ func winogradWeightGradient(_ du: UnsafePointer<Float>, _ dw: UnsafeMutablePoint
         g[3] += r1.0; g[4] += r1.1; g[5] += r1.2
         g[6] += r2.0; g[7] += r2.1; g[8] += r2.2
     }
-}
-
-/// dweight (Cout, Cin, 3, 3) += the weight gradient of a 3x3 / stride 1 / padding 1
-/// convolution of x (N, Cin, H, W) with output gradient dy (N, Cout, H, W): per image the input
-/// tiles V and the gradient tiles DY, then dU_ξ += DY_ξ V_ξ^T (16 GEMMs of depth T), and once
-/// dW += G^T dU G.
-public func winogradConv3x3WeightGradient(x: UnsafePointer<Float>, dy: UnsafePointer<Float>, dweight: UnsafeMutablePointer<Float>,
-                                          batch: Int, inChannels cin: Int, outChannels cout: Int, height h: Int, width w: Int) {
-    let th = (h + 1) / 2, tw = (w + 1) / 2, t = th * tw
-    let workers = Parallel.workers(for: batch)
-    let partials = UnsafeMutablePointer<Float>.allocate(capacity: workers * 16 * cout * cin)
-    partials.initialize(repeating: 0, count: workers * 16 * cout * cin)
-    defer { partials.deallocate() }
-    Parallel.chunks(batch, workers: workers) { worker, images in
-        let v = UnsafeMutablePointer<Float>.allocate(capacity: 16 * cin * t)
-        let dyt = UnsafeMutablePointer<Float>.allocate(capacity: 16 * cout * t)
-        let size = winogradInputScratch(height: h, width: w)
-        let rows = UnsafeMutablePointer<Float>.allocate(capacity: size)
-        rows.initialize(repeating: 0, count: size)
-        let gradientRows = UnsafeMutablePointer<Float>.allocate(capacity: 4 * tw)
-        defer { v.deallocate(); dyt.deallocate(); rows.deallocate(); gradientRows.deallocate() }
-        let du = partials + worker * 16 * cout * cin
-        for n in images {
-            winogradInput(x + n * cin * h * w, v, channels: cin, height: h, width: w, scratch: rows)
-            winogradOutputGradient(dy + n * cout * h * w, dyt, outChannels: cout, height: h, width: w, rows: gradientRows)
-            for xi in 0..<16 {
-                sgemm(transB: true, m: cout, n: cin, k: t, a: dyt + xi * t, lda: 16 * t, b: v + xi * t, ldb: 16 * t,
-                      beta: 1, c: du + xi * cout * cin, ldc: cin)
-            }
-        }
-    }
-    for worker in 1..<max(workers, 1) { addInPlace(partials, partials + worker * 16 * cout * cin, count: 16 * cout * cin) }
-    winogradWeightGradient(partials, dweight, outChannels: cout, inChannels: cin)
 }

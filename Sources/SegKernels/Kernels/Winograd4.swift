@@ -197,33 +197,6 @@ func winograd4Output(_ m: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>
     }
 }
 
-/// y (N, Cout, H, W) = conv3x3(x (N, Cin, H, W), weight, stride 1, padding 1) + bias, F(4x4, 3x3).
-public func winograd4Conv3x3(x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
-                             y: UnsafeMutablePointer<Float>, batch: Int, inChannels cin: Int, outChannels cout: Int,
-                             height h: Int, width w: Int) {
-    let th = (h + 3) / 4, tw = (w + 3) / 4, t = th * tw
-    let u = UnsafeMutablePointer<Float>.allocate(capacity: 36 * cout * cin)
-    defer { u.deallocate() }
-    winograd4Weights(weight, u, outChannels: cout, inChannels: cin)
-    Parallel.chunks(batch) { _, images in
-        let v = UnsafeMutablePointer<Float>.allocate(capacity: 36 * cin * t)
-        let m = UnsafeMutablePointer<Float>.allocate(capacity: 36 * cout * t)
-        let size = winograd4InputScratch(height: h, width: w)
-        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: size)
-        scratch.initialize(repeating: 0, count: size)
-        let q = UnsafeMutablePointer<Float>.allocate(capacity: 16 * tw + 8)
-        defer { v.deallocate(); m.deallocate(); scratch.deallocate(); q.deallocate() }
-        for n in images {
-            winograd4Input(x + n * cin * h * w, v, channels: cin, height: h, width: w, scratch: scratch)
-            for xi in 0..<36 {
-                sgemm(m: cout, n: t, k: cin, a: u + xi * cout * cin, lda: cin, b: v + xi * t, ldb: 36 * t,
-                      beta: 0, c: m + xi * t, ldc: 36 * t)
-            }
-            winograd4Output(m, y + n * cout * h * w, bias: bias, outChannels: cout, height: h, width: w, scratch: q)
-        }
-    }
-}
-
 /// A applied to four vectors: (a, a + b + c + d, a - b + c - d, a + 2b + 4c + 8d, a - 2b + 4c - 8d, d).
 @inline(__always)
 func winograd4AT(_ a: Lanes, _ b: Lanes, _ c: Lanes, _ d: Lanes) -> (Lanes, Lanes, Lanes, Lanes, Lanes, Lanes) {
@@ -304,7 +277,7 @@ func winograd4OutputGradient(_ dy: UnsafePointer<Float>, _ out: UnsafeMutablePoi
 
 /// dW (Cout, Cin, 3, 3) += G^T dU G for every (co, ci), dU (36, Cout, Cin). G^T applied to
 /// (u0..u5): (u0/4 - (u1 + u2)/6 + (u3 + u4)/24, (u2 - u1)/6 + (u3 - u4)/12, (u3 + u4 - u1 - u2)/6 + u5).
-func winograd4WeightGradient(_ du: UnsafePointer<Float>, _ dw: UnsafeMutablePointer<Float>, outChannels: Int, inChannels: Int) {
+func winograd4WeightGradientTransform(_ du: UnsafePointer<Float>, _ dw: UnsafeMutablePointer<Float>, outChannels: Int, inChannels: Int) {
     let pairs = outChannels * inChannels
     @inline(__always) func gt(_ u0: Float, _ u1: Float, _ u2: Float, _ u3: Float, _ u4: Float, _ u5: Float) -> (Float, Float, Float) {
         (u0 / 4 - (u1 + u2) / 6 + (u3 + u4) / 24, (u2 - u1) / 6 + (u3 - u4) / 12, (u3 + u4 - u1 - u2) / 6 + u5)
@@ -322,36 +295,4 @@ func winograd4WeightGradient(_ du: UnsafePointer<Float>, _ dw: UnsafeMutablePoin
         g[3] += r1.0; g[4] += r1.1; g[5] += r1.2
         g[6] += r2.0; g[7] += r2.1; g[8] += r2.2
     }
-}
-
-/// dweight += the weight gradient of a 3x3 / stride 1 / padding 1 convolution, F(4x4, 3x3):
-/// per image V (input tiles) and DY (gradient tiles), dU_ξ += DY_ξ V_ξ^T (36 GEMMs of depth
-/// T), then dW += G^T dU G.
-public func winograd4Conv3x3WeightGradient(x: UnsafePointer<Float>, dy: UnsafePointer<Float>, dweight: UnsafeMutablePointer<Float>,
-                                           batch: Int, inChannels cin: Int, outChannels cout: Int, height h: Int, width w: Int) {
-    let th = (h + 3) / 4, tw = (w + 3) / 4, t = th * tw
-    let workers = Parallel.workers(for: batch)
-    let partials = UnsafeMutablePointer<Float>.allocate(capacity: workers * 36 * cout * cin)
-    partials.initialize(repeating: 0, count: workers * 36 * cout * cin)
-    defer { partials.deallocate() }
-    Parallel.chunks(batch, workers: workers) { worker, images in
-        let v = UnsafeMutablePointer<Float>.allocate(capacity: 36 * cin * t)
-        let dyt = UnsafeMutablePointer<Float>.allocate(capacity: 36 * cout * t + 8)
-        let size = winograd4InputScratch(height: h, width: w)
-        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: size)
-        scratch.initialize(repeating: 0, count: size)
-        let rows = UnsafeMutablePointer<Float>.allocate(capacity: 16 * (tw + 8))
-        defer { v.deallocate(); dyt.deallocate(); scratch.deallocate(); rows.deallocate() }
-        let du = partials + worker * 36 * cout * cin
-        for n in images {
-            winograd4Input(x + n * cin * h * w, v, channels: cin, height: h, width: w, scratch: scratch)
-            winograd4OutputGradient(dy + n * cout * h * w, dyt, outChannels: cout, height: h, width: w, rows: rows)
-            for xi in 0..<36 {
-                sgemm(transB: true, m: cout, n: cin, k: t, a: dyt + xi * t, lda: 36 * t, b: v + xi * t, ldb: 36 * t,
-                      beta: 1, c: du + xi * cout * cin, ldc: cin)
-            }
-        }
-    }
-    for worker in 1..<max(workers, 1) { addInPlace(partials, partials + worker * 36 * cout * cin, count: 36 * cout * cin) }
-    winograd4WeightGradient(partials, dweight, outChannels: cout, inChannels: cin)
 }
