@@ -10,13 +10,12 @@ struct ConfigKey {
         case choice([String], diagnostic: [String] = [])
         case bool
         case string
-        case intOrAuto(ClosedRange<Int>)
+        /// A whole number in the range, or the word (`auto`, `none`).
+        case intOr(String, ClosedRange<Int>)
         /// Comma-separated numbers in the range, or `none`.
         case floatList(ClosedRange<Float>)
         /// As `floatList`, or `auto`.
         case floatListOrAuto(ClosedRange<Float>)
-        /// A whole number in the range, or `none`.
-        case intOrNone(ClosedRange<Int>)
         /// `#RRGGBB` colours, comma-separated (one when `single`), or `none`.
         case colors(single: Bool)
     }
@@ -103,7 +102,7 @@ let configKeys: [ConfigKey] = [
               get: { $0.imagesDir.isEmpty ? "none" : $0.imagesDir }, set: { $0.imagesDir = $1 == "none" ? "" : $1 }),
     ConfigKey(name: "masks_dir", kind: .string, help: "data folder: the masks' directory, when not data_dir/masks, or none",
               get: { $0.masksDir.isEmpty ? "none" : $0.masksDir }, set: { $0.masksDir = $1 == "none" ? "" : $1 }),
-    ConfigKey(name: "ignore_index", kind: .intOrNone(0...65535),
+    ConfigKey(name: "ignore_index", kind: .intOr("none", 0...65535),
               help: "data folder: the mask value of unlabelled pixels (PASCAL VOC: 255), left out of loss and metrics; none = every value is a class",
               get: { $0.ignoreIndex.map(String.init) ?? "none" }, set: { $0.ignoreIndex = $1 == "none" ? nil : Int($1)! }),
     ConfigKey(name: "class_colors", kind: .colors(single: false),
@@ -121,7 +120,7 @@ let configKeys: [ConfigKey] = [
     augmentation("brightness", 0...1, "augmentation: largest brightness shift either way (images in 0..1)", \.brightness),
     augmentation("contrast", 0...1, "augmentation: largest contrast change either way (factor 1 ± contrast)", \.contrast),
     augmentation("gaussian_noise", 0...1, "augmentation: standard deviation of noise added to the images (in 0..1)", \.noise),
-    ConfigKey(name: "crop", kind: .intOrNone(1...8192),
+    ConfigKey(name: "crop", kind: .intOr("none", 1...8192),
               help: "training samples are random crops of this side from the image_size images (padded where the image does not reach; the mask there ignored), validation ones centre crops; none = whole images",
               get: { $0.augmentation.crop.map(String.init) ?? "none" }, set: { $0.augmentation.crop = $1 == "none" ? nil : Int($1)! }),
     ConfigKey(name: "normalize_mean", kind: .floatListOrAuto(-1000...1000),
@@ -142,7 +141,7 @@ let configKeys: [ConfigKey] = [
     int("discs", 0...1000, "discs per image", \.discs),
     int("radius_min", 1...4096, "smallest disc radius (inclusive)", \.radiusMin),
     int("radius_max", 2...4096, "largest disc radius (exclusive)", \.radiusMax),
-    ConfigKey(name: "border", kind: .intOrAuto(0...4096), help: "disc centres kept this far from the edges; auto = image_size * 20 / 128",
+    ConfigKey(name: "border", kind: .intOr("auto", 0...4096), help: "disc centres kept this far from the edges; auto = image_size * 20 / 128",
               get: { $0.border.map(String.init) ?? "auto" }, set: { $0.border = $1 == "auto" ? nil : Int($1)! }),
     float("noise", 0...10_000, "standard deviation of the Gaussian noise (grey levels 1..255)", \.noise),
     ConfigKey(name: "squares", kind: .bool, help: "add squares as a third class",
@@ -188,10 +187,9 @@ extension ConfigKey.Kind {
         case let .choice(options, _): return options.joined(separator: " | ")
         case .bool: return "true | false"
         case .string: return "text"
-        case let .intOrAuto(r): return "auto | \(r.lowerBound)...\(r.upperBound)"
+        case let .intOr(word, r): return "\(word) | \(r.lowerBound)...\(r.upperBound)"
         case let .floatList(r): return "none | numbers in \(formatFloat(r.lowerBound))...\(formatFloat(r.upperBound)), comma-separated"
         case let .floatListOrAuto(r): return "none | auto | numbers in \(formatFloat(r.lowerBound))...\(formatFloat(r.upperBound)), comma-separated"
-        case let .intOrNone(r): return "none | \(r.lowerBound)...\(r.upperBound)"
         case let .colors(single): return single ? "none | #RRGGBB" : "none | #RRGGBB colours, comma-separated"
         }
     }

@@ -79,9 +79,9 @@ extension TrainingConfig {
         case let .int(range):
             guard let v = Int(value) else { throw fail("expected a whole number, got '\(abbreviated(value))'") }
             guard range.contains(v) else { throw fail("must be in \(range.lowerBound)...\(range.upperBound), got \(v)") }
-        case let .intOrAuto(range):
-            if value != "auto" {
-                guard let v = Int(value) else { throw fail("expected a whole number or 'auto', got '\(abbreviated(value))'") }
+        case let .intOr(word, range):
+            if value != word {
+                guard let v = Int(value) else { throw fail("expected a whole number or '\(word)', got '\(abbreviated(value))'") }
                 guard range.contains(v) else { throw fail("must be in \(range.lowerBound)...\(range.upperBound), got \(v)") }
             }
         case let .float(range):
@@ -100,11 +100,6 @@ extension TrainingConfig {
                     guard let v = Float(text), v.isFinite else { throw fail("expected comma-separated numbers or none, got '\(text)'") }
                     guard range.contains(v) else { throw fail("must be in \(formatFloat(range.lowerBound))...\(formatFloat(range.upperBound)), got \(text)") }
                 }
-            }
- case let .intOrNone(range):
-            if value != "none" {
-                guard let v = Int(value) else { throw fail("expected a whole number or 'none', got '\(abbreviated(value))'") }
-                guard range.contains(v) else { throw fail("must be in \(range.lowerBound)...\(range.upperBound), got \(v)") }
             }
         case let .colors(single):
             if value != "none" {
