@@ -6,7 +6,7 @@ import SegCore
 /// channels; the 4x4 tiles from 8x8 images up) against a
 /// direct convolution written out in the test: output, input gradient and weight gradient, on
 /// even and odd image sizes (partial edge tiles) and channel counts that are not multiples of
-/// anything.
+/// anything, whole images and blocks of tile rows.
 final class WinogradTests: XCTestCase {
     func testWinogradMatchesDirectConvolution() {
         var rng = SeededGenerator(seed: 9)
@@ -52,6 +52,18 @@ final class WinogradTests: XCTestCase {
             var dw4 = [Float](repeating: 0, count: dw.count)
             winogradConv3x3WeightGradient(.f4, x: x, dy: dy, dweight: &dw4, batch: n, inChannels: cin, outChannels: cout, height: h, width: w)
             XCTAssertLessThan(worst(dw4, dw), 1e-5, "dw F(4x4) " + label)
+            // blocks of 1 and 2 tile rows (the last one partial on odd tile counts), both variants
+            for rows in [1, 2] {
+                for (name, variant) in [("F(2x2)", WinogradVariant.f2), ("F(4x4)", .f4)] {
+                    var yb = [Float](repeating: 0, count: y.count), dwb = [Float](repeating: 0, count: dw.count)
+                    winogradConv3x3(variant, x: x, weight: wt, bias: bias, y: &yb, batch: n, inChannels: cin, outChannels: cout,
+                                    height: h, width: w, blockRows: rows)
+                    winogradConv3x3WeightGradient(variant, x: x, dy: dy, dweight: &dwb, batch: n, inChannels: cin, outChannels: cout,
+                                                  height: h, width: w, blockRows: rows)
+                    XCTAssertLessThan(worst(yb, y), 1e-5, "y \(name) blocks of \(rows) " + label)
+                    XCTAssertLessThan(worst(dwb, dw), 1e-5, "dw \(name) blocks of \(rows) " + label)
+                }
+            }
             XCTAssertLessThan(worst(gotDx, dx), 1e-5, "dx " + label)
             XCTAssertLessThan(worst(gotDw, dw), 1e-5, "dw " + label)
         }

@@ -36,28 +36,32 @@ func winogradWeights(_ w: UnsafePointer<Float>, _ u: UnsafeMutablePointer<Float>
     }
 }
 
-/// Scratch floats `winogradInput` needs for an `h x w` image.
-func winogradInputScratch(height h: Int, width w: Int) -> Int {
-    let th = (h + 1) / 2, tw = (w + 1) / 2, hw = tw + 1
-    return (2 * th + 2) * 2 * hw + 8 * hw
+/// Scratch floats `winogradInput` needs for blocks of `rows` tile rows of an image `w` wide.
+func winogradInputScratch(width w: Int, rows: Int) -> Int {
+    let tw = (w + 1) / 2, hw = tw + 1
+    return (2 * rows + 2) * 2 * hw + 8 * hw
 }
 
-/// V = B^T d B for every channel and tile of one image (C, H, W) -> V (16, C, T). Each channel
-/// is first split into the even and odd columns of its zero-padded plane (padded column 2m is
+/// V = B^T d B for every channel and tile in tile rows `tileRows` of one image (C, H, W) ->
+/// V (C, 16, T), T = the block's tiles. Each channel's rows are first split into the even and odd columns of its zero-padded plane (padded column 2m is
 /// input column 2m - 1), so that tile tx reads half-columns tx and tx + 1 and every step runs
 /// on SIMD lanes across the tiles. `scratch` must hold `winogradInputScratch` floats and be
-/// zero on the first call for a geometry (the padding is never written).
+/// zero on the first call for a geometry (the padding columns are never written; rows outside
+/// the image are zeroed here).
 func winogradInput(_ x: UnsafePointer<Float>, _ v: UnsafeMutablePointer<Float>, channels: Int, height h: Int, width w: Int,
-                   scratch: UnsafeMutablePointer<Float>) {
-    let th = (h + 1) / 2, tw = (w + 1) / 2, t = th * tw
+                   tileRows: Range<Int>, scratch: UnsafeMutablePointer<Float>) {
+    let tw = (w + 1) / 2, ty0 = tileRows.lowerBound
     let hw = tw + 1, stride = 2 * hw   // a padded row: even half, then odd half
-    let plane = t   // layout (channel, ξ, tile): one channel's tiles together
-    let padded = scratch, comb = scratch + (2 * th + 2) * stride
+    let plane = tileRows.count * tw   // layout (channel, ξ, tile): one channel's tiles together
+    let padded = scratch, comb = scratch + (2 * tileRows.count + 2) * stride
     for c in 0..<channels {
         let img = x + c * h * w
         // split: odd half[m] = input column 2m, even half[m + 1] = input column 2m + 1
-        for y in 0..<h {
-            let src = img + y * w, even = padded + (y + 1) * stride, odd = even + hw
+        for p in 0..<(2 * tileRows.count + 2) {
+            // padded row 2 ty0 + p is image row y
+            let y = 2 * ty0 + p - 1, even = padded + p * stride, odd = even + hw
+            guard y >= 0, y < h else { even.update(repeating: 0, count: stride); continue }
+            let src = img + y * w
             var k = 0
             while 16 * k + 16 <= w {
                 let v16 = UnsafeRawPointer(src + 16 * k).loadUnaligned(as: SIMD16<Float>.self)
@@ -67,9 +71,9 @@ func winogradInput(_ x: UnsafePointer<Float>, _ v: UnsafeMutablePointer<Float>, 
             var col = 16 * k
             while col < w { if col % 2 == 0 { odd[col / 2] = src[col] } else { even[col / 2 + 1] = src[col] }; col += 1 }
         }
-        for ty in 0..<th {
+        for ty in tileRows {
             // B^T d over padded rows 2ty..2ty+3: r0 - r2, r1 + r2, r2 - r1, r1 - r3 (both halves at once)
-            let r0 = padded + 2 * ty * stride, r1 = r0 + stride, r2 = r1 + stride, r3 = r2 + stride
+            let r0 = padded + 2 * (ty - ty0) * stride, r1 = r0 + stride, r2 = r1 + stride, r3 = r2 + stride
             let c0 = comb, c1 = comb + stride, c2 = comb + 2 * stride, c3 = comb + 3 * stride
             var j = 0
             while j + 8 <= stride {
@@ -83,7 +87,7 @@ func winogradInput(_ x: UnsafePointer<Float>, _ v: UnsafeMutablePointer<Float>, 
             }
             // ... then B over each tile's columns p0..p3 = E[tx], O[tx], E[tx+1], O[tx+1]:
             // p0 - p2, p1 + p2, p2 - p1, p1 - p3
-            let base = c * 16 * t + ty * tw
+            let base = c * 16 * plane + (ty - ty0) * tw
             for i in 0..<4 {
                 let e = comb + i * stride, o = e + hw
                 let o0 = v + (4 * i) * plane + base, o1 = v + (4 * i + 1) * plane + base
@@ -104,18 +108,18 @@ func winogradInput(_ x: UnsafePointer<Float>, _ v: UnsafeMutablePointer<Float>, 
     }
 }
 
-/// y = A^T M A for every output channel and tile: M (16, Cout, T) -> y (Cout, H, W), plus bias;
-/// SIMD lanes across the tiles of a tile row.
+/// y = A^T M A for every output channel and tile in tile rows `tileRows`: M (Cout, 16, T) ->
+/// those rows of y (Cout, H, W), plus bias; SIMD lanes across the tiles of a tile row.
 func winogradOutput(_ m: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?,
-                    outChannels: Int, height h: Int, width w: Int, scratch: UnsafeMutablePointer<Float>) {
-    let th = (h + 1) / 2, tw = (w + 1) / 2, t = th * tw, plane = t   // layout (channel, ξ, tile)
+                    outChannels: Int, height h: Int, width w: Int, tileRows: Range<Int>, scratch: UnsafeMutablePointer<Float>) {
+    let tw = (w + 1) / 2, plane = tileRows.count * tw   // layout (channel, ξ, tile)
     // scratch: the 4 results (y00, y01, y10, y11) of every tile of a row
     let q0 = scratch, q1 = scratch + tw, q2 = scratch + 2 * tw, q3 = scratch + 3 * tw
     for co in 0..<outChannels {
         let b = bias?[co] ?? 0, bv = Lanes(repeating: b)
         let out = y + co * h * w
-        for ty in 0..<th {
-            let base = co * 16 * t + ty * tw
+        for ty in tileRows {
+            let base = co * 16 * plane + (ty - tileRows.lowerBound) * tw
             func row(_ xi: Int) -> UnsafePointer<Float> { m + xi * plane + base }
             var tx = 0
             while tx + 8 <= tw {
@@ -154,18 +158,18 @@ func winogradOutput(_ m: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
     }
 }
 
-/// DY = A dY A^T for every output channel and tile of one output gradient (Cout, H, W) ->
-/// DY (16, Cout, T): the transform whose product with V gives the transformed weight gradient.
+/// DY = A dY A^T for every output channel and tile in tile rows `tileRows` of one output
+/// gradient (Cout, H, W) -> DY (Cout, 16, T): the transform whose product with V gives the transformed weight gradient.
 /// Rows of A dY: (a, b), (a + c, b + d), (a - c, b - d), (-c, -d); then each row (p, q) ->
 /// (p, p + q, p - q, -q). Pixels past the image's last row or column count as 0.
 func winogradOutputGradient(_ dy: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, outChannels: Int,
-                            height h: Int, width w: Int, rows: UnsafeMutablePointer<Float>) {
-    let th = (h + 1) / 2, tw = (w + 1) / 2, t = th * tw, plane = t   // layout (channel, ξ, tile)
+                            height h: Int, width w: Int, tileRows: Range<Int>, rows: UnsafeMutablePointer<Float>) {
+    let tw = (w + 1) / 2, plane = tileRows.count * tw   // layout (channel, ξ, tile)
     // the tile row's pixels split by column parity: a = (2ty, even), b = (2ty, odd), c, d the row below
     let a = rows, b = rows + tw, c = rows + 2 * tw, d = rows + 3 * tw
     for co in 0..<outChannels {
         let img = dy + co * h * w
-        for ty in 0..<th {
+        for ty in tileRows {
             for k in 0..<2 {
                 let y = 2 * ty + k, even = k == 0 ? a : c, odd = k == 0 ? b : d
                 even.update(repeating: 0, count: tw); odd.update(repeating: 0, count: tw)
@@ -174,7 +178,7 @@ func winogradOutputGradient(_ dy: UnsafePointer<Float>, _ out: UnsafeMutablePoin
                 for x in 0..<(w / 2) { even[x] = src[2 * x]; odd[x] = src[2 * x + 1] }
                 if w % 2 == 1 { even[tw - 1] = src[w - 1] }
             }
-            let base = co * 16 * t + ty * tw
+            let base = co * 16 * plane + (ty - tileRows.lowerBound) * tw
             func put(_ i: Int, _ tx: Int, _ p: Lanes, _ q: Lanes) {
                 store(p, out + (4 * i) * plane + base, tx); store(p + q, out + (4 * i + 1) * plane + base, tx)
                 store(p - q, out + (4 * i + 2) * plane + base, tx); store(-q, out + (4 * i + 3) * plane + base, tx)

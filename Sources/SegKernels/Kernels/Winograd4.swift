@@ -9,10 +9,10 @@
 /// on an AMD EPYC: 8 -> 48-50 images/s, 32 -> 53-55, 64 -> 54-56, 128 -> 52-53).
 public let winograd4MinimumSide = 64
 
-/// Scratch floats `winograd4Input` needs for an `h x w` image.
-func winograd4InputScratch(height h: Int, width w: Int) -> Int {
-    let th = (h + 3) / 4, tw = (w + 3) / 4, hq = tw + 1
-    return (4 * th + 2) * 4 * hq + 6 * 4 * hq
+/// Scratch floats `winograd4Input` needs for blocks of `rows` tile rows of an image `w` wide.
+func winograd4InputScratch(width w: Int, rows: Int) -> Int {
+    let tw = (w + 3) / 4, hq = tw + 1
+    return (4 * rows + 2) * 4 * hq + 6 * 4 * hq
 }
 
 /// U = G g G^T for every (co, ci): weights (Cout, Cin, 3, 3) -> U (36, Cout, Cin).
@@ -51,22 +51,25 @@ func winograd4B(_ a: Float, _ b: Float, _ c: Float, _ d: Float, _ e: Float, _ f:
     (4 * a - 5 * c + e, e + d - 4 * (b + c), e - d + 4 * (b - c), e - c + 2 * (d - b), e - c - 2 * (d - b), 4 * b - 5 * d + f)
 }
 
-/// V = B^T d B for every channel and 6x6 tile (stride 4) of one image (C, H, W) -> V (36, C, T).
-/// Each padded row is split into its four column phases (padded column 4m + k), so tile tx
+/// V = B^T d B for every channel and 6x6 tile (stride 4) in tile rows `tileRows` of one image
+/// (C, H, W) -> V (C, 36, T), T = the block's tiles. Each padded row is split into its four column phases (padded column 4m + k), so tile tx
 /// reads phases 0..3 at tx and phases 0, 1 at tx + 1, all on SIMD lanes across the tiles.
 /// `scratch` holds `winograd4InputScratch` floats and is zero on the first call (the padding
-/// is never written).
+/// columns are never written; rows outside the image are zeroed here).
 func winograd4Input(_ x: UnsafePointer<Float>, _ v: UnsafeMutablePointer<Float>, channels: Int, height h: Int, width w: Int,
-                    scratch: UnsafeMutablePointer<Float>) {
-    let th = (h + 3) / 4, tw = (w + 3) / 4, t = th * tw
+                    tileRows: Range<Int>, scratch: UnsafeMutablePointer<Float>) {
+    let tw = (w + 3) / 4, ty0 = tileRows.lowerBound
     let hq = tw + 1, stride = 4 * hq          // a padded row: its 4 phases (tiles read tx + 1 <= tw)
-    let plane = t   // layout (channel, ξ, tile): one channel's tiles together
-    let padded = scratch, comb = scratch + (4 * th + 2) * stride
+    let plane = tileRows.count * tw   // layout (channel, ξ, tile): one channel's tiles together
+    let padded = scratch, comb = scratch + (4 * tileRows.count + 2) * stride
     for c in 0..<channels {
         let img = x + c * h * w
-        for y in 0..<h {
-            // input column c sits at padded column c + 1: phase (c + 1) % 4, index (c + 1) / 4
-            let src = img + y * w, row = padded + (y + 1) * stride
+        for p in 0..<(4 * tileRows.count + 2) {
+            // padded row 4 ty0 + p is image row y; input column c sits at padded column c + 1:
+            // phase (c + 1) % 4, index (c + 1) / 4
+            let y = 4 * ty0 + p - 1, row = padded + p * stride
+            guard y >= 0, y < h else { row.update(repeating: 0, count: stride); continue }
+            let src = img + y * w
             let ph0 = row, ph1 = row + hq, ph2 = row + 2 * hq, ph3 = row + 3 * hq
             var k = 0
             while 16 * k + 16 <= w {
@@ -81,9 +84,9 @@ func winograd4Input(_ x: UnsafePointer<Float>, _ v: UnsafeMutablePointer<Float>,
             var col = 16 * k
             while col < w { let q = col + 1; row[(q % 4) * hq + q / 4] = src[col]; col += 1 }
         }
-        for ty in 0..<th {
+        for ty in tileRows {
             // B^T over padded rows 4ty..4ty+5 (all phases at once)
-            let r = padded + 4 * ty * stride
+            let r = padded + 4 * (ty - ty0) * stride
             var j = 0
             while j + 8 <= stride {
                 let o = winograd4B(load(r, j), load(r + stride, j), load(r + 2 * stride, j), load(r + 3 * stride, j),
@@ -99,7 +102,7 @@ func winograd4Input(_ x: UnsafePointer<Float>, _ v: UnsafeMutablePointer<Float>,
                 j += 1
             }
             // ... then B over each tile's columns P0[tx], P1[tx], P2[tx], P3[tx], P0[tx+1], P1[tx+1]
-            let base = c * 36 * t + ty * tw
+            let base = c * 36 * plane + (ty - ty0) * tw
             for i in 0..<6 {
                 let p0 = comb + i * stride, p1 = p0 + hq, p2 = p0 + 2 * hq, p3 = p0 + 3 * hq
                 func out(_ j: Int) -> UnsafeMutablePointer<Float> { v + (6 * i + j) * plane + base }
@@ -133,16 +136,17 @@ func winograd4A(_ a: Float, _ b: Float, _ c: Float, _ d: Float, _ e: Float, _ f:
     return (a + bc + de, bmc + 2 * dme, bc + 4 * de, bmc + 8 * dme + f)
 }
 
-/// y = A^T M A for every output channel and tile: M (36, Cout, T) -> y (Cout, H, W), plus bias.
-/// `scratch` holds 16 * tw floats: the 16 outputs of every tile of a tile row.
+/// y = A^T M A for every output channel and tile in tile rows `tileRows`: M (Cout, 36, T) ->
+/// those rows of y (Cout, H, W), plus bias. `scratch` holds 16 * tw floats: the 16 outputs of
+/// every tile of a tile row.
 func winograd4Output(_ m: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?,
-                     outChannels: Int, height h: Int, width w: Int, scratch q: UnsafeMutablePointer<Float>) {
-    let th = (h + 3) / 4, tw = (w + 3) / 4, t = th * tw, plane = t   // layout (channel, ξ, tile)
+                     outChannels: Int, height h: Int, width w: Int, tileRows: Range<Int>, scratch q: UnsafeMutablePointer<Float>) {
+    let tw = (w + 3) / 4, plane = tileRows.count * tw   // layout (channel, ξ, tile)
     for co in 0..<outChannels {
         let b = bias?[co] ?? 0, bv = Lanes(repeating: b)
         let out = y + co * h * w
-        for ty in 0..<th {
-            let base = co * 36 * t + ty * tw
+        for ty in tileRows {
+            let base = co * 36 * plane + (ty - tileRows.lowerBound) * tw
             func row(_ xi: Int) -> UnsafePointer<Float> { m + xi * plane + base }
             var tx = 0
             while tx + 8 <= tw {
@@ -204,17 +208,17 @@ func winograd4AT(_ a: Lanes, _ b: Lanes, _ c: Lanes, _ d: Lanes) -> (Lanes, Lane
     return (a, ac + bd, ac - bd, c4 + bd8, c4 - bd8, d)
 }
 
-/// DY = A dY A^T for every output channel and 4x4 tile of an output gradient (Cout, H, W) ->
-/// DY (36, Cout, T): with V of the same tiles, dU = DY V^T is the transformed weight gradient.
+/// DY = A dY A^T for every output channel and 4x4 tile in tile rows `tileRows` of an output
+/// gradient (Cout, H, W) -> DY (Cout, 36, T): with V of the same tiles, dU = DY V^T is the transformed weight gradient.
 /// Each tile row's four image rows are split into column phases so every step runs on SIMD
 /// lanes across the tiles; pixels past the image count as 0. `rows` holds 16 * (tw + 8) floats.
 func winograd4OutputGradient(_ dy: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, outChannels: Int,
-                             height h: Int, width w: Int, rows: UnsafeMutablePointer<Float>) {
-    let th = (h + 3) / 4, tw = (w + 3) / 4, t = th * tw, plane = t   // layout (channel, ξ, tile)
+                             height h: Int, width w: Int, tileRows: Range<Int>, rows: UnsafeMutablePointer<Float>) {
+    let tw = (w + 3) / 4, plane = tileRows.count * tw   // layout (channel, ξ, tile)
     let hq = tw + 8
     for co in 0..<outChannels {
         let img = dy + co * h * w
-        for ty in 0..<th {
+        for ty in tileRows {
             // phase k of tile row i: image row 4ty + i, columns 4tx + k
             rows.update(repeating: 0, count: 16 * hq)
             for i in 0..<4 {
@@ -234,7 +238,7 @@ func winograd4OutputGradient(_ dy: UnsafePointer<Float>, _ out: UnsafeMutablePoi
                 var col = 16 * k
                 while col < w { p[(col % 4) * hq + col / 4] = src[col]; col += 1 }
             }
-            let base = co * 36 * t + ty * tw
+            let base = co * 36 * plane + (ty - tileRows.lowerBound) * tw
             @inline(__always) func dst(_ xi: Int) -> UnsafeMutablePointer<Float> { out + xi * plane + base }
             var tx = 0
             while tx + 8 <= tw {   // 8 tiles at a time, the rest one by one
