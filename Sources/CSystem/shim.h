@@ -35,13 +35,13 @@ static inline int segdist_cores_allowed(void) {
 }
 
 /// What the CPU can run (CPUID through the compiler's builtins): 2 = AVX-512 (F, BW, DQ, VL),
-/// 1 = AVX2 with FMA, 0 = neither (or not x86).
+/// 1 = AVX2 with FMA (and BMI2), 0 = neither (or not x86).
 static inline int segdist_cpu_vector_level(void) {
 #if defined(__x86_64__)
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq")
         && __builtin_cpu_supports("avx512vl")) return 2;
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return 1;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("bmi2")) return 1;
 #endif
     return 0;
 }

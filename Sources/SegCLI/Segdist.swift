@@ -1,4 +1,6 @@
 import ArgumentParser
+import CSystem
+import Foundation
 import SegCore
 import SegTrain
 
@@ -12,9 +14,37 @@ struct Segdist: ParsableCommand {
                       ConfigCommand.self],
         defaultSubcommand: TrainCommand.self)
 
-    /// Picks OpenBLAS's kernels for this CPU first (a restart when its own choice is slower).
+    /// Checks that this CPU runs the instructions the kernels were built for, then picks
+    /// OpenBLAS's kernels for it (a restart when its own choice is slower).
     static func main() {
+        checkKernelsRunHere()
         BLASKernels.chooseKernelsForThisCPU()
         main(nil)
+    }
+}
+
+extension Segdist {
+    /// Package.swift compiles the kernels for the vector instructions of the CPU that built
+    /// them. On a CPU without those (a binary copied to an older node) they would die on an
+    /// illegal instruction at the first convolution; say so instead, before any kernel runs.
+    /// This file is compiled for any x86-64. SEGDIST_CPU_PRETEND (tests) stands for the CPU's level.
+    static func checkKernelsRunHere() {
+        #if SEGDIST_KERNELS_AVX512
+        let needed = 2, name = "AVX-512 (F, BW, DQ, VL)"
+        #elseif SEGDIST_KERNELS_AVX2
+        let needed = 1, name = "AVX2 with FMA"
+        #else
+        let needed = 0, name = ""
+        #endif
+        let level = ProcessInfo.processInfo.environment["SEGDIST_CPU_PRETEND"].flatMap { Int($0) }
+            ?? Int(segdist_cpu_vector_level())
+        guard level < needed else { return }
+        FileHandle.standardError.write(Data("""
+            segdist: this binary's kernels were built for \(name) instructions (the CPU it was built on), \
+            which this CPU does not have. Build it on this machine (swift build -c release), or build a binary \
+            for any x86-64 CPU with: SEGDIST_KERNELS=generic swift build -c release
+
+            """.utf8))
+        Foundation.exit(2)
     }
 }

@@ -85,7 +85,7 @@ public struct Benchmark {
                       steps: steps, ms_per_step: median, images_per_s: Double(batch) / (median / 1000),
                       gflop_per_step: flops / 1e9, gflop_per_s: flops / 1e9 / (median / 1000),
                       parameters: model.store.parameterCount, peak_rss_mb: communicator.maximum(peakResidentMegabytes()),
-                      ranks: communicator.size, communication_share: exposed / median, kernels: "openblas-\(blasKernelName.lowercased())",
+                      ranks: communicator.size, communication_share: exposed / median, kernels: "\(kernelInstructionSet)+openblas-\(blasKernelName.lowercased())",
                       threads_per_rank: placement[..<communicator.size].map { Int($0) },
                       cpus_per_rank: placement[communicator.size...].map { Int($0) })
     }

@@ -152,10 +152,10 @@ extension CommandLineTests {
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
         XCTAssertEqual(try segdist(["--version"]).stdout, "segdist \(segdistVersion)\n")
-        // the bench names the GEMM kernel path OpenBLAS chose for this CPU
+        // the bench names the vector instructions of segdist's kernels and OpenBLAS's kernel path
         let bench = try segdist(["bench", "--width", "2", "--batch", "2", "--size", "16", "--steps", "1", "--model", "unet_shallow"])
         XCTAssertEqual(bench.code, 0, bench.stderr)
-        XCTAssertTrue(bench.stdout.contains("\"kernels\":\"openblas-"), bench.stdout)
+        XCTAssertTrue(bench.stdout.contains("\"kernels\":\"\(kernelInstructionSet)+openblas-"), bench.stdout)
         let keys = try segdist(["config"])
         XCTAssertEqual(keys.code, 0)
         XCTAssertTrue(keys.stdout.contains("lr: 0.001    # ") && keys.stdout.contains("class_weights: none"), keys.stdout)

@@ -259,8 +259,28 @@ final class DistributedTests: XCTestCase {
             return json["kernels"] as! String
         }
         let expected = BLASKernels.better(than: "Prescott", vectorLevel: BLASKernels.vectorLevel)?.lowercased()
-        XCTAssertEqual(try kernels(["SEGDIST_BLAS_PRETEND=Prescott"]), "openblas-" + (expected ?? blasKernelName.lowercased()))
-        XCTAssertEqual(try kernels(["OPENBLAS_CORETYPE=Prescott"]), "openblas-prescott", "the user's choice stands")
+        let isa = kernelInstructionSet + "+"
+        XCTAssertEqual(try kernels(["SEGDIST_BLAS_PRETEND=Prescott"]), isa + "openblas-" + (expected ?? blasKernelName.lowercased()))
+        XCTAssertEqual(try kernels(["OPENBLAS_CORETYPE=Prescott"]), isa + "openblas-prescott", "the user's choice stands")
+    }
+
+    /// Kernels built for this CPU's AVX-512/AVX2 (Package.swift) refuse, with a message and exit
+    /// 2, to start on a CPU without them (pretended) instead of dying on an illegal instruction.
+    func testKernelsBuiltForWiderVectorsRefuseAnOlderCPU() throws {
+        if ProcessInfo.processInfo.environment["SEGDIST_KERNELS"] == nil {
+            XCTAssertEqual(kernelInstructionSet, ["avx512", "avx2", "generic"][2 - min(BLASKernels.vectorLevel, 2)],
+                           "the build picks the widest vectors of the CPU it runs on")
+        }
+        guard kernelInstructionSet != "generic" else {
+            print("older-CPU refusal check did not run: this build's kernels are generic (no AVX2/AVX-512 here)")
+            return
+        }
+        let below = kernelInstructionSet == "avx512" ? 1 : 0
+        let r = try run("/usr/bin/env", ["SEGDIST_CPU_PRETEND=\(below)", binary, "--version"])
+        XCTAssertEqual(r.code, 2)
+        XCTAssertTrue(r.stderr.contains("SEGDIST_KERNELS=generic"), r.stderr)
+        XCTAssertTrue(r.stderr.contains(kernelInstructionSet == "avx512" ? "AVX-512" : "AVX2"), r.stderr)
+        XCTAssertEqual(try run("/usr/bin/env", ["SEGDIST_CPU_PRETEND=2", binary, "--version"]).code, 0)
     }
 
     func testACheckpointOfFourRanksResumesOnTwo() throws {

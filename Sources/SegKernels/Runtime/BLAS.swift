@@ -69,3 +69,15 @@ extension BLASKernels {
     /// The CPU's vector level (2: AVX-512, 1: AVX2 + FMA, 0: neither).
     public static var vectorLevel: Int { Int(segdist_cpu_vector_level()) }
 }
+
+/// The vector instructions these kernels were compiled for (Package.swift picks them from the
+/// CPU that builds segdist): "avx512", "avx2" or "generic" (SSE2).
+public let kernelInstructionSet: String = {
+    #if SEGDIST_KERNELS_AVX512
+    return "avx512"
+    #elseif SEGDIST_KERNELS_AVX2
+    return "avx2"
+    #else
+    return "generic"
+    #endif
+}()
