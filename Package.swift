@@ -55,8 +55,10 @@ let package = Package(
         // TurboJPEG, loaded with dlopen when a JPEG is read: no build-time dependency
         .systemLibrary(name: "CJPEG"),
         .systemLibrary(name: "CMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev"])]),
+        // CUDA driver, NVRTC and cuBLAS, loaded with dlopen when a GPU is asked for: no build-time dependency
+        .systemLibrary(name: "CCUDA"),
         .target(name: "SegKernels", dependencies: ["COpenBLAS", "CSystem"], swiftSettings: kernels),
-        .target(name: "SegCore", dependencies: ["SegKernels"]),
+        .target(name: "SegCore", dependencies: ["SegKernels", "CCUDA"]),
         .target(name: "SegNN", dependencies: ["SegCore"]),
         .target(name: "SegData", dependencies: ["SegCore", "CPNG", "CJPEG"]),
         .target(name: "SegDist", dependencies: ["SegCore", "CMPI"]),

@@ -1,0 +1,87 @@
+import XCTest
+import Foundation
+@testable import SegCore
+import SegTestSupport
+
+/// The GPU path's parts that need no GPU: the CUDA libraries are loaded with dlopen (a machine
+/// without them gets a clear error, never a crash), and every kernel of `CUDAKernelSource`
+/// compiles with NVRTC for the H100's and the A100's architectures. NVRTC needs no GPU: CI
+/// installs PyPI's nvidia-cuda-nvrtc-cu12; where it is missing the check says it did not run.
+final class CUDAKernelTests: XCTestCase {
+    /// libnvrtc from PyPI's wheel when NVRTC is not on the loader's path.
+    static func locateNVRTC() {
+        guard ProcessInfo.processInfo.environment["SEGDIST_NVRTC"] == nil else { return }
+        let found = Python.run(code: """
+            import glob, os, nvidia.cuda_nvrtc as m
+            print(sorted(glob.glob(os.path.join(list(m.__path__)[0], 'lib', 'libnvrtc.so.*')))[0])
+            """)
+        let path = found.output.trimmingCharacters(in: .whitespacesAndNewlines)
+        if found.status == 0, FileManager.default.fileExists(atPath: path) { setenv("SEGDIST_NVRTC", path, 1) }
+    }
+
+    func testEveryKernelCompilesWithNVRTC() throws {
+        CUDAKernelTests.locateNVRTC()
+        let nvrtc: NVRTC
+        switch NVRTC.shared {
+        case let .success(loaded): nvrtc = loaded
+        case let .failure(error):
+            print("CUDA kernel compile check did not run: \(error)")
+            return
+        }
+        for architecture in ["compute_90", "compute_80"] {
+            let ptx = try nvrtc.compile(CUDAKernelSource.source, name: "segdist_kernels", architecture: architecture)
+            for entry in CUDAKernelSource.entryPoints {
+                XCTAssertTrue(ptx.contains(".entry \(entry)("), "\(entry) missing from the PTX for \(architecture)")
+            }
+            let entries = ptx.components(separatedBy: ".entry ").count - 1
+            XCTAssertEqual(entries, CUDAKernelSource.entryPoints.count, "every kernel is listed in entryPoints")
+        }
+        print("CUDA kernels: \(CUDAKernelSource.entryPoints.count) entry points compiled by NVRTC \(nvrtc.version) for compute_90 and compute_80")
+    }
+
+    /// A compile error comes back with NVRTC's log, naming the line.
+    func testACompileErrorCarriesNVRTCsLog() throws {
+        CUDAKernelTests.locateNVRTC()
+        guard case let .success(nvrtc) = NVRTC.shared else {
+            print("NVRTC error-log check did not run: no NVRTC here")
+            return
+        }
+        XCTAssertThrowsError(try nvrtc.compile("extern \"C\" __global__ void k() { undeclared = 1; }", name: "broken",
+                                               architecture: "compute_90")) { error in
+            let text = "\(error)"
+            XCTAssertTrue(text.contains("broken") && text.contains("undeclared"), text)
+        }
+    }
+
+    /// The cache returns what was compiled, keyed by source and architecture.
+    func testCompiledKernelsAreCached() throws {
+        CUDAKernelTests.locateNVRTC()
+        guard case let .success(nvrtc) = NVRTC.shared else {
+            print("NVRTC cache check did not run: no NVRTC here")
+            return
+        }
+        let dir = NSTemporaryDirectory() + "segdist-nvrtc-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let source = "extern \"C\" __global__ void twice(float *x) { x[threadIdx.x] *= 2; }"
+        let first = try nvrtc.compileCached(source, name: "twice", architecture: "compute_90", directory: dir)
+        let files = try FileManager.default.contentsOfDirectory(atPath: dir)
+        XCTAssertEqual(files.count, 1)
+        XCTAssertTrue(files[0].hasPrefix("twice-compute_90-") && files[0].hasSuffix(".ptx"), files[0])
+        XCTAssertEqual(try nvrtc.compileCached(source, name: "twice", architecture: "compute_90", directory: dir), first)
+        _ = try nvrtc.compileCached(source, name: "twice", architecture: "compute_80", directory: dir)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir).count, 2)
+    }
+
+    /// Without an NVIDIA driver the driver is an error that says so; with one, its GPUs are listed.
+    func testTheDriverLoadsOrSaysWhyNot() throws {
+        switch CUDADriver.shared {
+        case let .failure(error):
+            XCTAssertTrue("\(error)".contains("libcuda") || "\(error)".contains("cuInit"), "\(error)")
+            print("CUDA device check did not run on a GPU: \(error)")
+        case let .success(driver):
+            let gpus = try driver.devices()
+            print("CUDA devices: \(gpus)")
+            XCTAssertFalse(gpus.isEmpty)
+        }
+    }
+}
