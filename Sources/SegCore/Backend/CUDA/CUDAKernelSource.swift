@@ -13,7 +13,7 @@ public enum CUDAKernelSource {
         "sgd_update_f32", "adam_update_f32",
         "im2col_f32", "col2im_f32", "add_channel_bias_f32", "sum_per_channel_f32",
         "bn_channel_sums_f32", "bn_channel_sqdev_f32", "bn_finish_statistics_f32", "bn_apply_f32", "bn_eval_f32",
-        "bn_backward_sums_f32", "bn_backward_input_f32",
+        "bn_backward_sums_f32", "bn_parameter_gradients_f32", "bn_backward_input_f32",
         "maxpool_forward_f32", "maxpool_backward_f32", "bilinear_forward_f32", "bilinear_backward_f32",
         "adaptive_avg_forward_f32", "adaptive_avg_backward_f32", "pad_forward_f32", "pad_backward_f32",
         "concat_channels_f32", "split_channels_f32",
@@ -176,6 +176,10 @@ __global__ void bn_backward_sums_f32(const float *x, const float *y, const float
     block_sum_into(sg, &sums[2 * c]);
     __syncthreads();
     block_sum_into(sgx, &sums[2 * c + 1]);
+}
+// this process's own sums (gradients are all-reduced afterwards): dbeta += sum g, dgamma += sum g (x - mean) * inv_std
+__global__ void bn_parameter_gradients_f32(const double *sums, const float *inv_std, float *dgamma, float *dbeta, int C) {
+    LOOP(c, C) { dbeta[c] += (float)sums[2 * c]; dgamma[c] += (float)sums[2 * c + 1] * inv_std[c]; }
 }
 // dx = gamma * inv_std * (g - mean(g) - (x - mean) * inv_std^2 * mean(g * (x - mean))); dgamma, dbeta += ...
 __global__ void bn_backward_input_f32(const float *x, const float *y, const float *dy, const float *gamma, const float *mean,

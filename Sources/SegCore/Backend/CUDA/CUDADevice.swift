@@ -1,0 +1,208 @@
+import CCUDA
+import Foundation
+
+/// One GPU made ready for work: its primary context, segdist's kernels loaded from PTX, a
+/// cuBLAS handle, and a caching allocator. Every launch and copy is checked; a failure ends
+/// the process with the failing call and the driver's words (ops cannot throw mid-graph).
+public final class CUDADevice: @unchecked Sendable {
+    public let info: GPUInfo
+    let driver: CUDADriver
+    let context: UnsafeMutableRawPointer
+    private var functions: [String: UnsafeMutableRawPointer] = [:]
+    let blas: segdist_cublas
+    let blasHandle: UnsafeMutableRawPointer
+    private let lock = NSLock()
+    /// Freed blocks by size, reused before asking the driver (cuMemAlloc synchronises the GPU).
+    private var cached: [Int: [UInt64]] = [:]
+    private(set) var cachedBytes = 0
+
+    /// Opens GPU `ordinal`: context, kernels (NVRTC, cached), cuBLAS.
+    public init(ordinal: Int) throws {
+        driver = try CUDADriver.shared.get()
+        let gpus = try driver.devices()
+        guard gpus.indices.contains(ordinal) else {
+            throw CUDAError("GPU \(ordinal) does not exist: the driver sees \(gpus.count) (\(gpus.map(\.description).joined(separator: ", ")))")
+        }
+        info = gpus[ordinal]
+        var device: Int32 = 0, ctx: UnsafeMutableRawPointer?
+        try driver.check(driver.api.deviceGet(&device, Int32(ordinal)), "cuDeviceGet(\(ordinal))")
+        try driver.check(driver.api.primaryCtxRetain(&ctx, device), "cuDevicePrimaryCtxRetain(\(ordinal))")
+        guard let ctx else { throw CUDAError("cuDevicePrimaryCtxRetain returned no context") }
+        context = ctx
+        try driver.check(driver.api.ctxSetCurrent(ctx), "cuCtxSetCurrent")
+        let ptx = try NVRTC.shared.get().compileCached(CUDAKernelSource.source, name: "segdist_kernels", architecture: info.architecture)
+        var module: UnsafeMutableRawPointer?
+        let driver = self.driver
+        let loaded = ptx.withCString { driver.api.moduleLoadData(&module, $0) }
+        try driver.check(loaded, "cuModuleLoadData(segdist_kernels)")
+        var found: [String: UnsafeMutableRawPointer] = [:]
+        for name in CUDAKernelSource.entryPoints {
+            var f: UnsafeMutableRawPointer?
+            try driver.check(driver.api.moduleGetFunction(&f, module, name), "cuModuleGetFunction(\(name))")
+            found[name] = f
+        }
+        var api = segdist_cublas()
+        guard segdist_cublas_load(&api) != 0 else { throw CUDAError("no cuBLAS: libcublas.so could not be loaded") }
+        blas = api
+        var handle: UnsafeMutableRawPointer?
+        let status = api.create(&handle)
+        guard status == 0, let handle else {
+            throw CUDAError("cublasCreate failed: " + (api.getStatusString(status).map { String(cString: $0) } ?? "status \(status)"))
+        }
+        blasHandle = handle
+        functions = found
+    }
+
+    /// Ends the process with `message`: a GPU failure in the middle of a step leaves nothing to
+    /// recover, and every checkpoint written so far is complete (atomic writes).
+    func fail(_ message: String) -> Never {
+        FileHandle.standardError.write(Data("segdist: GPU \(info.ordinal) (\(info.name)): \(message)\n".utf8))
+        exit(1)
+    }
+
+    func check(_ result: Int32, _ call: @autoclosure () -> String) {
+        do { try driver.check(result, call()) } catch { fail("\(error)") }
+    }
+
+    /// Work from any thread runs in this GPU's context (a context is current per thread).
+    @inline(__always) func makeCurrent() { check(driver.api.ctxSetCurrent(context), "cuCtxSetCurrent") }
+
+    // MARK: Memory
+
+    /// `bytes` of device memory (rounded up to 512), from the cache when a block of that size
+    /// was freed. Out of memory: the cache is returned to the driver and the allocation tried
+    /// once more, then the process ends saying how much was asked and how much is free.
+    func allocate(bytes: Int) -> UInt64 {
+        let size = max(512, (bytes + 511) / 512 * 512)
+        lock.lock()
+        if var list = cached[size], let block = list.popLast() {
+            cached[size] = list; cachedBytes -= size; lock.unlock()
+            return block
+        }
+        lock.unlock()
+        makeCurrent()
+        var address: UInt64 = 0
+        var result = driver.api.memAlloc(&address, size)
+        if result != 0 {
+            releaseCache()
+            result = driver.api.memAlloc(&address, size)
+        }
+        if result != 0 {
+            var free = 0, total = 0
+            _ = driver.api.memGetInfo(&free, &total)
+            fail(String(format: "out of GPU memory: asked for %.1f MiB with %.1f MiB free of %.1f GiB; "
+                        + "set a smaller micro_batch (or batch_size, image_size, width)",
+                        Double(size) / 1_048_576, Double(free) / 1_048_576, Double(total) / 1_073_741_824))
+        }
+        return address
+    }
+
+    func release(_ address: UInt64, bytes: Int) {
+        let size = max(512, (bytes + 511) / 512 * 512)
+        lock.lock(); cached[size, default: []].append(address); cachedBytes += size; lock.unlock()
+    }
+
+    func releaseCache() {
+        lock.lock(); let blocks = cached; cached = [:]; cachedBytes = 0; lock.unlock()
+        makeCurrent()
+        for (_, list) in blocks { for block in list { _ = driver.api.memFree(block) } }
+    }
+
+    func upload(_ source: UnsafeRawPointer, to address: UInt64, bytes: Int) {
+        guard bytes > 0 else { return }
+        makeCurrent(); check(driver.api.memcpyHtoD(address, source, bytes), "cuMemcpyHtoD(\(bytes) bytes)")
+    }
+
+    func download(_ address: UInt64, to destination: UnsafeMutableRawPointer, bytes: Int) {
+        guard bytes > 0 else { return }
+        makeCurrent(); check(driver.api.memcpyDtoH(destination, address, bytes), "cuMemcpyDtoH(\(bytes) bytes)")
+    }
+
+    func copy(_ source: UInt64, to destination: UInt64, bytes: Int) {
+        guard bytes > 0 else { return }
+        makeCurrent(); check(driver.api.memcpyDtoD(destination, source, bytes), "cuMemcpyDtoD(\(bytes) bytes)")
+    }
+
+    /// Sets `count` 32-bit words to `word` (0 for zeros of float, int32 and, in pairs, double).
+    func fill32(_ address: UInt64, word: UInt32, count: Int) {
+        guard count > 0 else { return }
+        makeCurrent(); check(driver.api.memsetD32(address, word, count), "cuMemsetD32(\(count) words)")
+    }
+
+    public func synchronize() { makeCurrent(); check(driver.api.ctxSynchronize(), "cuCtxSynchronize") }
+
+    // MARK: Launches
+
+    /// One kernel argument, passed by value (CUDA reads each from the pointer it is given).
+    enum Argument {
+        case pointer(UInt64), int(Int32), long(Int64), float(Float), double(Double)
+    }
+
+    /// Launches `name` with `blocks` x `threads`; by default enough blocks for `count`
+    /// grid-stride iterations, capped at 32 blocks per multiprocessor.
+    func launch(_ name: String, count: Int, blocks: Int? = nil, threads: Int = 256, _ arguments: [Argument]) {
+        guard let function = functions[name] else { fail("no kernel named \(name)") }
+        let grid = blocks ?? max(1, min((count + threads - 1) / threads, 32 * max(info.multiprocessors, 1)))
+        guard count > 0 || blocks != nil else { return }
+        let slots = UnsafeMutableRawPointer.allocate(byteCount: 8 * max(arguments.count, 1), alignment: 8)
+        defer { slots.deallocate() }
+        var pointers: [UnsafeMutableRawPointer?] = []
+        for (i, argument) in arguments.enumerated() {
+            let slot = slots + 8 * i
+            switch argument {
+            case let .pointer(v): slot.storeBytes(of: v, as: UInt64.self)
+            case let .int(v): slot.storeBytes(of: v, as: Int32.self)
+            case let .long(v): slot.storeBytes(of: v, as: Int64.self)
+            case let .float(v): slot.storeBytes(of: v, as: Float.self)
+            case let .double(v): slot.storeBytes(of: v, as: Double.self)
+            }
+            pointers.append(slot)
+        }
+        makeCurrent()
+        let result = pointers.withUnsafeMutableBufferPointer {
+            driver.api.launchKernel(function, UInt32(grid), 1, 1, UInt32(threads), 1, 1, 0, nil, $0.baseAddress, nil)
+        }
+        check(result, "cuLaunchKernel(\(name), \(grid) x \(threads))")
+    }
+
+    /// Row-major C (m x n) = op(A) op(B) + beta C through cuBLAS (column-major: C^T = op(B)^T op(A)^T).
+    func gemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int, a: UInt64, lda: Int, b: UInt64, ldb: Int,
+              beta: Float, c: UInt64, ldc: Int) {
+        guard m > 0, n > 0, k > 0 else { return }
+        var alpha: Float = 1, betaValue = beta
+        makeCurrent()
+        let status = blas.sgemm(blasHandle, Int32(transB ? SEGDIST_CUBLAS_OP_T : SEGDIST_CUBLAS_OP_N),
+                                Int32(transA ? SEGDIST_CUBLAS_OP_T : SEGDIST_CUBLAS_OP_N), Int32(n), Int32(m), Int32(k), &alpha,
+                                UnsafePointer(bitPattern: UInt(b)), Int32(ldb), UnsafePointer(bitPattern: UInt(a)), Int32(lda),
+                                &betaValue, UnsafeMutablePointer(bitPattern: UInt(c)), Int32(ldc))
+        if status != 0 {
+            fail("cublasSgemm(\(m)x\(n)x\(k)) failed: " + (blas.getStatusString(status).map { String(cString: $0) } ?? "status \(status)"))
+        }
+    }
+}
+
+/// Device scratch that returns to the cache when dropped (im2col columns, double sums).
+final class DeviceScratch {
+    let device: CUDADevice
+    let address: UInt64
+    let bytes: Int
+    init(_ device: CUDADevice, bytes: Int) { self.device = device; self.bytes = bytes; address = device.allocate(bytes: bytes) }
+    deinit { device.release(address, bytes: bytes) }
+
+    /// Zeroed scratch for `count` doubles.
+    static func zeroDoubles(_ device: CUDADevice, _ count: Int) -> DeviceScratch {
+        let s = DeviceScratch(device, bytes: 8 * count)
+        device.fill32(s.address, word: 0, count: 2 * count)
+        return s
+    }
+
+    func doubles(_ count: Int) -> [Double] {
+        var out = [Double](repeating: 0, count: count)
+        out.withUnsafeMutableBytes { device.download(address, to: $0.baseAddress!, bytes: 8 * count) }
+        return out
+    }
+
+    func setDoubles(_ values: [Double]) {
+        values.withUnsafeBytes { device.upload($0.baseAddress!, to: address, bytes: 8 * values.count) }
+    }
+}
