@@ -15,6 +15,9 @@ public final class GradientReducer {
     public let communicator: Communicator
     public let buckets: [Range<Int>]
     private let gradients: Tensor
+    /// Where `gradients` live; for device memory each bucket is staged through `staging`.
+    private let backend: Backend
+    private let staging: Tensor?
     /// For each parameter, the buckets it overlaps.
     private let bucketsOfParameter: [[Int]]
     /// For each bucket, how many overlapping parameters are not final yet in this pass.
@@ -29,9 +32,12 @@ public final class GradientReducer {
     /// - Parameters:
     ///   - gradients: the flat gradient buffer.
     ///   - parameterRanges: each parameter's element range in that buffer, by parameter index.
-    public init(communicator: Communicator, gradients: Tensor, parameterRanges: [Range<Int>], bucketElements: Int) {
+    public init(communicator: Communicator, gradients: Tensor, backend: Backend = CPUBackend.shared, parameterRanges: [Range<Int>],
+                bucketElements: Int) {
         self.communicator = communicator
         self.gradients = gradients
+        self.backend = backend
+        staging = gradients.device == .host || communicator.size == 1 ? nil : Tensor(zeros: [gradients.count])
         let size = max(1, bucketElements), count = gradients.count
         let buckets = stride(from: 0, to: count, by: size).map { $0..<min(count, $0 + size) }
         self.buckets = buckets
@@ -66,8 +72,17 @@ public final class GradientReducer {
         guard !started[b] else { return }
         started[b] = true
         guard communicator.size > 1 else { return }
-        precondition(gradients.device == .host, "MPI reads gradients from host memory (stage device buffers first)")
-        let base = gradients.hostPointer
+        let base: UnsafeMutablePointer<Float>
+        if let staging {
+            // a device bucket: copied down here, summed on the host, copied back up in `finish`
+            let range = buckets[b]
+            let slice = Tensor(shape: [range.count], buffer: gradients.buffer, offset: gradients.offset + range.lowerBound)
+            let host = backend.download(slice)
+            host.ptr { (staging.hostPointer + range.lowerBound).update(from: $0, count: range.count) }
+            base = staging.hostPointer
+        } else {
+            base = gradients.hostPointer
+        }
         pending.append(communicator.startSum(base + buckets[b].lowerBound, count: buckets[b].count,
                                              label: "gradient all-reduce (bucket \(b + 1) of \(buckets.count))"))
     }
@@ -80,6 +95,7 @@ public final class GradientReducer {
         guard communicator.size > 1 else { return }
         let t0 = Date()
         for p in pending { p.wait() }
+        if let staging { backend.copy(backend.upload(staging), into: gradients) }
         exposedSeconds += Date().timeIntervalSince(t0)
     }
 

@@ -18,7 +18,14 @@ public final class MPICommunicator: Communicator {
 
     /// Ranks sharing this node, as the launcher reports them.
     public static var localSize: Int {
-        Int(ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_LOCAL_SIZE"] ?? "") ?? 1
+        let env = ProcessInfo.processInfo.environment
+        return Int(env["OMPI_COMM_WORLD_LOCAL_SIZE"] ?? env["SLURM_NTASKS_PER_NODE"] ?? "") ?? 1
+    }
+
+    /// This process's place among the ranks of its node (OpenMPI's or Slurm's word), 0 alone.
+    public static var localRank: Int {
+        let env = ProcessInfo.processInfo.environment
+        return Int(env["OMPI_COMM_WORLD_LOCAL_RANK"] ?? env["SLURM_LOCALID"] ?? env["MPI_LOCALRANKID"] ?? "") ?? 0
     }
 
     public init(collectiveTimeout: Double) throws {

@@ -23,12 +23,15 @@ public struct Benchmark {
 
     public var architecture: ModelArchitecture
     public var width = 16, batch = 8, size = 128, steps = 10, warmup = 2, seed: UInt64 = 0
+    /// Where the steps run (`DevicePlacement`); the CPU by default.
+    public var backend: Backend = CPUBackend.shared
 
     public init(architecture: ModelArchitecture) { self.architecture = architecture }
 
     public func run(communicator: Communicator = LocalCommunicator(), bucketMB: Float = 1,
                     progress: ((Int, Double) -> Void)? = nil) throws -> Result {
         let model = architecture.make(inputChannels: 1, classes: 2, width: width, seed: seed)
+        model.store.move(to: backend)
         let trainer = Trainer(model: model, optimizer: try SGD(momentum: 0.9, weightDecay: 5e-4), loss: .bce,
                               schedule: LearningRateSchedule(base: 1e-3))
         let parallel = try DataParallelStep(trainer: trainer, communicator: communicator, globalBatch: batch, microBatch: 0,
@@ -59,6 +62,7 @@ public struct Benchmark {
         for s in 0..<steps {
             let t0 = DispatchTime.now().uptimeNanoseconds
             _ = try parallel.step(batch: slice)
+            (backend as? CUDABackend)?.gpu.synchronize()   // a GPU step ends when its kernels have run
             let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6
             times.append(dt)
             progress?(s + 1, dt)
@@ -85,9 +89,19 @@ public struct Benchmark {
                       steps: steps, ms_per_step: median, images_per_s: Double(batch) / (median / 1000),
                       gflop_per_step: flops / 1e9, gflop_per_s: flops / 1e9 / (median / 1000),
                       parameters: model.store.parameterCount, peak_rss_mb: communicator.maximum(peakResidentMegabytes()),
-                      ranks: communicator.size, communication_share: exposed / median, kernels: "\(kernelInstructionSet)+openblas-\(blasKernelName.lowercased())",
+                      ranks: communicator.size, communication_share: exposed / median, kernels: kernelsDescription,
                       threads_per_rank: placement[..<communicator.size].map { Int($0) },
                       cpus_per_rank: placement[communicator.size...].map { Int($0) })
+    }
+}
+
+extension Benchmark {
+    /// What ran the step: the CPU kernels' vector instructions and OpenBLAS's path, or the GPU.
+    var kernelsDescription: String {
+        if let gpu = backend as? CUDABackend {
+            return "cuda-\(gpu.gpu.info.architecture)+cublas (\(gpu.gpu.info.name))"
+        }
+        return "\(kernelInstructionSet)+openblas-\(blasKernelName.lowercased())"
     }
 }
 

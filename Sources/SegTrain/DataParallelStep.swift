@@ -29,7 +29,7 @@ public final class DataParallelStep {
         self.trainer = trainer; self.communicator = communicator
         self.globalBatch = globalBatch; self.microBatch = microBatch
         let store = trainer.model.store
-        reducer = GradientReducer(communicator: communicator, gradients: store.gradients,
+        reducer = GradientReducer(communicator: communicator, gradients: store.gradients, backend: store.backend,
                                   parameterRanges: store.parameterSlots.map(\.range), bucketElements: bucketElements)
     }
 
@@ -80,15 +80,24 @@ public final class DataParallelStep {
     public func broadcastModel(root: Int = 0) {
         guard communicator.size > 1 else { return }
         let store = trainer.model.store
-        communicator.broadcast(floats: store.parameters.hostPointer, count: store.parameterCount, root: root)
+        broadcast(store.parameters, root: root)
         broadcastBuffers(root: root)
+    }
+
+    /// MPI reads host memory: a device buffer goes down, across and back up.
+    private func broadcast(_ t: Tensor, root: Int) {
+        let backend = trainer.model.store.backend
+        guard t.device != .host else { communicator.broadcast(floats: t.hostPointer, count: t.count, root: root); return }
+        let host = backend.download(t)
+        communicator.broadcast(floats: host.hostPointer, count: host.count, root: root)
+        backend.copy(backend.upload(host), into: t)
     }
 
     /// Running statistics and batch counters from rank 0 (before evaluating or saving).
     public func broadcastBuffers(root: Int = 0) {
         guard communicator.size > 1 else { return }
         let store = trainer.model.store
-        communicator.broadcast(floats: store.buffers.hostPointer, count: store.bufferCount, root: root)
+        broadcast(store.buffers, root: root)
         store.counters.withUnsafeMutableBytes { communicator.broadcast($0.baseAddress!, count: $0.count, root: root) }
     }
 }

@@ -48,9 +48,14 @@ public final class TrainingRun {
     /// What one step asks of this process's memory (measured on a probe pass at the start).
     public private(set) var memory: MemoryEstimate?
 
-    /// - Parameter ranksOnThisNode: the processes sharing this machine's memory.
+    /// Where this rank computes, in one line (the GPU, or why `device: auto` stayed on the CPU).
+    public private(set) var deviceNote: String?
+
+    /// - Parameters:
+    ///   - ranksOnThisNode: the processes sharing this machine's memory (and GPUs).
+    ///   - localRank: this process's place among them (which GPU it takes).
     public init(config: TrainingConfig, resume: Checkpoint? = nil, communicator: Communicator = LocalCommunicator(),
-                initSeedOffset: Int = 0, ranksOnThisNode: Int = 1) throws {
+                initSeedOffset: Int = 0, ranksOnThisNode: Int = 1, localRank: Int = 0) throws {
         // `auto` values (normalisation, class weights) are measured here and become numbers
         // of the effective config, which config.cfg and every checkpoint keep
         var config = config
@@ -60,6 +65,16 @@ public final class TrainingRun {
         var modelConfig = config
         modelConfig.seed += initSeedOffset
         model = modelConfig.makeModel()
+        // the device first: the gradient reducer, the optimizer state and a resumed checkpoint
+        // all live where the model's buffers do. A failure here is reported through `agree`
+        // below, so every rank stops together.
+        var placementError: Error?
+        do {
+            let placement = try DevicePlacement.choose(config.device, localRank: localRank, ranksOnThisNode: ranksOnThisNode,
+                                                       shareGPU: config.shareGPU)
+            deviceNote = placement.note
+            model.store.move(to: placement.backend)
+        } catch { placementError = error }
         var trainer = Trainer(model: model, optimizer: try config.makeOptimizer(), loss: config.loss, schedule: config.makeSchedule())
         trainer.classWeights = config.classWeights
         self.trainer = trainer
@@ -79,8 +94,9 @@ public final class TrainingRun {
         // Everything that can fail on one rank alone (a file, the run directory) happens before
         // the first collective; then every rank learns whether any failed.
         runID = communicator.broadcast(string: resume?.runID ?? UUID().uuidString.lowercased())
-        var local: Error?
+        var local: Error? = placementError
         do {
+            if let placementError { throw placementError }
             if let resume {
                 try resume.restore(model: model, optimizer: trainer.optimizer)
                 step = resume.step

@@ -8,19 +8,8 @@ import SegTestSupport
 /// compiles with NVRTC for the H100's and the A100's architectures. NVRTC needs no GPU: CI
 /// installs PyPI's nvidia-cuda-nvrtc-cu12; where it is missing the check says it did not run.
 final class CUDAKernelTests: XCTestCase {
-    /// libnvrtc from PyPI's wheel when NVRTC is not on the loader's path.
-    static func locateNVRTC() {
-        guard ProcessInfo.processInfo.environment["SEGDIST_NVRTC"] == nil else { return }
-        let found = Python.run(code: """
-            import glob, os, nvidia.cuda_nvrtc as m
-            print(sorted(glob.glob(os.path.join(list(m.__path__)[0], 'lib', 'libnvrtc.so.*')))[0])
-            """)
-        let path = found.output.trimmingCharacters(in: .whitespacesAndNewlines)
-        if found.status == 0, FileManager.default.fileExists(atPath: path) { setenv("SEGDIST_NVRTC", path, 1) }
-    }
-
     func testEveryKernelCompilesWithNVRTC() throws {
-        CUDAKernelTests.locateNVRTC()
+        CUDATesting.locateNVRTC()
         let nvrtc: NVRTC
         switch NVRTC.shared {
         case let .success(loaded): nvrtc = loaded
@@ -41,7 +30,7 @@ final class CUDAKernelTests: XCTestCase {
 
     /// A compile error comes back with NVRTC's log, naming the line.
     func testACompileErrorCarriesNVRTCsLog() throws {
-        CUDAKernelTests.locateNVRTC()
+        CUDATesting.locateNVRTC()
         guard case let .success(nvrtc) = NVRTC.shared else {
             print("NVRTC error-log check did not run: no NVRTC here")
             return
@@ -55,7 +44,7 @@ final class CUDAKernelTests: XCTestCase {
 
     /// The cache returns what was compiled, keyed by source and architecture.
     func testCompiledKernelsAreCached() throws {
-        CUDAKernelTests.locateNVRTC()
+        CUDATesting.locateNVRTC()
         guard case let .success(nvrtc) = NVRTC.shared else {
             print("NVRTC cache check did not run: no NVRTC here")
             return
@@ -83,5 +72,13 @@ final class CUDAKernelTests: XCTestCase {
             print("CUDA devices: \(gpus)")
             XCTAssertFalse(gpus.isEmpty)
         }
+    }
+
+    /// The self-check every new GPU backend must pass runs (CPU against itself here, which
+    /// checks the harness), and on a GPU, against the GPU.
+    func testTheSelfCheckPasses() throws {
+        try CUDASelfCheck.run(CPUBackend.shared, tolerance: 0)
+        guard let gpu = CUDATesting.backendOrSkip("GPU self-check") else { return }
+        try CUDASelfCheck.run(gpu)
     }
 }

@@ -217,3 +217,33 @@ extension CommandLineTests {
         XCTAssertEqual(empty.stderr, "segdist: error: \(dir)/empty: holds no .png, .jpg or .jpeg image\n")
     }
 }
+
+extension CommandLineTests {
+    /// `device: cuda` without a usable GPU is one clear error (exit 2, nothing written);
+    /// `auto` trains on the CPU and says why in one line; `cpu` says nothing; an unknown device
+    /// is refused. On a GPU machine `cuda` trains and names the GPU.
+    func testDeviceChoice() throws {
+        let dir = NSTemporaryDirectory() + "segdist-device-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let tiny = ["--set", "width=2", "--set", "image_size=32", "--set", "epochs=1", "--set", "steps_per_epoch=2", "--set", "val_images=2"]
+        let cuda = try segdist(["--device", "cuda", "--set", "checkpoint_dir=\(dir)/cuda"] + tiny)
+        if case .success = CUDATesting.backend {
+            XCTAssertEqual(cuda.code, 0, cuda.stderr)
+            XCTAssertTrue(cuda.stderr.contains("# device: cuda:"), cuda.stderr)
+        } else {
+            XCTAssertEqual(cuda.code, 2, cuda.stderr)
+            XCTAssertTrue(cuda.stderr.contains("device: cuda, but no GPU is usable"), cuda.stderr)
+            XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/cuda"), "a refused run writes nothing")
+            let auto = try segdist(["--set", "checkpoint_dir=\(dir)/auto"] + tiny)
+            XCTAssertEqual(auto.code, 0, auto.stderr)
+            XCTAssertEqual(auto.stderr.components(separatedBy: "# device: auto -> CPU").count, 2, auto.stderr)
+            print("device: cuda training check did not run on a GPU (none here); the refusal and the CPU fallback did")
+        }
+        let cpu = try segdist(["--device", "cpu", "--set", "checkpoint_dir=\(dir)/cpu"] + tiny)
+        XCTAssertEqual(cpu.code, 0, cpu.stderr)
+        XCTAssertFalse(cpu.stderr.contains("# device:"), cpu.stderr)
+        let wrong = try segdist(["--device", "gpu"] + tiny)
+        XCTAssertEqual(wrong.code, 2)
+        XCTAssertTrue(wrong.stderr.contains("device: must be one of auto, cpu, cuda"), wrong.stderr)
+    }
+}

@@ -2,6 +2,7 @@ import XCTest
 import Foundation
 import SegCore
 import SegDist
+import SegTestSupport
 
 /// Multi-rank behaviour through the real executable under OpenMPI: sync-BN equivalence with one
 /// rank, the initial broadcast, resuming on another rank count, a killed rank, a refused config,
@@ -48,7 +49,7 @@ final class DistributedTests: XCTestCase {
     func recipe(_ name: String, steps: Int = 5, extra: [String] = []) -> [String] {
         ["--set", "model=unet_shallow", "--set", "width=2", "--set", "image_size=16", "--set", "radius_min=2",
          "--set", "radius_max=6", "--set", "batch_size=8", "--set", "epochs=1", "--set", "steps_per_epoch=\(steps)",
-         "--set", "val_images=6", "--set", "sync_bn=true", "--set", "threads=1", "--set", "lr=0.05",
+         "--set", "val_images=6", "--set", "sync_bn=true", "--set", "threads=1", "--set", "lr=0.05", "--set", "device=cpu",
          "--set", "checkpoint_dir=\(dir!)/\(name)"] + extra
     }
 
@@ -281,6 +282,22 @@ final class DistributedTests: XCTestCase {
         XCTAssertTrue(r.stderr.contains("SEGDIST_KERNELS=generic"), r.stderr)
         XCTAssertTrue(r.stderr.contains(kernelInstructionSet == "avx512" ? "AVX-512" : "AVX2"), r.stderr)
         XCTAssertEqual(try run("/usr/bin/env", ["SEGDIST_CPU_PRETEND=2", binary, "--version"]).code, 0)
+    }
+
+    /// On a GPU: 2 ranks sharing it (or one each) equal 1 rank with sync_bn to 1e-4 after 5
+    /// steps, and the GPU run equals the CPU run to 1e-3.
+    func testTwoGPURanksMatchOne() throws {
+        try requireMPI()
+        guard CUDATesting.backendOrSkip("2 GPU ranks = 1 GPU rank") != nil else { return }
+        let gpu = ["--set", "device=cuda", "--set", "share_gpu=true"]
+        _ = try train(ranks: 1, recipe("gpu1") + gpu)
+        _ = try train(ranks: 2, recipe("gpu2") + gpu)
+        _ = try train(ranks: 1, recipe("cpu1"))
+        let ranks = try difference("\(dir!)/gpu2/step-000005.safetensors", "\(dir!)/gpu1/step-000005.safetensors")
+        let devices = try difference("\(dir!)/gpu1/step-000005.safetensors", "\(dir!)/cpu1/step-000005.safetensors")
+        print("GPU: 2 ranks vs 1 rank \(ranks), GPU vs CPU \(devices)")
+        XCTAssertLessThan(ranks, 1e-4)
+        XCTAssertLessThan(devices, 1e-3)
     }
 
     func testACheckpointOfFourRanksResumesOnTwo() throws {

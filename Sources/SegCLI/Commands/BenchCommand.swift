@@ -19,6 +19,8 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Worker threads per rank (default: the node's cores shared among its ranks).") var threads: Int?
     @Option(help: "Ranks; N > 1 starts mpirun -n N (the batch is the global batch, split over the ranks).") var ranks: Int?
     @Option(help: "Gradient all-reduce bucket size in MiB.") var bucketMb: Float = 1
+    @Option(help: "Where to run: auto (a GPU when one is usable), cpu or cuda.") var device = "auto"
+    @Flag(help: "Let ranks share a GPU when a node has more ranks than GPUs.") var shareGpu = false
 
     func validate() throws {
         guard let arch = ModelArchitecture(rawValue: model) else {
@@ -30,6 +32,9 @@ struct BenchCommand: ParsableCommand {
             throw ValidationError("--size \(size) is too small: \(model) halves the image \(arch.downsamplings) times, so it needs at least \(factor) pixels")
         }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+        guard TrainingConfig.DeviceKind(rawValue: device) != nil else {
+            throw ValidationError("--device must be one of \(TrainingConfig.DeviceKind.allCases.map(\.rawValue).joined(separator: ", ")), got '\(device)'")
+        }
     }
 
     func run() throws {
@@ -46,6 +51,19 @@ struct BenchCommand: ParsableCommand {
         }
         var bench = Benchmark(architecture: ModelArchitecture(rawValue: model)!)
         bench.width = width; bench.batch = batch; bench.size = size; bench.steps = steps
+        do {
+            let placement = try DevicePlacement.choose(TrainingConfig.DeviceKind(rawValue: device)!,
+                                                       localRank: MPICommunicator.launchedByMPI ? MPICommunicator.localRank : 0,
+                                                       ranksOnThisNode: localRanks, shareGPU: shareGpu)
+            bench.backend = placement.backend
+            if communicator.rank == 0, let note = placement.note, bench.backend is CUDABackend || device != "auto" {
+                FileHandle.standardError.write((note + "\n").data(using: .utf8)!)
+            }
+        } catch {
+            FileHandle.standardError.write("segdist: error: \(error)\n".data(using: .utf8)!)
+            (communicator as? MPICommunicator)?.finalize()
+            throw ExitCode(2)
+        }
         let root = communicator.rank == 0
         let result = try bench.run(communicator: communicator, bucketMB: bucketMb) { step, ms in
             if root { FileHandle.standardError.write("step \(step)/\(steps): \(String(format: "%.0f", ms)) ms\n".data(using: .utf8)!) }

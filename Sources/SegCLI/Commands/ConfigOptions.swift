@@ -15,6 +15,12 @@ struct ConfigOptions: ParsableArguments {
     @Option(help: "Worker threads per process (the same as --set threads=N; default: the cores available).")
     var threads: Int?
 
+    @Option(help: "Where each rank computes: auto (a GPU when one is usable), cpu or cuda (the same as --set device=...).")
+    var device: String?
+
+    @Flag(help: "Let ranks share a GPU when a node has more ranks than GPUs (the same as --set share_gpu=true).")
+    var shareGpu = false
+
     /// The file's config (or `fallback`, or the built-in default) with the overrides applied.
     /// Without `checkingData` (predict) the model keys are not held against the training data.
     func resolve(fallback: (text: String, source: String)? = nil, checkingData: Bool = true) throws -> TrainingConfig {
@@ -25,7 +31,8 @@ struct ConfigOptions: ParsableArguments {
         } else if let fallback {
             try cfg.apply(text: fallback.text, source: fallback.source, checkingData: false)
         }
-        for o in overrides + (threads.map { ["threads=\($0)"] } ?? []) { try cfg.override(o) }
+        let flags = (threads.map { ["threads=\($0)"] } ?? []) + (device.map { ["device=\($0)"] } ?? []) + (shareGpu ? ["share_gpu=true"] : [])
+        for o in overrides + flags { try cfg.override(o) }
         try cfg.validate(source: overrides.isEmpty ? (config ?? fallback?.source ?? "built-in config") : "--set",
                          checkingData: checkingData)
         return cfg

@@ -72,7 +72,9 @@ struct TrainCommand: ParsableCommand {
             var interrupted = false
             do {
                 let run = try TrainingRun(config: config, resume: checkpoint, communicator: communicator,
-                                          initSeedOffset: debugRankInit ? communicator.rank : 0, ranksOnThisNode: localRanks)
+                                          initSeedOffset: debugRankInit ? communicator.rank : 0, ranksOnThisNode: localRanks,
+                                          localRank: MPICommunicator.launchedByMPI ? MPICommunicator.localRank : 0)
+                if root, let note = run.deviceNote { FileHandle.standardError.write((note + "\n").data(using: .utf8)!) }
                 run.stopSignal = StopSignal()
                 if debugRankInit {
                     FileHandle.standardError.write("rank \(communicator.rank): parameter checksum before broadcast \(run.checksumBeforeBroadcast) after \(run.model.store.parameterChecksum)\n".data(using: .utf8)!)

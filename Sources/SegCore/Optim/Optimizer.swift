@@ -22,7 +22,15 @@ extension Optimizer {
 
     /// The state buffer `name` for `count` parameters on `backend`, made (zeroed) on first use.
     func stateBuffer(_ name: String, count: Int, backend: Backend) -> Tensor {
-        if let t = stateBuffers[name], t.count == count, t.device == backend.device { return t }
+        if let t = stateBuffers[name], t.count == count {
+            if t.device == backend.device { return t }
+            // state restored on the host before the parameters moved to a device follows them
+            if t.device == .host {
+                let moved = backend.upload(t)
+                stateBuffers[name] = moved
+                return moved
+            }
+        }
         let t = backend.zeros([count])
         stateBuffers[name] = t
         return t

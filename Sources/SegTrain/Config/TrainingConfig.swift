@@ -9,6 +9,7 @@ public struct TrainingConfig: Equatable, Sendable {
     public enum DataKind: String, CaseIterable, Sendable { case shapes, rgb_shapes, npy, folder }
     public enum OptimizerKind: String, CaseIterable, Sendable { case sgd, adam, adamw }
     public enum ScheduleKind: String, CaseIterable, Sendable { case constant, step, cosine }
+    public enum DeviceKind: String, CaseIterable, Sendable { case auto, cpu, cuda }
 
     // Model
     public var model: ModelArchitecture = .unet
@@ -87,6 +88,10 @@ public struct TrainingConfig: Equatable, Sendable {
     public var seed = 0
     /// Worker threads; 0 = the cores available to this process.
     public var threads = 0
+    /// Where each rank computes: `auto` = its GPU when one is usable, else the CPU.
+    public var device = DeviceKind.auto
+    /// Whether ranks may share a GPU when a node has more ranks than GPUs.
+    public var shareGPU = false
     public var checkpointDir = "runs/unet"
     /// Write a checkpoint every this many steps; 0 = after each epoch.
     public var checkpointEvery = 0

@@ -1,0 +1,35 @@
+import Foundation
+import SegCore
+
+/// Where a rank computes: the config's `device` resolved against what this machine has.
+///
+/// `cpu` is the CPU. `cuda` is GPU `localRank % GPUs` — one GPU per rank of a node unless
+/// `share_gpu` lets ranks share — and an error naming what is missing where no GPU is usable.
+/// `auto` is the GPU when one is usable and passes the self-check, else the CPU with one line
+/// saying why. A new GPU backend is checked against the CPU on small inputs before any
+/// training (`CUDASelfCheck`): a GPU that disagrees is never trained on.
+public enum DevicePlacement {
+    public struct Choice {
+        public let backend: Backend
+        /// One line for the log: the GPU used, or why `auto` stayed on the CPU.
+        public let note: String?
+    }
+
+    public static func choose(_ kind: TrainingConfig.DeviceKind, localRank: Int, ranksOnThisNode: Int, shareGPU: Bool) throws -> Choice {
+        if kind == .cpu { return Choice(backend: CPUBackend.shared, note: nil) }
+        do {
+            let gpus = try CUDADriver.shared.get().devices()
+            guard !gpus.isEmpty else { throw CUDAError("the CUDA driver sees no GPU") }
+            if ranksOnThisNode > gpus.count && !shareGPU {
+                throw CUDAError("\(ranksOnThisNode) ranks on this node but \(gpus.count) GPU(s); start at most \(gpus.count) rank(s) per node, or let ranks share GPUs with share_gpu: true (--share-gpu)")
+            }
+            let ordinal = localRank % gpus.count
+            let backend = try CUDABackend(ordinal: ordinal)
+            try CUDASelfCheck.run(backend)
+            return Choice(backend: backend, note: "# device: \(backend.gpu.info) for local rank \(localRank)")
+        } catch {
+            if kind == .cuda { throw TrainingError("device: cuda, but no GPU is usable: \(error)") }
+            return Choice(backend: CPUBackend.shared, note: "# device: auto -> CPU (\(error))")
+        }
+    }
+}
