@@ -10,7 +10,7 @@ struct Segdist: ParsableCommand {
         commandName: "segdist",
         abstract: "Data-parallel training of image-segmentation networks on CPUs.",
         version: "segdist \(segdistVersion)",
-        subcommands: [TrainCommand.self, EvalCommand.self, PredictCommand.self, ExportCommand.self, GenerateCommand.self, BenchCommand.self,
+        subcommands: [TrainCommand.self, EvalCommand.self, PredictCommand.self, ExportCommand.self, GenerateCommand.self, BenchCommand.self, VerifyCommand.self,
                       ConfigCommand.self],
         defaultSubcommand: TrainCommand.self)
 

@@ -245,5 +245,11 @@ extension CommandLineTests {
         let wrong = try segdist(["--device", "gpu"] + tiny)
         XCTAssertEqual(wrong.code, 2)
         XCTAssertTrue(wrong.stderr.contains("device: must be one of auto, cpu, cuda"), wrong.stderr)
+        // `segdist verify`: the fixtures through the CPU backend pass; without them there is nothing to check on a CPU
+        let verify = try segdist(["verify", "--device", "cpu", "--fixtures", Fixtures.referencePath])
+        XCTAssertEqual(verify.code, 0, verify.stderr)
+        XCTAssertTrue(verify.stdout.contains("cpu vs PyTorch") && verify.stdout.contains("unet_w4 logits") && !verify.stdout.contains("FAILED"),
+                      verify.stdout)
+        XCTAssertEqual(try segdist(["verify", "--device", "cpu"]).code, 2)
     }
 }
