@@ -60,8 +60,22 @@ public final class CUDADevice: @unchecked Sendable {
         exit(1)
     }
 
+    /// While set (the self-check), a failed call is recorded instead of ending the process, so
+    /// `device: auto` can fall back to the CPU; `recorded` keeps the first failure.
+    var recording = false
+    private(set) var recorded: CUDAError?
+
     func check(_ result: Int32, _ call: @autoclosure () -> String) {
-        do { try driver.check(result, call()) } catch { fail("\(error)") }
+        do { try driver.check(result, call()) } catch { report(error as? CUDAError ?? CUDAError("\(error)")) }
+    }
+
+    /// Ends the process with `error`, or records it while `recording`.
+    func report(_ error: CUDAError) {
+        if recording {
+            if recorded == nil { recorded = error }
+            return
+        }
+        fail(error.description)
     }
 
     /// Work from any thread runs in this GPU's context (a context is current per thread).
@@ -141,7 +155,7 @@ public final class CUDADevice: @unchecked Sendable {
     /// Launches `name` with `blocks` x `threads`; by default enough blocks for `count`
     /// grid-stride iterations, capped at 32 blocks per multiprocessor.
     func launch(_ name: String, count: Int, blocks: Int? = nil, threads: Int = 256, _ arguments: [Argument]) {
-        guard let function = functions[name] else { fail("no kernel named \(name)") }
+        guard let function = functions[name] else { return report(CUDAError("no kernel named \(name)")) }
         let grid = blocks ?? max(1, min((count + threads - 1) / threads, 32 * max(info.multiprocessors, 1)))
         guard count > 0 || blocks != nil else { return }
         let slots = UnsafeMutableRawPointer.allocate(byteCount: 8 * max(arguments.count, 1), alignment: 8)
@@ -176,7 +190,7 @@ public final class CUDADevice: @unchecked Sendable {
                                 UnsafePointer(bitPattern: UInt(b)), Int32(ldb), UnsafePointer(bitPattern: UInt(a)), Int32(lda),
                                 &betaValue, UnsafeMutablePointer(bitPattern: UInt(c)), Int32(ldc))
         if status != 0 {
-            fail("cublasSgemm(\(m)x\(n)x\(k)) failed: " + (blas.getStatusString(status).map { String(cString: $0) } ?? "status \(status)"))
+            report(CUDAError("cublasSgemm(\(m)x\(n)x\(k)) failed: " + (blas.getStatusString(status).map { String(cString: $0) } ?? "status \(status)")))
         }
     }
 }

@@ -5,6 +5,17 @@ import Foundation
 /// or kernel problem then ends the run with the op's name instead of training on garbage.
 public enum CUDASelfCheck {
     public static func run(_ gpu: Backend, tolerance: Double = 1e-3) throws {
+        // a failing CUDA call during the check is an answer (thrown), not the end of the process
+        let device = (gpu as? CUDABackend)?.gpu
+        device?.recording = true
+        defer { device?.recording = false }
+        do { try compareOps(gpu, tolerance: tolerance) } catch {
+            throw device?.recorded ?? (error as? CUDAError) ?? CUDAError("\(error)")
+        }
+        if let failure = device?.recorded { throw failure }
+    }
+
+    static func compareOps(_ gpu: Backend, tolerance: Double) throws {
         let cpu = CPUBackend.shared
         var rng = SeededGenerator(seed: 7)
         func random(_ shape: [Int]) -> Tensor {
