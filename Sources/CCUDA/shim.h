@@ -76,9 +76,11 @@ static inline void *segdist_cuda_open(const char *const *names) {
 
 #define SEGDIST_SYM(lib, field, name) (*(void **)&(field) = dlsym((lib), (name)))
 
-// Fills `api` from libcuda.so.1; 0 when the library or a symbol is missing.
-static inline int segdist_cuda_driver_load(segdist_cuda_driver *api) {
-    const char *names[] = {"libcuda.so.1", "libcuda.so", NULL};
+// Fills `api` from `path` when given (SEGDIST_LIBCUDA), else libcuda.so.1; 0 when the library
+// or a symbol is missing.
+static inline int segdist_cuda_driver_load(segdist_cuda_driver *api, const char *path) {
+    const char *names[] = {path ? path : "libcuda.so.1", "libcuda.so.1", "libcuda.so", NULL};
+    if (path) names[1] = NULL;
     void *lib = segdist_cuda_open(names);
     if (!lib) return 0;
     return SEGDIST_SYM(lib, api->initialize, "cuInit") && SEGDIST_SYM(lib, api->driverGetVersion, "cuDriverGetVersion")
@@ -101,6 +103,7 @@ static inline int segdist_cuda_driver_load(segdist_cuda_driver *api) {
 // Fills `api` from NVRTC: `path` when given (SEGDIST_NVRTC), else the CUDA 13/12 sonames.
 static inline int segdist_nvrtc_load(segdist_nvrtc *api, const char *path) {
     const char *names[] = {path ? path : "libnvrtc.so", "libnvrtc.so", "libnvrtc.so.13", "libnvrtc.so.12", NULL};
+    if (path) names[1] = NULL;
     void *lib = segdist_cuda_open(names);
     if (!lib) return 0;
     return SEGDIST_SYM(lib, api->version, "nvrtcVersion") && SEGDIST_SYM(lib, api->createProgram, "nvrtcCreateProgram")
@@ -111,9 +114,10 @@ static inline int segdist_nvrtc_load(segdist_nvrtc *api, const char *path) {
         && SEGDIST_SYM(lib, api->getErrorString, "nvrtcGetErrorString");
 }
 
-// Fills `api` from cuBLAS (CUDA 13 or 12); 0 when it is missing.
-static inline int segdist_cublas_load(segdist_cublas *api) {
-    const char *names[] = {"libcublas.so", "libcublas.so.13", "libcublas.so.12", NULL};
+// Fills `api` from `path` when given (SEGDIST_CUBLAS), else cuBLAS of CUDA 13 or 12; 0 when it is missing.
+static inline int segdist_cublas_load(segdist_cublas *api, const char *path) {
+    const char *names[] = {path ? path : "libcublas.so", "libcublas.so", "libcublas.so.13", "libcublas.so.12", NULL};
+    if (path) names[1] = NULL;
     void *lib = segdist_cuda_open(names);
     if (!lib) return 0;
     return SEGDIST_SYM(lib, api->create, "cublasCreate_v2") && SEGDIST_SYM(lib, api->destroy, "cublasDestroy_v2")

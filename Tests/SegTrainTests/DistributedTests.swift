@@ -300,6 +300,46 @@ final class DistributedTests: XCTestCase {
         XCTAssertLessThan(devices, 1e-3)
     }
 
+    /// The GPU path of the binary end to end on a machine without a GPU: the CUDA kernels built
+    /// as host code behind a stand-in driver and cuBLAS (`CUDAEmulator`). `segdist verify`
+    /// passes every PyTorch fixture through the CUDA backend; training on it equals training on
+    /// the CPU; 2 ranks sharing it equal 1 (gradients staged through the host for MPI).
+    func testTheCUDAPathOnAnEmulatedGPU() throws {
+        try requireMPI()
+        CUDATesting.locateNVRTC()
+        guard case .success = NVRTC.shared else {
+            print("emulated-GPU check did not run: NVRTC is not installed here (pip install nvidia-cuda-nvrtc-cu12)")
+            return
+        }
+        let library: String
+        switch CUDAEmulator.build(in: dir + "/emulator") {
+        case let .success(path): library = path
+        case let .failure(error):
+            print("emulated-GPU check did not run: \(error)")
+            return
+        }
+        var env = ["SEGDIST_LIBCUDA=\(library)", "SEGDIST_CUBLAS=\(library)", "XDG_CACHE_HOME=\(dir!)/cache"]
+        if let nvrtc = ProcessInfo.processInfo.environment["SEGDIST_NVRTC"] { env.append("SEGDIST_NVRTC=\(nvrtc)") }
+        let verify = try run("/usr/bin/env", env + [binary, "verify", "--device", "cuda", "--fixtures", Fixtures.referencePath])
+        XCTAssertEqual(verify.code, 0, verify.stdout + verify.stderr)
+        XCTAssertTrue(verify.stdout.contains("self-check against the CPU: ok") && verify.stdout.contains("cuda:0 vs PyTorch"), verify.stdout)
+        XCTAssertFalse(verify.stdout.contains("FAILED"), verify.stdout)
+        print(verify.stdout)
+        func trainOn(_ ranks: Int, _ name: String, _ extra: [String]) throws {
+            let r = try run("/usr/bin/env", env + [binary, "--ranks", String(ranks)] + recipe(name) + extra)
+            XCTAssertEqual(r.code, 0, r.stderr)
+        }
+        let gpu = ["--set", "device=cuda", "--set", "share_gpu=true"]
+        try trainOn(1, "emulated1", gpu)
+        try trainOn(2, "emulated2", gpu)
+        try trainOn(1, "cpu", [])
+        let devices = try difference("\(dir!)/emulated1/step-000005.safetensors", "\(dir!)/cpu/step-000005.safetensors")
+        let ranks = try difference("\(dir!)/emulated2/step-000005.safetensors", "\(dir!)/emulated1/step-000005.safetensors")
+        print("emulated GPU: vs CPU \(devices), 2 ranks vs 1 \(ranks)")
+        XCTAssertLessThan(devices, 1e-4)
+        XCTAssertLessThan(ranks, 1e-4)
+    }
+
     func testACheckpointOfFourRanksResumesOnTwo() throws {
         try requireMPI()
         _ = try train(ranks: 1, recipe("straight"))

@@ -42,7 +42,9 @@ public final class CUDADevice: @unchecked Sendable {
             found[name] = f
         }
         var api = segdist_cublas()
-        guard segdist_cublas_load(&api) != 0 else { throw CUDAError("no cuBLAS: libcublas.so could not be loaded") }
+        let cublasPath = ProcessInfo.processInfo.environment["SEGDIST_CUBLAS"]
+        let blasLoaded = cublasPath.map { p in p.withCString { segdist_cublas_load(&api, $0) } } ?? segdist_cublas_load(&api, nil)
+        guard blasLoaded != 0 else { throw CUDAError("no cuBLAS: \(cublasPath ?? "libcublas.so") could not be loaded") }
         blas = api
         var handle: UnsafeMutableRawPointer?
         let status = api.create(&handle)

@@ -12,11 +12,15 @@ public struct CUDAError: Error, CustomStringConvertible {
 public final class CUDADriver: @unchecked Sendable {
     let api: segdist_cuda_driver
 
-    /// The loaded and initialised driver, or why there is none (no libcuda, no device, cuInit failed).
+    /// The loaded and initialised driver, or why there is none (no libcuda, no device, cuInit
+    /// failed). `SEGDIST_LIBCUDA` names the driver library file when it is elsewhere.
     public static let shared: Result<CUDADriver, CUDAError> = {
         var api = segdist_cuda_driver()
-        guard segdist_cuda_driver_load(&api) != 0 else {
-            return .failure(CUDAError("no CUDA driver: libcuda.so.1 could not be loaded (is an NVIDIA driver installed?)"))
+        let path = ProcessInfo.processInfo.environment["SEGDIST_LIBCUDA"]
+        let loaded = path.map { p in p.withCString { segdist_cuda_driver_load(&api, $0) } } ?? segdist_cuda_driver_load(&api, nil)
+        guard loaded != 0 else {
+            return .failure(CUDAError("no CUDA driver: " + (path.map { "\($0) (SEGDIST_LIBCUDA)" } ?? "libcuda.so.1")
+                                      + " could not be loaded (is an NVIDIA driver installed?)"))
         }
         let driver = CUDADriver(api: api)
         do { try driver.check(api.initialize(0), "cuInit") } catch { return .failure(error as! CUDAError) }
