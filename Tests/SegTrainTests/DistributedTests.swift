@@ -338,6 +338,13 @@ final class DistributedTests: XCTestCase {
         print("emulated GPU: vs CPU \(devices), 2 ranks vs 1 \(ranks)")
         XCTAssertLessThan(devices, 1e-4)
         XCTAssertLessThan(ranks, 1e-4)
+        // a GPU too small for the step: one message with what was asked and what is free, and micro_batch
+        let small = try run("/usr/bin/env", env + ["SEGDIST_EMULATED_GPU_MB=2", binary] + recipe("small") + gpu
+                                 + ["--set", "image_size=128", "--set", "width=8"])
+        XCTAssertNotEqual(small.code, 0)
+        print("emulated 2 MB GPU: " + (small.stderr.split(separator: "\n").last.map(String.init) ?? ""))
+        XCTAssertTrue(small.stderr.contains("out of GPU memory: asked for") && small.stderr.contains("MiB free")
+                      && small.stderr.contains("micro_batch"), small.stderr)
     }
 
     func testACheckpointOfFourRanksResumesOnTwo() throws {

@@ -54,21 +54,36 @@ int cuDeviceGetAttribute(int *v, int attribute, int) {
     *v = attribute == 75 ? 9 : attribute == 76 ? 0 : attribute == 16 ? 2 : 0;   // compute 9.0, 2 multiprocessors
     return 0;
 }
-int cuDeviceTotalMem_v2(size_t *bytes, int) { *bytes = size_t(4) << 30; return 0; }
+int cuDeviceTotalMem_v2(size_t *bytes, int);
 int cuDevicePrimaryCtxRetain(void **ctx, int) { static int context; *ctx = &context; return 0; }
 int cuCtxSetCurrent(void *) { return 0; }
 int cuCtxSynchronize(void) { return 0; }
+// SEGDIST_EMULATED_GPU_MB: the emulated GPU's memory (default 4096), to meet its limit in tests
+static size_t emu_capacity() {
+    const char *mb = std::getenv("SEGDIST_EMULATED_GPU_MB");
+    return (mb ? (size_t)std::atoll(mb) : 4096) << 20;
+}
+static size_t emu_used = 0;
 int cuMemAlloc_v2(CUdeviceptr *p, size_t bytes) {
-    void *m = std::malloc(bytes ? bytes : 1);
-    if (!m) return 2;   // CUDA_ERROR_OUT_OF_MEMORY
-    std::memset(m, 0xA5, bytes);   // garbage, as fresh device memory may be
-    *p = (CUdeviceptr)(uintptr_t)m;
+    if (emu_used + bytes > emu_capacity()) return 2;   // CUDA_ERROR_OUT_OF_MEMORY
+    size_t *m = (size_t *)std::malloc(bytes + 16);
+    if (!m) return 2;
+    m[0] = bytes;
+    emu_used += bytes;
+    std::memset(m + 2, 0xA5, bytes);   // garbage, as fresh device memory may be
+    *p = (CUdeviceptr)(uintptr_t)(m + 2);
     return 0;
 }
-int cuMemFree_v2(CUdeviceptr p) { std::free((void *)(uintptr_t)p); return 0; }
+int cuMemFree_v2(CUdeviceptr p) {
+    size_t *m = (size_t *)(uintptr_t)p - 2;
+    emu_used -= m[0];
+    std::free(m);
+    return 0;
+}
+int cuDeviceTotalMem_v2(size_t *bytes, int) { *bytes = emu_capacity(); return 0; }
 int cuMemAllocHost_v2(void **p, size_t bytes) { *p = std::malloc(bytes); return *p ? 0 : 2; }
 int cuMemFreeHost(void *p) { std::free(p); return 0; }
-int cuMemGetInfo_v2(size_t *free, size_t *total) { *free = size_t(3) << 30; *total = size_t(4) << 30; return 0; }
+int cuMemGetInfo_v2(size_t *free, size_t *total) { *total = emu_capacity(); *free = *total - emu_used; return 0; }
 int cuMemcpyHtoD_v2(CUdeviceptr d, const void *s, size_t n) { std::memcpy((void *)(uintptr_t)d, s, n); return 0; }
 int cuMemcpyDtoH_v2(void *d, CUdeviceptr s, size_t n) { std::memcpy(d, (void *)(uintptr_t)s, n); return 0; }
 int cuMemcpyDtoD_v2(CUdeviceptr d, CUdeviceptr s, size_t n) { std::memmove((void *)(uintptr_t)d, (void *)(uintptr_t)s, n); return 0; }

@@ -106,9 +106,9 @@ public final class CUDADevice: @unchecked Sendable {
         if result != 0 {
             var free = 0, total = 0
             _ = driver.api.memGetInfo(&free, &total)
-            fail(String(format: "out of GPU memory: asked for %.1f MiB with %.1f MiB free of %.1f GiB; "
-                        + "set a smaller micro_batch (or batch_size, image_size, width)",
-                        Double(size) / 1_048_576, Double(free) / 1_048_576, Double(total) / 1_073_741_824))
+            func mib(_ bytes: Int) -> String { String(format: "%.1f MiB", Double(bytes) / 1_048_576) }
+            fail("out of GPU memory: asked for \(mib(size)) with \(mib(free)) free of \(mib(total)); "
+                 + "set a smaller micro_batch (or batch_size, image_size, width)")
         }
         return address
     }
