@@ -4,7 +4,7 @@ import SegTrain
 import SegTestSupport
 
 /// `Verification` — every op, loss, optimizer and whole-model PyTorch fixture through the
-/// `Backend` API — on the CPU backend (which also checks the harness `segdist verify` runs on
+/// `Backend` API (the CPU backend calls the SegKernels kernels directly) — on the CPU backend (which also checks the harness `segdist verify` runs on
 /// GPU nodes) and on the CUDA backend where a GPU is usable (ops within 1e-4, models 1e-3).
 final class BackendVerificationTests: XCTestCase {
     func verify(_ backend: Backend, label: String) throws {
@@ -20,6 +20,12 @@ final class BackendVerificationTests: XCTestCase {
     }
 
     func testCPUBackendMatchesPyTorch() throws { try verify(CPUBackend.shared, label: "cpu") }
+
+    func testEveryFixtureCaseIsRun() throws {
+        for (name, meta) in try Verification.cases(try Fixtures.reference()) {
+            XCTAssertTrue(Verification.knownKinds.contains(meta["op"] as? String ?? ""), "fixture case \(name) is not run")
+        }
+    }
 
     func testCUDABackendMatchesPyTorch() throws {
         guard let gpu = CUDATesting.backendOrSkip("PyTorch fixtures on the CUDA backend") else { return }

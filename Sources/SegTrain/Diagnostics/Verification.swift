@@ -15,6 +15,11 @@ public enum Verification {
         public var passed: Bool { difference <= tolerance }
     }
 
+    /// The fixture file's kinds of case ("op" in its metadata) that `ops` and `models` run.
+    public static let knownKinds: Set<String> = ["conv2d", "conv_transpose2d", "max_pool2d", "bilinear", "pad", "batch_norm",
+                                                 "adaptive_avg_pool2d", "bce_with_logits", "cross_entropy", "sgd", "adam", "adamw",
+                                                 "model"]
+
     /// The op, loss and optimizer cases (within 1e-4 of PyTorch; optimizers 1e-5; pooling and
     /// padding exactly).
     public static func ops(_ b: Backend, file: SafeTensorsFile) throws -> [Finding] {
