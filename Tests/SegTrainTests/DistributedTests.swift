@@ -331,11 +331,15 @@ final class DistributedTests: XCTestCase {
         }
         let gpu = ["--set", "device=cuda", "--set", "share_gpu=true"]
         try trainOn(1, "emulated1", gpu)
+        env.append("SEGDIST_CUDA_COLUMN_MB=0")   // convolutions one image at a time: the chunked path
+        try trainOn(1, "emulated1-chunked", gpu)
         try trainOn(2, "emulated2", gpu)
         try trainOn(1, "cpu", [])
         let devices = try difference("\(dir!)/emulated1/step-000005.safetensors", "\(dir!)/cpu/step-000005.safetensors")
         let ranks = try difference("\(dir!)/emulated2/step-000005.safetensors", "\(dir!)/emulated1/step-000005.safetensors")
-        print("emulated GPU: vs CPU \(devices), 2 ranks vs 1 \(ranks)")
+        let chunked = try difference("\(dir!)/emulated1-chunked/step-000005.safetensors", "\(dir!)/emulated1/step-000005.safetensors")
+        print("emulated GPU: vs CPU \(devices), 2 ranks vs 1 \(ranks), image by image vs whole batch \(chunked)")
+        XCTAssertLessThan(chunked, 1e-5)
         XCTAssertLessThan(devices, 1e-4)
         XCTAssertLessThan(ranks, 1e-4)
         // a GPU too small for the step: one message with what was asked and what is free, and micro_batch

@@ -97,19 +97,42 @@ public final class CUDABackend: Backend {
         return y
     }
 
-    // MARK: Convolutions (per image: im2col, GEMM; the weight gradient accumulates over images)
+    // MARK: Convolutions
+    // A chunk of images at a time (as many as keep the unfolded columns within
+    // `columnBudgetBytes`): one im2col launch, one GEMM per pass over the whole chunk in a
+    // channel-major (C, N, P) layout, one permute back to NCHW. The launches per convolution
+    // do not grow with the batch.
 
-    private func im2col(_ image: UInt64, _ col: UInt64, _ g: ConvGeometry) {
-        gpu.launch("im2col_f32", count: g.patchSize * g.outPixels,
-                   [.pointer(image), .pointer(col), i(g.channels), i(g.height), i(g.width), i(g.kernelH), i(g.kernelW),
-                    i(g.stride), i(g.padding), i(g.dilation), i(g.outH), i(g.outW)])
+    /// Bytes of unfolded columns (and channel-major copies) a convolution chunk may hold:
+    /// 512 MiB, or SEGDIST_CUDA_COLUMN_MB (0: one image at a time, as the tests use it).
+    static let columnBudgetBytes = (Int(ProcessInfo.processInfo.environment["SEGDIST_CUDA_COLUMN_MB"] ?? "") ?? 512) << 20
+
+    private func chunks(_ n: Int, floatsPerImage: Int, _ body: (_ first: Int, _ count: Int) -> Void) {
+        let size = max(1, min(n, Self.columnBudgetBytes / max(1, 4 * floatsPerImage)))
+        var first = 0
+        while first < n { let count = min(size, n - first); body(first, count); first += count }
     }
 
-    /// image += the folded col (zero the image first for an overwrite).
-    private func col2im(_ col: UInt64, _ image: UInt64, _ g: ConvGeometry) {
-        gpu.launch("col2im_f32", count: g.channels * g.inPixels,
-                   [.pointer(col), .pointer(image), i(g.channels), i(g.height), i(g.width), i(g.kernelH), i(g.kernelW),
-                    i(g.stride), i(g.padding), i(g.dilation), i(g.outH), i(g.outW)])
+    private func geometryArguments(_ g: ConvGeometry) -> [CUDADevice.Argument] {
+        [i(g.channels), i(g.height), i(g.width), i(g.kernelH), i(g.kernelW), i(g.stride), i(g.padding), i(g.dilation),
+         i(g.outH), i(g.outW)]
+    }
+
+    /// col (patchSize, count * outPixels) of images `count` from `images` (NCHW of g's input).
+    private func im2col(_ images: UInt64, count: Int, _ g: ConvGeometry, into col: UInt64) {
+        gpu.launch("im2col_batch_f32", count: g.patchSize * count * g.outPixels, [.pointer(images), .pointer(col), i(count)] + geometryArguments(g))
+    }
+
+    /// images (NCHW of g's input) += the folded col (patchSize, count * outPixels).
+    private func col2im(_ col: UInt64, count: Int, _ g: ConvGeometry, into images: UInt64) {
+        gpu.launch("col2im_batch_f32", count: count * g.channels * g.inPixels, [.pointer(col), .pointer(images), i(count)] + geometryArguments(g))
+    }
+
+    private func toChannelMajor(_ x: UInt64, _ y: UInt64, n: Int, c: Int, p: Int) {
+        gpu.launch("nchw_to_cnp_f32", count: n * c * p, [.pointer(x), .pointer(y), i(n), i(c), l(p)])
+    }
+    private func fromChannelMajor(_ x: UInt64, _ y: UInt64, n: Int, c: Int, p: Int) {
+        gpu.launch("cnp_to_nchw_f32", count: n * c * p, [.pointer(x), .pointer(y), i(n), i(c), l(p)])
     }
 
     private func addBias(_ y: Tensor, _ bias: Tensor, channels: Int, pixels: Int) {
@@ -121,13 +144,16 @@ public final class CUDABackend: Backend {
     }
 
     public func conv2dForward(_ x: Tensor, weight: Tensor, bias: Tensor?, geometry g: ConvGeometry) -> Tensor {
-        let n = x.shape[0], cout = weight.shape[0], K = g.patchSize, P = g.outPixels
+        let n = x.shape[0], cout = weight.shape[0], K = g.patchSize, P = g.outPixels, Q = g.channels * g.inPixels
         let y = allocate([n, cout, g.outH, g.outW])
-        let col = g.isPointwise ? nil : DeviceScratch(gpu, bytes: K * P * 4)
-        for image in 0..<n {
-            let xn = addr(x) + UInt64(image * g.channels * g.inPixels * 4), yn = addr(y) + UInt64(image * cout * P * 4)
-            if let col { im2col(xn, col.address, g) }
-            gpu.gemm(m: cout, n: P, k: K, a: addr(weight), lda: K, b: col?.address ?? xn, ldb: P, beta: 0, c: yn, ldc: P)
+        chunks(n, floatsPerImage: K * P + cout * P) { first, count in
+            let col = DeviceScratch(gpu, bytes: K * count * P * 4), out = DeviceScratch(gpu, bytes: cout * count * P * 4)
+            let xs = addr(x) + UInt64(first * Q * 4)
+            if g.isPointwise { toChannelMajor(xs, col.address, n: count, c: K, p: P) } else { im2col(xs, count: count, g, into: col.address) }
+            // (Cout, count * P) = W (Cout, K) col (K, count * P)
+            gpu.gemm(m: cout, n: count * P, k: K, a: addr(weight), lda: K, b: col.address, ldb: count * P, beta: 0, c: out.address,
+                     ldc: count * P)
+            fromChannelMajor(out.address, addr(y) + UInt64(first * cout * P * 4), n: count, c: cout, p: P)
         }
         if let bias { addBias(y, bias, channels: cout, pixels: P) }
         return y
@@ -139,22 +165,20 @@ public final class CUDABackend: Backend {
         if let biasGradient { sumPerChannel(dy, into: biasGradient, batch: n, channels: cout, pixels: P) }
         let dx = inputGradient ? allocate(x.shape) : nil
         if let dx { fill(dx, 0) }
-        let col = DeviceScratch(gpu, bytes: K * P * 4)
-        for image in 0..<n {
-            let xn = addr(x) + UInt64(image * Q * 4), dyn = addr(dy) + UInt64(image * cout * P * 4)
-            // dW (Cout, K) += dy_n (Cout, P) col_n^T (P, K)
-            if !g.isPointwise { im2col(xn, col.address, g) }
-            gpu.gemm(transB: true, m: cout, n: K, k: P, a: dyn, lda: P, b: g.isPointwise ? xn : col.address, ldb: P,
+        chunks(n, floatsPerImage: K * P + cout * P) { first, count in
+            let col = DeviceScratch(gpu, bytes: K * count * P * 4), dys = DeviceScratch(gpu, bytes: cout * count * P * 4)
+            let xs = addr(x) + UInt64(first * Q * 4)
+            if g.isPointwise { toChannelMajor(xs, col.address, n: count, c: K, p: P) } else { im2col(xs, count: count, g, into: col.address) }
+            toChannelMajor(addr(dy) + UInt64(first * cout * P * 4), dys.address, n: count, c: cout, p: P)
+            // dW (Cout, K) += dy (Cout, count * P) col^T (count * P, K)
+            gpu.gemm(transB: true, m: cout, n: K, k: count * P, a: dys.address, lda: count * P, b: col.address, ldb: count * P,
                      beta: 1, c: addr(weightGradient), ldc: K)
-            guard let dx else { continue }
-            // dx_n = fold(W^T (K, Cout) dy_n (Cout, P))
-            let dxn = addr(dx) + UInt64(image * Q * 4)
-            if g.isPointwise {
-                gpu.gemm(transA: true, m: K, n: P, k: cout, a: addr(weight), lda: K, b: dyn, ldb: P, beta: 0, c: dxn, ldc: P)
-            } else {
-                gpu.gemm(transA: true, m: K, n: P, k: cout, a: addr(weight), lda: K, b: dyn, ldb: P, beta: 0, c: col.address, ldc: P)
-                col2im(col.address, dxn, g)
-            }
+            guard let dx else { return }
+            // dx = fold(W^T (K, Cout) dy (Cout, count * P))
+            gpu.gemm(transA: true, m: K, n: count * P, k: cout, a: addr(weight), lda: K, b: dys.address, ldb: count * P, beta: 0,
+                     c: col.address, ldc: count * P)
+            let dxs = addr(dx) + UInt64(first * Q * 4)
+            if g.isPointwise { fromChannelMajor(col.address, dxs, n: count, c: K, p: P) } else { col2im(col.address, count: count, g, into: dxs) }
         }
         return dx
     }
@@ -163,12 +187,13 @@ public final class CUDABackend: Backend {
         let n = x.shape[0], cin = x.shape[1], K = g.patchSize, Q = g.outPixels, outSize = g.channels * g.inPixels
         let y = allocate([n, g.channels, g.height, g.width])
         fill(y, 0)
-        let col = DeviceScratch(gpu, bytes: K * Q * 4)
-        for image in 0..<n {
-            // col (Cout*kH*kW, Q) = W^T x_n, then every window is added onto the output
-            gpu.gemm(transA: true, m: K, n: Q, k: cin, a: addr(weight), lda: K, b: addr(x) + UInt64(image * cin * Q * 4), ldb: Q,
-                     beta: 0, c: col.address, ldc: Q)
-            col2im(col.address, addr(y) + UInt64(image * outSize * 4), g)
+        chunks(n, floatsPerImage: K * Q + cin * Q) { first, count in
+            let col = DeviceScratch(gpu, bytes: K * count * Q * 4), xs = DeviceScratch(gpu, bytes: cin * count * Q * 4)
+            toChannelMajor(addr(x) + UInt64(first * cin * Q * 4), xs.address, n: count, c: cin, p: Q)
+            // col (Cout kH kW, count * Q) = W^T x, then every window is added onto the output
+            gpu.gemm(transA: true, m: K, n: count * Q, k: cin, a: addr(weight), lda: K, b: xs.address, ldb: count * Q, beta: 0,
+                     c: col.address, ldc: count * Q)
+            col2im(col.address, count: count, g, into: addr(y) + UInt64(first * outSize * 4))
         }
         if let bias { addBias(y, bias, channels: g.channels, pixels: g.inPixels) }
         return y
@@ -179,16 +204,17 @@ public final class CUDABackend: Backend {
         let n = x.shape[0], cin = x.shape[1], K = g.patchSize, Q = g.outPixels, outSize = g.channels * g.inPixels
         if let biasGradient { sumPerChannel(dy, into: biasGradient, batch: n, channels: g.channels, pixels: g.inPixels) }
         let dx = inputGradient ? allocate(x.shape) : nil
-        let col = DeviceScratch(gpu, bytes: K * Q * 4)
-        for image in 0..<n {
-            let xn = addr(x) + UInt64(image * cin * Q * 4)
-            im2col(addr(dy) + UInt64(image * outSize * 4), col.address, g)
-            // dW (Cin, K) += x_n (Cin, Q) col^T (Q, K);  dx_n (Cin, Q) = W (Cin, K) col (K, Q)
-            gpu.gemm(transB: true, m: cin, n: K, k: Q, a: xn, lda: Q, b: col.address, ldb: Q, beta: 1, c: addr(weightGradient), ldc: K)
-            if let dx {
-                gpu.gemm(m: cin, n: Q, k: K, a: addr(weight), lda: K, b: col.address, ldb: Q, beta: 0,
-                         c: addr(dx) + UInt64(image * cin * Q * 4), ldc: Q)
-            }
+        chunks(n, floatsPerImage: K * Q + 2 * cin * Q) { first, count in
+            let col = DeviceScratch(gpu, bytes: K * count * Q * 4), xs = DeviceScratch(gpu, bytes: cin * count * Q * 4)
+            im2col(addr(dy) + UInt64(first * outSize * 4), count: count, g, into: col.address)
+            toChannelMajor(addr(x) + UInt64(first * cin * Q * 4), xs.address, n: count, c: cin, p: Q)
+            // dW (Cin, K) += x (Cin, count * Q) col^T;  dx (Cin, count * Q) = W (Cin, K) col
+            gpu.gemm(transB: true, m: cin, n: K, k: count * Q, a: xs.address, lda: count * Q, b: col.address, ldb: count * Q, beta: 1,
+                     c: addr(weightGradient), ldc: K)
+            guard let dx else { return }
+            gpu.gemm(m: cin, n: count * Q, k: K, a: addr(weight), lda: K, b: col.address, ldb: count * Q, beta: 0, c: xs.address,
+                     ldc: count * Q)
+            fromChannelMajor(xs.address, addr(dx) + UInt64(first * cin * Q * 4), n: count, c: cin, p: Q)
         }
         return dx
     }

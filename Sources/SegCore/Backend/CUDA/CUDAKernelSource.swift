@@ -11,7 +11,8 @@ public enum CUDAKernelSource {
         "fill_f32", "copy_f32", "add_f32", "add_inplace_f32", "scale_inplace_f32", "multiply_f32",
         "relu_f32", "relu_backward_f32", "sigmoid_f32", "sigmoid_backward_f32",
         "sgd_update_f32", "adam_update_f32",
-        "im2col_f32", "col2im_f32", "add_channel_bias_f32", "sum_per_channel_f32",
+        "im2col_batch_f32", "col2im_batch_f32", "nchw_to_cnp_f32", "cnp_to_nchw_f32",
+        "add_channel_bias_f32", "sum_per_channel_f32",
         "bn_channel_sums_f32", "bn_channel_sqdev_f32", "bn_finish_statistics_f32", "bn_apply_f32", "bn_eval_f32",
         "bn_backward_sums_f32", "bn_parameter_gradients_f32", "bn_backward_input_f32",
         "maxpool_forward_f32", "maxpool_backward_f32", "bilinear_forward_f32", "bilinear_backward_f32",
@@ -80,23 +81,25 @@ __global__ void adam_update_f32(float *p, const float *g, float *m, float *v, i6
     }
 }
 
-// MARK: convolution helpers: col (C * kh * kw, oh * ow) of one image, as SegKernels.im2col
-__global__ void im2col_f32(const float *img, float *col, int C, int H, int W, int kh, int kw, int stride, int pad, int dil,
-                           int oh, int ow) {
-    i64 n = (i64)C * kh * kw * oh * ow;
-    LOOP(i, n) {
-        int x = i % ow; i64 r = i / ow; int y = r % oh; r /= oh;
-        int kj = r % kw; r /= kw; int ki = r % kh; int c = r / kh;
+// MARK: convolution helpers, as SegKernels.im2col / col2im
+// N images at once, channel-major: col (C * kh * kw, N * oh * ow), image
+// n's window positions in columns n * oh * ow ..< (n + 1) * oh * ow, so one GEMM serves the batch.
+__global__ void im2col_batch_f32(const float *img, float *col, int N, int C, int H, int W, int kh, int kw, int stride, int pad,
+                                 int dil, int oh, int ow) {
+    i64 P = (i64)oh * ow, NP = N * P;
+    LOOP(i, (i64)C * kh * kw * NP) {
+        i64 j = i % NP, row = i / NP; int n = j / P; i64 q = j % P;
+        int x = q % ow, y = q / ow, kj = row % kw, ki = (row / kw) % kh, c = row / ((i64)kw * kh);
         int iy = y * stride + ki * dil - pad, ix = x * stride + kj * dil - pad;
-        col[i] = (iy >= 0 && iy < H && ix >= 0 && ix < W) ? img[((i64)c * H + iy) * W + ix] : 0;
+        col[i] = (iy >= 0 && iy < H && ix >= 0 && ix < W) ? img[(((i64)n * C + c) * H + iy) * W + ix] : 0;
     }
 }
-// img (C, H, W) += the folded col: each pixel gathers the window positions that read it.
-__global__ void col2im_f32(const float *col, float *img, int C, int H, int W, int kh, int kw, int stride, int pad, int dil,
-                           int oh, int ow) {
-    i64 n = (i64)C * H * W;
-    LOOP(i, n) {
-        int ix = i % W; int iy = (i / W) % H; int c = i / ((i64)H * W);
+// img (N, C, H, W) += the folded batch col
+__global__ void col2im_batch_f32(const float *col, float *img, int N, int C, int H, int W, int kh, int kw, int stride, int pad,
+                                 int dil, int oh, int ow) {
+    i64 P = (i64)oh * ow, NP = N * P;
+    LOOP(i, (i64)N * C * H * W) {
+        int ix = i % W; int iy = (i / W) % H; int c = (i / ((i64)H * W)) % C; int n = i / ((i64)C * H * W);
         float s = 0;
         for (int ki = 0; ki < kh; ki++) {
             int ty = iy + pad - ki * dil;
@@ -106,11 +109,18 @@ __global__ void col2im_f32(const float *col, float *img, int C, int H, int W, in
                 int tx = ix + pad - kj * dil;
                 if (tx < 0 || tx % stride != 0) continue;
                 int x = tx / stride; if (x >= ow) continue;
-                s += col[((((i64)c * kh + ki) * kw + kj) * oh + y) * ow + x];
+                s += col[(((i64)c * kh + ki) * kw + kj) * NP + n * P + (i64)y * ow + x];
             }
         }
         img[i] += s;
     }
+}
+// (N, C, P) <-> (C, N, P): GEMM results of a batch come out channel-major
+__global__ void nchw_to_cnp_f32(const float *x, float *y, int N, int C, i64 P) {
+    LOOP(i, (i64)N * C * P) { i64 q = i % P; int c = (i / P) % C; int n = i / (P * C); y[((i64)c * N + n) * P + q] = x[i]; }
+}
+__global__ void cnp_to_nchw_f32(const float *x, float *y, int N, int C, i64 P) {
+    LOOP(i, (i64)N * C * P) { i64 q = i % P; int c = (i / P) % C; int n = i / (P * C); y[i] = x[((i64)c * N + n) * P + q]; }
 }
 __global__ void add_channel_bias_f32(float *y, const float *bias, int C, i64 P, i64 n) { LOOP(i, n) y[i] += bias[(i / P) % C]; }
 // out[c] += sum over (N, P) of t; one block per channel.
