@@ -329,12 +329,13 @@ final class DistributedTests: XCTestCase {
             let r = try run("/usr/bin/env", env + [binary, "--ranks", String(ranks)] + recipe(name) + extra)
             XCTAssertEqual(r.code, 0, r.stderr)
         }
-        let gpu = ["--set", "device=cuda", "--set", "share_gpu=true"]
+        // 64 px: enough values per channel for several blocks per channel in the reductions
+        let size = ["--set", "image_size=64"], gpu = ["--set", "device=cuda", "--set", "share_gpu=true"] + size
         try trainOn(1, "emulated1", gpu)
         env.append("SEGDIST_CUDA_COLUMN_MB=0")   // convolutions one image at a time: the chunked path
         try trainOn(1, "emulated1-chunked", gpu)
         try trainOn(2, "emulated2", gpu)
-        try trainOn(1, "cpu", [])
+        try trainOn(1, "cpu", size)
         let devices = try difference("\(dir!)/emulated1/step-000005.safetensors", "\(dir!)/cpu/step-000005.safetensors")
         let ranks = try difference("\(dir!)/emulated2/step-000005.safetensors", "\(dir!)/emulated1/step-000005.safetensors")
         let chunked = try difference("\(dir!)/emulated1-chunked/step-000005.safetensors", "\(dir!)/emulated1/step-000005.safetensors")

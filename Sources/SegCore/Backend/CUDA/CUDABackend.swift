@@ -139,8 +139,20 @@ public final class CUDABackend: Backend {
         gpu.launch("add_channel_bias_f32", count: y.count, [p(y), p(bias), i(channels), l(pixels), l(y.count)])
     }
 
+    /// Blocks per channel for the per-channel reductions: enough to fill the GPU when there
+    /// are few channels and many values (each block then sums every G-th stretch of 256).
+    private func blocksPerChannel(channels: Int, values: Int) -> Int {
+        max(1, min((values + 4095) / 4096, max(1, 8 * gpu.info.multiprocessors / max(channels, 1))))
+    }
+
+    /// Launches a per-channel reduction `name` with G blocks per channel (its last argument).
+    private func launchPerChannel(_ name: String, channels: Int, values: Int, _ arguments: [CUDADevice.Argument]) {
+        let g = blocksPerChannel(channels: channels, values: values)
+        gpu.launch(name, count: 0, blocks: channels * g, arguments + [i(g)])
+    }
+
     private func sumPerChannel(_ t: Tensor, into out: Tensor, batch: Int, channels: Int, pixels: Int) {
-        gpu.launch("sum_per_channel_f32", count: 0, blocks: channels, [p(t), p(out), i(batch), i(channels), l(pixels)])
+        launchPerChannel("sum_per_channel_f32", channels: channels, values: batch * pixels, [p(t), p(out), i(batch), i(channels), l(pixels)])
     }
 
     public func conv2dForward(_ x: Tensor, weight: Tensor, bias: Tensor?, geometry g: ConvGeometry) -> Tensor {
@@ -235,11 +247,11 @@ public final class CUDABackend: Backend {
                                       group: CollectiveSum?) -> (Tensor, BatchNormStatistics) {
         let (n, c, h, w) = x.nchw, P = h * w
         let sums = DeviceScratch.zeroDoubles(gpu, c)
-        gpu.launch("bn_channel_sums_f32", count: 0, blocks: c, [p(x), p(sums), i(n), i(c), l(P)])
+        launchPerChannel("bn_channel_sums_f32", channels: c, values: n * P, [p(x), p(sums), i(n), i(c), l(P)])
         var count = Double(n * P)
         if let group { count = groupSum(sums, count: c, extra: count, group)! }
         let squares = DeviceScratch.zeroDoubles(gpu, c)
-        gpu.launch("bn_channel_sqdev_f32", count: 0, blocks: c, [p(x), p(sums), .double(count), p(squares), i(n), i(c), l(P)])
+        launchPerChannel("bn_channel_sqdev_f32", channels: c, values: n * P, [p(x), p(sums), .double(count), p(squares), i(n), i(c), l(P)])
         if let group { _ = groupSum(squares, count: c, extra: nil, group) }
         let mean = allocate([c]), invStd = allocate([c])
         gpu.launch("bn_finish_statistics_f32", count: c, [p(sums), p(squares), .double(count), p(mean), p(invStd), p(runningMean),
@@ -256,7 +268,7 @@ public final class CUDABackend: Backend {
         precondition(dy.shape == x.shape, "Batch norm gradient \(dy.shape) differs from its input \(x.shape)")
         let mean = upload(s.mean), invStd = upload(s.invStd)
         let sums = DeviceScratch.zeroDoubles(gpu, 2 * c)
-        gpu.launch("bn_backward_sums_f32", count: 0, blocks: c, [p(x), p(y), p(dy), p(mean), p(sums), i(n), i(c), l(P), b(relu)])
+        launchPerChannel("bn_backward_sums_f32", channels: c, values: n * P, [p(x), p(y), p(dy), p(mean), p(sums), i(n), i(c), l(P), b(relu)])
         // parameter gradients from this process's sums (gradients are all-reduced later) ...
         gpu.launch("bn_parameter_gradients_f32", count: c, [p(sums), p(invStd), p(gammaGradient), p(betaGradient), i(c)])
         // ... the input gradient from the group's

@@ -123,28 +123,31 @@ __global__ void cnp_to_nchw_f32(const float *x, float *y, int N, int C, i64 P) {
     LOOP(i, (i64)N * C * P) { i64 q = i % P; int c = (i / P) % C; int n = i / (P * C); y[i] = x[((i64)c * N + n) * P + q]; }
 }
 __global__ void add_channel_bias_f32(float *y, const float *bias, int C, i64 P, i64 n) { LOOP(i, n) y[i] += bias[(i / P) % C]; }
-// out[c] += sum over (N, P) of t; one block per channel.
-__global__ void sum_per_channel_f32(const float *t, float *out, int N, int C, i64 P) {
-    int c = blockIdx.x; double s = 0;
-    for (i64 k = threadIdx.x; k < (i64)N * P; k += blockDim.x) s += t[((k / P) * C + c) * P + k % P];
+// out[c] += sum over (N, P) of t; G blocks per channel (block c * G + g takes every G-th stretch).
+#define CHANNEL_LOOP(k, N, P) int c = blockIdx.x / G, g = blockIdx.x % G; \
+    for (i64 k = (i64)g * blockDim.x + threadIdx.x; k < (i64)(N) * (P); k += (i64)G * blockDim.x)
+__global__ void sum_per_channel_f32(const float *t, float *out, int N, int C, i64 P, int G) {
+    double s = 0;
+    CHANNEL_LOOP(k, N, P) s += t[((k / P) * C + c) * P + k % P];
     __shared__ double total;
     if (threadIdx.x == 0) total = 0;
     __syncthreads();
     block_sum_into(s, &total);
     __syncthreads();
-    if (threadIdx.x == 0) out[c] += (float)total;
+    if (threadIdx.x == 0) atomicAdd(&out[c], (float)total);
 }
 
-// MARK: batch norm (SegKernels/Kernels/BatchNorm2d.swift); statistics per channel, one block each
-__global__ void bn_channel_sums_f32(const float *x, double *sums, int N, int C, i64 P) {
-    int c = blockIdx.x; double s = 0;
-    for (i64 k = threadIdx.x; k < (i64)N * P; k += blockDim.x) s += x[((k / P) * C + c) * P + k % P];
+// MARK: batch norm (SegKernels/Kernels/BatchNorm2d.swift); statistics per channel, G blocks each
+__global__ void bn_channel_sums_f32(const float *x, double *sums, int N, int C, i64 P, int G) {
+    double s = 0;
+    CHANNEL_LOOP(k, N, P) s += x[((k / P) * C + c) * P + k % P];
     block_sum_into(s, &sums[c]);
 }
-__global__ void bn_channel_sqdev_f32(const float *x, const double *sums, double count, double *sq, int N, int C, i64 P) {
-    int c = blockIdx.x; float mean = (float)(sums[c] / count); double s = 0;
-    for (i64 k = threadIdx.x; k < (i64)N * P; k += blockDim.x) {
-        float d = x[((k / P) * C + c) * P + k % P] - mean; s += (double)(d * d);
+__global__ void bn_channel_sqdev_f32(const float *x, const double *sums, double count, double *sq, int N, int C, i64 P, int G) {
+    double s = 0;
+    CHANNEL_LOOP(k, N, P) {
+        float mean = (float)(sums[c] / count), d = x[((k / P) * C + c) * P + k % P] - mean;
+        s += (double)(d * d);
     }
     block_sum_into(s, &sq[c]);
 }
@@ -176,9 +179,9 @@ __global__ void bn_eval_f32(const float *x, float *y, const float *gamma, const 
 }
 // per channel: sum of g and of g * (x - mean), g = dy masked by the fused ReLU (y > 0)
 __global__ void bn_backward_sums_f32(const float *x, const float *y, const float *dy, const float *mean, double *sums, int N, int C,
-                                     i64 P, int relu) {
-    int c = blockIdx.x; double sg = 0, sgx = 0;
-    for (i64 k = threadIdx.x; k < (i64)N * P; k += blockDim.x) {
+                                     i64 P, int relu, int G) {
+    double sg = 0, sgx = 0;
+    CHANNEL_LOOP(k, N, P) {
         i64 i = ((k / P) * C + c) * P + k % P;
         float g = relu && !(y[i] > 0) ? 0 : dy[i];
         sg += g; sgx += (double)(g * (x[i] - mean[c]));
