@@ -120,7 +120,8 @@ public final class TrainingRun {
         } catch { local = error }
         try communicator.agree(local)
         try Self.checkSameStart(step: step, optimizerStep: trainer.optimizer.stepCount,
-                                checksum: resume != nil ? model.store.parameterChecksum : 0, communicator: communicator)
+                                checksum: resume != nil ? model.store.parameterChecksum : 0, device: model.store.backend.device,
+                                communicator: communicator)
         checksumBeforeBroadcast = model.store.parameterChecksum
         // Every rank starts from rank 0's weights (and, resuming, rank 0's optimizer state is the
         // one every rank loaded from the same file).
@@ -274,11 +275,15 @@ public final class TrainingRun {
     /// Every rank must start from the same state: the same step and optimizer step and, when
     /// resuming, the same loaded parameters — a rank that was not resumed (or resumed from
     /// another checkpoint) is refused before any step.
-    static func checkSameStart(step: Int, optimizerStep: Int, checksum: Double, communicator: Communicator) throws {
+    static func checkSameStart(step: Int, optimizerStep: Int, checksum: Double, device: Device = .host,
+                               communicator: Communicator) throws {
         guard communicator.size > 1 else { return }
         let mine = "step \(step), optimizer step \(optimizerStep), parameter checksum \(checksum)"
         let root = communicator.broadcast(string: mine)
         try communicator.agree(root == mine ? nil : TrainingError("starts at \(mine) where rank 0 starts at \(root); every rank must resume the same checkpoint"))
+        // `device: auto` resolves on each rank: all on GPUs or all on CPUs, never a mix
+        let kind = device == .host ? "cpu" : "cuda", rootKind = communicator.broadcast(string: kind)
+        try communicator.agree(rootKind == kind ? nil : TrainingError("computes on \(kind) where rank 0 computes on \(rootKind); give every rank a GPU or set device: cpu"))
     }
 
     /// Refuses to train unless every rank runs the same version with the same effective config:
