@@ -5,7 +5,7 @@ import SegCore
 /// resized bilinearly (align_corners false) to the input. Names as torchvision's state_dict:
 /// `backbone.layer1.0.downsample.1.running_var`, `classifier.0.convs.4.1.weight`,
 /// `aux_classifier.4.bias`, so a converted torchvision checkpoint loads as is.
-public final class BackboneSegmenter: SegmentationModel {
+public final class BackboneSegmenter: AuxiliaryHeadModel {
     public enum Head: String, Sendable { case fcn, deeplabv3 }
 
     public let store = ParameterStore()
@@ -38,15 +38,9 @@ public final class BackboneSegmenter: SegmentationModel {
         store.seal()
     }
 
-    public func forward(_ x: Tensor, _ pass: Pass) -> Tensor { outputs(x, pass, auxiliary: false)[0].logits }
+    public var hasAuxiliaryHead: Bool { auxClassifier != nil }
 
-    /// The main logits with weight 1 and, in training with an auxiliary head, its logits with
-    /// weight 0.5 (torchvision's reference recipe).
-    public func trainingOutputs(_ x: Tensor, _ pass: Pass) -> [(logits: Tensor, weight: Float)] {
-        outputs(x, pass, auxiliary: auxClassifier != nil)
-    }
-
-    func outputs(_ x: Tensor, _ pass: Pass, auxiliary: Bool) -> [(logits: Tensor, weight: Float)] {
+    public func outputs(_ x: Tensor, _ pass: Pass, auxiliary: Bool) -> [(logits: Tensor, weight: Float)] {
         let features = backbone(x, pass)
         let main = fcn.map { $0(features.out, pass) } ?? deeplab!(features.out, pass)
         var result = [(pass.resizeBilinear(main, like: x, alignCorners: false), Float(1))]

@@ -9,7 +9,7 @@ import SegCore
 /// Names: `ppm.features.<i>.{1: conv, 2: bn}`, `cls.{0: conv, 1: bn, 4: conv}`,
 /// `aux.{0, 1, 4}`. `width` is the stem's channels (64 at full size, giving 512- and
 /// 256-channel heads).
-public final class PSPNet: SegmentationModel {
+public final class PSPNet: AuxiliaryHeadModel {
     public static let bins = [1, 2, 3, 6]
     public let store = ParameterStore()
     public let inputChannels: Int, classes: Int
@@ -42,13 +42,9 @@ public final class PSPNet: SegmentationModel {
         store.seal()
     }
 
-    public func forward(_ x: Tensor, _ pass: Pass) -> Tensor { outputs(x, pass, auxiliary: false)[0].logits }
+    public var hasAuxiliaryHead: Bool { auxHead != nil }
 
-    public func trainingOutputs(_ x: Tensor, _ pass: Pass) -> [(logits: Tensor, weight: Float)] {
-        outputs(x, pass, auxiliary: auxHead != nil)
-    }
-
-    func outputs(_ x: Tensor, _ pass: Pass, auxiliary: Bool) -> [(logits: Tensor, weight: Float)] {
+    public func outputs(_ x: Tensor, _ pass: Pass, auxiliary: Bool) -> [(logits: Tensor, weight: Float)] {
         let features = backbone(x, pass)
         var pyramid = features.out
         for (bin, stage) in zip(Self.bins, stages) {

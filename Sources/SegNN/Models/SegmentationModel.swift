@@ -23,6 +23,21 @@ extension SegmentationModel {
     }
 }
 
+/// A model with an optional auxiliary head (torchvision's FCN / DeepLabV3, PSPNet): `outputs`
+/// gives the main logits (weight 1) and, when asked, the auxiliary logits (weight 0.5, the
+/// reference recipes'); inference uses the main ones, training both when the head exists.
+public protocol AuxiliaryHeadModel: SegmentationModel {
+    var hasAuxiliaryHead: Bool { get }
+    func outputs(_ x: Tensor, _ pass: Pass, auxiliary: Bool) -> [(logits: Tensor, weight: Float)]
+}
+
+extension AuxiliaryHeadModel {
+    public func forward(_ x: Tensor, _ pass: Pass) -> Tensor { outputs(x, pass, auxiliary: false)[0].logits }
+    public func trainingOutputs(_ x: Tensor, _ pass: Pass) -> [(logits: Tensor, weight: Float)] {
+        outputs(x, pass, auxiliary: hasAuxiliaryHead)
+    }
+}
+
 public enum ModelArchitecture: String, CaseIterable, Sendable {
     case unet, unet_add, unet_shallow
     /// The portrait UNet (transposed-conv upsampling, mateuszbuda's names; `width` = init_features).
