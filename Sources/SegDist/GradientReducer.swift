@@ -37,7 +37,8 @@ public final class GradientReducer {
         self.communicator = communicator
         self.gradients = gradients
         self.backend = backend
-        staging = gradients.device == .host || communicator.size == 1 ? nil : Tensor(zeros: [gradients.count])
+        staging = gradients.device == .host || communicator.size == 1 ? nil
+            : (backend as? HostStaging)?.allocateStaging(gradients.count) ?? Tensor(zeros: [gradients.count])
         let size = max(1, bucketElements), count = gradients.count
         let buckets = stride(from: 0, to: count, by: size).map { $0..<min(count, $0 + size) }
         self.buckets = buckets
@@ -77,8 +78,12 @@ public final class GradientReducer {
             // a device bucket: copied down here, summed on the host, copied back up in `finish`
             let range = buckets[b]
             let slice = Tensor(shape: [range.count], buffer: gradients.buffer, offset: gradients.offset + range.lowerBound)
-            let host = backend.download(slice)
-            host.ptr { (staging.hostPointer + range.lowerBound).update(from: $0, count: range.count) }
+            if let direct = backend as? HostStaging {
+                direct.copy(slice, toHost: staging.hostPointer + range.lowerBound)   // page-locked, in place
+            } else {
+                let host = backend.download(slice)
+                host.ptr { (staging.hostPointer + range.lowerBound).update(from: $0, count: range.count) }
+            }
             base = staging.hostPointer
         } else {
             base = gradients.hostPointer
@@ -95,7 +100,10 @@ public final class GradientReducer {
         guard communicator.size > 1 else { return }
         let t0 = Date()
         for p in pending { p.wait() }
-        if let staging { backend.copy(backend.upload(staging), into: gradients) }
+        if let staging {
+            if let direct = backend as? HostStaging { direct.copy(fromHost: staging.hostPointer, into: gradients) }
+            else { backend.copy(backend.upload(staging), into: gradients) }
+        }
         exposedSeconds += Date().timeIntervalSince(t0)
     }
 

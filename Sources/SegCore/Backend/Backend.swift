@@ -125,3 +125,15 @@ extension Backend {
         return t
     }
 }
+
+/// A device backend whose memory can be copied to and from host memory in place, through
+/// page-locked host buffers: how gradient buckets travel to MPI and back without a fresh host
+/// tensor per bucket.
+public protocol HostStaging: Backend {
+    /// A host tensor of `count` floats in page-locked memory (fast device copies).
+    func allocateStaging(_ count: Int) -> Tensor
+    /// Writes `src`'s values (device) to `count(src)` floats at `dst` (host).
+    func copy(_ src: Tensor, toHost dst: UnsafeMutablePointer<Float>)
+    /// Writes `count(dst)` floats from `src` (host) into `dst`'s memory (device).
+    func copy(fromHost src: UnsafePointer<Float>, into dst: Tensor)
+}

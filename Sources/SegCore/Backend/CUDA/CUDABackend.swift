@@ -488,3 +488,26 @@ public final class CUDABackend: Backend {
                     f(weightDecay), b(decoupled), f(stepSize), f(sqrtBC2)])
     }
 }
+
+extension CUDABackend: HostStaging {
+    public func allocateStaging(_ count: Int) -> Tensor {
+        let bytes = max(count, 1) * 4
+        var pointer: UnsafeMutableRawPointer?
+        gpu.makeCurrent()
+        gpu.check(gpu.driver.api.memAllocHost(&pointer, bytes), "cuMemAllocHost(\(bytes) bytes)")
+        guard let pointer else { return Tensor(zeros: [count]) }   // recorded failure: plain host memory still works
+        let driver = gpu.driver
+        let storage = TensorStorage(device: .host, byteCount: bytes, address: pointer, release: { _ = driver.api.memFreeHost($0) })
+        let t = Tensor(shape: [count], buffer: storage)
+        pointer.initializeMemory(as: Float.self, repeating: 0, count: count)
+        return t
+    }
+
+    public func copy(_ src: Tensor, toHost dst: UnsafeMutablePointer<Float>) {
+        gpu.download(addr(src), to: dst, bytes: src.count * 4)
+    }
+
+    public func copy(fromHost src: UnsafePointer<Float>, into dst: Tensor) {
+        gpu.upload(src, to: addr(dst), bytes: dst.count * 4)
+    }
+}
