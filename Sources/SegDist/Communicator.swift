@@ -25,6 +25,9 @@ public protocol PendingCollective {
 extension Communicator {
     public var isRoot: Bool { rank == 0 }
 
+    /// Whether collectives may be handed GPU memory directly (a CUDA-aware MPI).
+    public var acceptsDeviceMemory: Bool { (self as? MPICommunicator).map { _ in MPICommunicator.cudaAware } ?? false }
+
     public func broadcast(floats: UnsafeMutablePointer<Float>, count: Int, root: Int = 0) {
         broadcast(UnsafeMutableRawPointer(floats), count: count * MemoryLayout<Float>.stride, root: root)
     }

@@ -18,6 +18,8 @@ public final class GradientReducer {
     /// Where `gradients` live; for device memory each bucket is staged through `staging`.
     private let backend: Backend
     private let staging: Tensor?
+    /// Whether MPI sums the device buffer itself (CUDA-aware MPI).
+    private let deviceDirect: Bool
     /// For each parameter, the buckets it overlaps.
     private let bucketsOfParameter: [[Int]]
     /// For each bucket, how many overlapping parameters are not final yet in this pass.
@@ -37,7 +39,9 @@ public final class GradientReducer {
         self.communicator = communicator
         self.gradients = gradients
         self.backend = backend
-        staging = gradients.device == .host || communicator.size == 1 ? nil
+        // device gradients go to MPI directly when it reads device memory, else through host staging
+        deviceDirect = gradients.device != .host && communicator.acceptsDeviceMemory && backend is HostStaging
+        staging = gradients.device == .host || communicator.size == 1 || deviceDirect ? nil
             : (backend as? HostStaging)?.allocateStaging(gradients.count) ?? Tensor(zeros: [gradients.count])
         let size = max(1, bucketElements), count = gradients.count
         let buckets = stride(from: 0, to: count, by: size).map { $0..<min(count, $0 + size) }
@@ -74,7 +78,11 @@ public final class GradientReducer {
         started[b] = true
         guard communicator.size > 1 else { return }
         let base: UnsafeMutablePointer<Float>
-        if let staging {
+        if deviceDirect, let device = backend as? HostStaging {
+            // the bucket's gradients must be written before MPI reads them
+            device.synchronize()
+            base = UnsafeMutablePointer(bitPattern: UInt(bitPattern: gradients.buffer.address) + UInt(gradients.offset * 4))!
+        } else if let staging {
             // a device bucket: copied down here, summed on the host, copied back up in `finish`
             let range = buckets[b]
             let slice = Tensor(shape: [range.count], buffer: gradients.buffer, offset: gradients.offset + range.lowerBound)

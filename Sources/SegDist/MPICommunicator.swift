@@ -16,6 +16,16 @@ public final class MPICommunicator: Communicator {
         return env["OMPI_COMM_WORLD_SIZE"] != nil || env["PMIX_RANK"] != nil || env["PMI_SIZE"] != nil
     }
 
+    /// Whether this MPI library reads and writes CUDA device memory itself: OpenMPI's
+    /// `MPIX_Query_cuda_support()`, looked up at run time (the library segdist was built
+    /// against may not be the one it runs with). SEGDIST_CUDA_AWARE_MPI=0/1 overrides.
+    public static let cudaAware: Bool = {
+        if let forced = ProcessInfo.processInfo.environment["SEGDIST_CUDA_AWARE_MPI"] { return forced == "1" }
+        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "MPIX_Query_cuda_support") else { return false }
+        typealias Query = @convention(c) () -> Int32
+        return unsafeBitCast(symbol, to: Query.self)() == 1
+    }()
+
     /// Ranks sharing this node, as the launcher reports them.
     public static var localSize: Int {
         let env = ProcessInfo.processInfo.environment

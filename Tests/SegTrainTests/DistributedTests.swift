@@ -335,11 +335,17 @@ final class DistributedTests: XCTestCase {
         env.append("SEGDIST_CUDA_COLUMN_MB=0")   // convolutions one image at a time: the chunked path
         try trainOn(1, "emulated1-chunked", gpu)
         try trainOn(2, "emulated2", gpu)
+        // a CUDA-aware MPI (forced: the emulated GPU's memory is host memory MPI can read) sums the device buffer itself
+        env.append("SEGDIST_CUDA_AWARE_MPI=1")
+        try trainOn(2, "emulated2-direct", gpu)
+        env.removeLast()
         try trainOn(1, "cpu", size)
         let devices = try difference("\(dir!)/emulated1/step-000005.safetensors", "\(dir!)/cpu/step-000005.safetensors")
         let ranks = try difference("\(dir!)/emulated2/step-000005.safetensors", "\(dir!)/emulated1/step-000005.safetensors")
+        let direct = try difference("\(dir!)/emulated2-direct/step-000005.safetensors", "\(dir!)/emulated1/step-000005.safetensors")
+        XCTAssertLessThan(direct, 1e-4)
         let chunked = try difference("\(dir!)/emulated1-chunked/step-000005.safetensors", "\(dir!)/emulated1/step-000005.safetensors")
-        print("emulated GPU: vs CPU \(devices), 2 ranks vs 1 \(ranks), image by image vs whole batch \(chunked)")
+        print("emulated GPU: vs CPU \(devices), 2 ranks vs 1 \(ranks) (device memory to MPI directly: \(direct)), image by image vs whole batch \(chunked)")
         XCTAssertLessThan(chunked, 1e-5)
         XCTAssertLessThan(devices, 1e-4)
         XCTAssertLessThan(ranks, 1e-4)

@@ -136,4 +136,7 @@ public protocol HostStaging: Backend {
     func copy(_ src: Tensor, toHost dst: UnsafeMutablePointer<Float>)
     /// Writes `count(dst)` floats from `src` (host) into `dst`'s memory (device).
     func copy(fromHost src: UnsafePointer<Float>, into dst: Tensor)
+    /// Waits until the device has finished the work queued so far (before another library,
+    /// a CUDA-aware MPI, reads its memory).
+    func synchronize()
 }

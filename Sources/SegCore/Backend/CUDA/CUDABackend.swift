@@ -510,4 +510,6 @@ extension CUDABackend: HostStaging {
     public func copy(fromHost src: UnsafePointer<Float>, into dst: Tensor) {
         gpu.upload(src, to: addr(dst), bytes: dst.count * 4)
     }
+
+    public func synchronize() { gpu.synchronize() }
 }
