@@ -65,6 +65,43 @@ typedef struct {
     const char *(*getStatusString)(int);
 } segdist_cublas;
 
+// cuDNN's legacy convolution API (cudnn.h, stable from cuDNN 7 to 9): NCHW float tensors and
+// filters, cross-correlation with FMA math (no TF32), algorithms from the v7 heuristics.
+enum {
+    SEGDIST_CUDNN_NCHW = 0, SEGDIST_CUDNN_FLOAT = 0, SEGDIST_CUDNN_CROSS_CORRELATION = 1, SEGDIST_CUDNN_FMA_MATH = 3,
+};
+typedef struct {   // cudnnConvolution{Fwd,BwdData,BwdFilter}AlgoPerf_t: the same layout for all three
+    int algo;
+    int status;
+    float time;
+    size_t memory;
+    int determinism;
+    int mathType;
+    int reserved[3];
+} segdist_cudnn_perf;
+
+typedef struct {
+    size_t (*getVersion)(void);
+    int (*create)(void **);
+    const char *(*getErrorString)(int);
+    int (*createTensor)(void **);
+    int (*setTensor4d)(void *, int, int, int, int, int, int);
+    int (*createFilter)(void **);
+    int (*setFilter4d)(void *, int, int, int, int, int, int);
+    int (*createConvolution)(void **);
+    int (*setConvolution2d)(void *, int, int, int, int, int, int, int, int);
+    int (*setConvolutionMathType)(void *, int);
+    int (*forwardAlgorithms)(void *, void *, void *, void *, void *, int, int *, segdist_cudnn_perf *);
+    int (*backwardDataAlgorithms)(void *, void *, void *, void *, void *, int, int *, segdist_cudnn_perf *);
+    int (*backwardFilterAlgorithms)(void *, void *, void *, void *, void *, int, int *, segdist_cudnn_perf *);
+    int (*forward)(void *, const void *, void *, const void *, void *, const void *, void *, int, void *, size_t,
+                   const void *, void *, void *);
+    int (*backwardData)(void *, const void *, void *, const void *, void *, const void *, void *, int, void *, size_t,
+                        const void *, void *, void *);
+    int (*backwardFilter)(void *, const void *, void *, const void *, void *, const void *, void *, int, void *, size_t,
+                          const void *, void *, void *);
+} segdist_cudnn;
+
 // dlopen's the first of `names` (NULL-terminated) that loads; NULL when none does.
 static inline void *segdist_cuda_open(const char *const *names) {
     for (; *names; names++) {
@@ -122,6 +159,28 @@ static inline int segdist_cublas_load(segdist_cublas *api, const char *path) {
     if (!lib) return 0;
     return SEGDIST_SYM(lib, api->create, "cublasCreate_v2") && SEGDIST_SYM(lib, api->destroy, "cublasDestroy_v2")
         && SEGDIST_SYM(lib, api->sgemm, "cublasSgemm_v2") && SEGDIST_SYM(lib, api->getStatusString, "cublasGetStatusString");
+}
+// Fills `api` from `path` when given (SEGDIST_CUDNN), else cuDNN 9 or 8; 0 when it is missing.
+static inline int segdist_cudnn_load(segdist_cudnn *api, const char *path) {
+    const char *names[] = {path ? path : "libcudnn.so.9", "libcudnn.so.9", "libcudnn.so.8", "libcudnn.so", NULL};
+    if (path) names[1] = NULL;
+    void *lib = segdist_cuda_open(names);
+    if (!lib) return 0;
+    return SEGDIST_SYM(lib, api->getVersion, "cudnnGetVersion") && SEGDIST_SYM(lib, api->create, "cudnnCreate")
+        && SEGDIST_SYM(lib, api->getErrorString, "cudnnGetErrorString")
+        && SEGDIST_SYM(lib, api->createTensor, "cudnnCreateTensorDescriptor")
+        && SEGDIST_SYM(lib, api->setTensor4d, "cudnnSetTensor4dDescriptor")
+        && SEGDIST_SYM(lib, api->createFilter, "cudnnCreateFilterDescriptor")
+        && SEGDIST_SYM(lib, api->setFilter4d, "cudnnSetFilter4dDescriptor")
+        && SEGDIST_SYM(lib, api->createConvolution, "cudnnCreateConvolutionDescriptor")
+        && SEGDIST_SYM(lib, api->setConvolution2d, "cudnnSetConvolution2dDescriptor")
+        && SEGDIST_SYM(lib, api->setConvolutionMathType, "cudnnSetConvolutionMathType")
+        && SEGDIST_SYM(lib, api->forwardAlgorithms, "cudnnGetConvolutionForwardAlgorithm_v7")
+        && SEGDIST_SYM(lib, api->backwardDataAlgorithms, "cudnnGetConvolutionBackwardDataAlgorithm_v7")
+        && SEGDIST_SYM(lib, api->backwardFilterAlgorithms, "cudnnGetConvolutionBackwardFilterAlgorithm_v7")
+        && SEGDIST_SYM(lib, api->forward, "cudnnConvolutionForward")
+        && SEGDIST_SYM(lib, api->backwardData, "cudnnConvolutionBackwardData")
+        && SEGDIST_SYM(lib, api->backwardFilter, "cudnnConvolutionBackwardFilter");
 }
 #undef SEGDIST_SYM
 #endif

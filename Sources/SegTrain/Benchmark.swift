@@ -99,7 +99,7 @@ extension Benchmark {
     /// What ran the step: the CPU kernels' vector instructions and OpenBLAS's path, or the GPU.
     var kernelsDescription: String {
         if let gpu = backend as? CUDABackend {
-            return "cuda-\(gpu.gpu.info.architecture)+cublas (\(gpu.gpu.info.name))"
+            return "cuda-\(gpu.gpu.info.architecture)+\(gpu.convolutionPath) (\(gpu.gpu.info.name))"
         }
         return "\(kernelInstructionSet)+openblas-\(blasKernelName.lowercased())"
     }

@@ -25,8 +25,14 @@ public enum DevicePlacement {
             }
             let ordinal = localRank % gpus.count
             let backend = try CUDABackend(ordinal: ordinal)
-            try CUDASelfCheck.run(backend)
-            return Choice(backend: backend, note: "# device: \(backend.gpu.info) for local rank \(localRank)")
+            var fallback = ""
+            do { try CUDASelfCheck.run(backend) } catch where backend.usesCuDNN {
+                // cuDNN disagreeing with the CPU must not cost the GPU: convolve without it
+                fallback = "; \(backend.convolutionPath) failed the self-check (\(error)), using im2col + cuBLAS"
+                backend.disableCuDNN()
+                try CUDASelfCheck.run(backend)
+            }
+            return Choice(backend: backend, note: "# device: \(backend.gpu.info), convolutions by \(backend.convolutionPath), for local rank \(localRank)" + fallback)
         } catch {
             if kind == .cuda { throw TrainingError("device: cuda, but no GPU is usable: \(error)") }
             return Choice(backend: CPUBackend.shared, note: "# device: auto -> CPU (\(error))")

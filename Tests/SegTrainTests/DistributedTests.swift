@@ -315,7 +315,10 @@ final class DistributedTests: XCTestCase {
         switch CUDAEmulator.build(in: dir + "/emulator") {
         case let .success(path): library = path
         case let .failure(error):
-            print("emulated-GPU check did not run: \(error)")
+            // no g++ is a reason not to run; g++ failing on the emulator or the kernels is a failure
+            if (try? run("/usr/bin/env", ["g++", "--version"]))?.code == 0 { XCTFail("\(error)") } else {
+                print("emulated-GPU check did not run: \(error)")
+            }
             return
         }
         var env = ["SEGDIST_LIBCUDA=\(library)", "SEGDIST_CUBLAS=\(library)", "XDG_CACHE_HOME=\(dir!)/cache"]
@@ -324,7 +327,20 @@ final class DistributedTests: XCTestCase {
         XCTAssertEqual(verify.code, 0, verify.stdout + verify.stderr)
         XCTAssertTrue(verify.stdout.contains("self-check against the CPU: ok") && verify.stdout.contains("cuda:0 vs PyTorch"), verify.stdout)
         XCTAssertFalse(verify.stdout.contains("FAILED"), verify.stdout)
+        XCTAssertTrue(verify.stdout.contains("convolutions by im2col + cuBLAS"), verify.stdout)
         print(verify.stdout)
+        // the same with cuDNN's convolutions (the emulated cuDNN ranks a TF32 algorithm first, which must be passed over)
+        let withCuDNN = try run("/usr/bin/env", env + ["SEGDIST_CUDNN=\(library)", binary, "verify", "--device", "cuda", "--fixtures",
+                                                       Fixtures.referencePath])
+        XCTAssertEqual(withCuDNN.code, 0, withCuDNN.stdout + withCuDNN.stderr)
+        XCTAssertTrue(withCuDNN.stdout.contains("convolutions by cuDNN 9.1") && !withCuDNN.stdout.contains("FAILED"), withCuDNN.stdout)
+        print(withCuDNN.stdout)
+        // a cuDNN that disagrees with the CPU is dropped by the self-check; the GPU stays, with im2col + cuBLAS
+        let wrongCuDNN = try run("/usr/bin/env", env + ["SEGDIST_CUDNN=\(library)", "SEGDIST_EMULATED_CUDNN_WRONG=1", binary, "verify",
+                                                        "--device", "cuda", "--fixtures", Fixtures.referencePath])
+        XCTAssertEqual(wrongCuDNN.code, 0, wrongCuDNN.stdout + wrongCuDNN.stderr)
+        XCTAssertTrue(wrongCuDNN.stdout.contains("cuDNN 9.1 failed the self-check") && wrongCuDNN.stdout.contains("using im2col + cuBLAS"),
+                      wrongCuDNN.stdout)
         func trainOn(_ ranks: Int, _ name: String, _ extra: [String]) throws {
             let r = try run("/usr/bin/env", env + [binary, "--ranks", String(ranks)] + recipe(name) + extra)
             XCTAssertEqual(r.code, 0, r.stderr)
@@ -340,12 +356,17 @@ final class DistributedTests: XCTestCase {
         try trainOn(2, "emulated2-direct", gpu)
         env.removeLast()
         try trainOn(1, "cpu", size)
+        env.append("SEGDIST_CUDNN=\(library)")
+        try trainOn(1, "emulated1-cudnn", gpu)
+        env.removeLast()
+        let cudnn = try difference("\(dir!)/emulated1-cudnn/step-000005.safetensors", "\(dir!)/cpu/step-000005.safetensors")
+        XCTAssertLessThan(cudnn, 1e-4)
         let devices = try difference("\(dir!)/emulated1/step-000005.safetensors", "\(dir!)/cpu/step-000005.safetensors")
         let ranks = try difference("\(dir!)/emulated2/step-000005.safetensors", "\(dir!)/emulated1/step-000005.safetensors")
         let direct = try difference("\(dir!)/emulated2-direct/step-000005.safetensors", "\(dir!)/emulated1/step-000005.safetensors")
         XCTAssertLessThan(direct, 1e-4)
         let chunked = try difference("\(dir!)/emulated1-chunked/step-000005.safetensors", "\(dir!)/emulated1/step-000005.safetensors")
-        print("emulated GPU: vs CPU \(devices), 2 ranks vs 1 \(ranks) (device memory to MPI directly: \(direct)), image by image vs whole batch \(chunked)")
+        print("emulated GPU: vs CPU \(devices) (with cuDNN: \(cudnn)), 2 ranks vs 1 \(ranks) (device memory to MPI directly: \(direct)), image by image vs whole batch \(chunked)")
         XCTAssertLessThan(chunked, 1e-5)
         XCTAssertLessThan(devices, 1e-4)
         XCTAssertLessThan(ranks, 1e-4)

@@ -2,7 +2,7 @@
 /// im2col / col2im lowering: an image of `channels x height x width` is read by a
 /// `kernelH x kernelW` window with the given stride, zero padding and dilation, giving
 /// `outH x outW` window positions.
-public struct ConvGeometry: Equatable, Sendable {
+public struct ConvGeometry: Equatable, Hashable, Sendable {
     public let channels: Int, height: Int, width: Int
     public let kernelH: Int, kernelW: Int
     public let stride: Int, padding: Int, dilation: Int

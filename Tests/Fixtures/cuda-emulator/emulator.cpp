@@ -1,4 +1,6 @@
 // A GPU that is the CPU, for tests of segdist's CUDA path on machines without one.
+// (Driver, cuBLAS and cuDNN stand-ins: SEGDIST_LIBCUDA, SEGDIST_CUBLAS and SEGDIST_CUDNN all
+// name the built library.)
 //
 // segdist's CUDA C kernels (kernels.inc, written by the test from CUDAKernelSource) compile here
 // as plain C++, and this file implements the few CUDA driver and cuBLAS entry points segdist
@@ -17,6 +19,7 @@
 #include <dlfcn.h>
 #include <string>
 #include <utility>
+#include <vector>
 
 struct emu_dim { unsigned x, y, z; };
 static emu_dim blockIdx, threadIdx, blockDim, gridDim;
@@ -145,4 +148,94 @@ int cublasSgemm_v2(void *, int transa, int transb, int m, int n, int k, const fl
     return 0;
 }
 const char *cublasGetStatusString(int) { return "emulated cuBLAS failure"; }
+}
+
+// MARK: cuDNN's legacy convolution API (NCHW float, cross-correlation), direct loops
+struct emu_tensor { int n, c, h, w; };
+struct emu_filter { int k, c, h, w; };
+struct emu_conv { int ph, pw, sh, sw, dh, dw, math; };
+struct emu_perf { int algo, status; float time; size_t memory; int determinism, mathType, reserved[3]; };
+const int EMU_BAD_PARAM = 3;
+// visits every (image, out channel, out pixel, in channel, tap) with the input pixel it reads
+template <typename F>
+static int emu_each(const emu_tensor &x, const emu_filter &w, const emu_conv &c, const emu_tensor &y, int algo, void *workspace,
+                    size_t bytes, F f) {
+    if (algo != 1 || c.math != 3 || !workspace || bytes < 4096) return EMU_BAD_PARAM;   // the FMA algorithm, with its workspace
+    if (x.c != w.c || y.c != w.k || x.n != y.n) return EMU_BAD_PARAM;
+    for (int n = 0; n < x.n; n++) for (int k = 0; k < w.k; k++) for (int oy = 0; oy < y.h; oy++) for (int ox = 0; ox < y.w; ox++)
+        for (int ci = 0; ci < w.c; ci++) for (int a = 0; a < w.h; a++) for (int b = 0; b < w.w; b++) {
+            int iy = oy * c.sh - c.ph + a * c.dh, ix = ox * c.sw - c.pw + b * c.dw;
+            if (iy < 0 || iy >= x.h || ix < 0 || ix >= x.w) continue;
+            f((((size_t)n * x.c + ci) * x.h + iy) * x.w + ix, (((size_t)k * w.c + ci) * w.h + a) * w.w + b,
+              (((size_t)n * y.c + k) * y.h + oy) * y.w + ox);
+        }
+    return 0;
+}
+static void emu_scale(float *p, size_t count, float beta) { for (size_t i = 0; i < count; i++) p[i] = beta == 0 ? 0 : beta * p[i]; }
+
+extern "C" {
+size_t cudnnGetVersion(void) { return 90100; }
+int cudnnCreate(void **h) { static int handle; *h = &handle; return 0; }
+const char *cudnnGetErrorString(int) { return "emulated cuDNN failure"; }
+int cudnnCreateTensorDescriptor(void **d) { *d = new emu_tensor(); return 0; }
+int cudnnSetTensor4dDescriptor(void *d, int format, int type, int n, int c, int h, int w) {
+    if (format != 0 || type != 0) return EMU_BAD_PARAM;
+    *(emu_tensor *)d = {n, c, h, w};
+    return 0;
+}
+int cudnnCreateFilterDescriptor(void **d) { *d = new emu_filter(); return 0; }
+int cudnnSetFilter4dDescriptor(void *d, int type, int format, int k, int c, int h, int w) {
+    if (format != 0 || type != 0) return EMU_BAD_PARAM;
+    *(emu_filter *)d = {k, c, h, w};
+    return 0;
+}
+int cudnnCreateConvolutionDescriptor(void **d) { *d = new emu_conv(); return 0; }
+int cudnnSetConvolution2dDescriptor(void *d, int ph, int pw, int sh, int sw, int dh, int dw, int mode, int type) {
+    if (mode != 1 || type != 0) return EMU_BAD_PARAM;   // cross-correlation, float
+    *(emu_conv *)d = {ph, pw, sh, sw, dh, dw, 0};
+    return 0;
+}
+int cudnnSetConvolutionMathType(void *d, int math) { ((emu_conv *)d)->math = math; return 0; }
+// a tensor-core (TF32) algorithm ranked first, which segdist must pass over, then an FMA one with a workspace
+static int emu_heuristic(void *conv, int requested, int *returned, emu_perf *perf) {
+    if (requested < 2) return EMU_BAD_PARAM;
+    perf[0] = {6, 0, 0.f, 0, 1, 1, {0, 0, 0}};
+    perf[1] = {1, 0, 0.f, 4096, 1, ((emu_conv *)conv)->math, {0, 0, 0}};
+    *returned = 2;
+    return 0;
+}
+int cudnnGetConvolutionForwardAlgorithm_v7(void *, void *, void *, void *conv, void *, int n, int *r, emu_perf *p) { return emu_heuristic(conv, n, r, p); }
+int cudnnGetConvolutionBackwardDataAlgorithm_v7(void *, void *, void *, void *conv, void *, int n, int *r, emu_perf *p) { return emu_heuristic(conv, n, r, p); }
+int cudnnGetConvolutionBackwardFilterAlgorithm_v7(void *, void *, void *, void *conv, void *, int n, int *r, emu_perf *p) { return emu_heuristic(conv, n, r, p); }
+int cudnnConvolutionForward(void *, const void *alpha, void *xd, const void *x, void *wd, const void *w, void *cd, int algo, void *ws,
+                            size_t bytes, const void *beta, void *yd, void *y) {
+    auto &X = *(emu_tensor *)xd; auto &W = *(emu_filter *)wd; auto &Y = *(emu_tensor *)yd;
+    std::vector<double> acc((size_t)Y.n * Y.c * Y.h * Y.w, 0);
+    int e = emu_each(X, W, *(emu_conv *)cd, Y, algo, ws, bytes, [&](size_t xi, size_t wi, size_t yi) { acc[yi] += (double)((const float *)x)[xi] * ((const float *)w)[wi]; });
+    if (e) return e;
+    float *out = (float *)y; emu_scale(out, acc.size(), *(const float *)beta);
+    for (size_t i = 0; i < acc.size(); i++) out[i] += *(const float *)alpha * (float)acc[i];
+    if (std::getenv("SEGDIST_EMULATED_CUDNN_WRONG")) out[0] += 1;   // a cuDNN that computes wrongly, for the self-check
+    return 0;
+}
+int cudnnConvolutionBackwardData(void *, const void *alpha, void *wd, const void *w, void *dyd, const void *dy, void *cd, int algo,
+                                 void *ws, size_t bytes, const void *beta, void *dxd, void *dx) {
+    auto &W = *(emu_filter *)wd; auto &DY = *(emu_tensor *)dyd; auto &DX = *(emu_tensor *)dxd;
+    std::vector<double> acc((size_t)DX.n * DX.c * DX.h * DX.w, 0);
+    int e = emu_each(DX, W, *(emu_conv *)cd, DY, algo, ws, bytes, [&](size_t xi, size_t wi, size_t yi) { acc[xi] += (double)((const float *)dy)[yi] * ((const float *)w)[wi]; });
+    if (e) return e;
+    float *out = (float *)dx; emu_scale(out, acc.size(), *(const float *)beta);
+    for (size_t i = 0; i < acc.size(); i++) out[i] += *(const float *)alpha * (float)acc[i];
+    return 0;
+}
+int cudnnConvolutionBackwardFilter(void *, const void *alpha, void *xd, const void *x, void *dyd, const void *dy, void *cd, int algo,
+                                   void *ws, size_t bytes, const void *beta, void *dwd, void *dw) {
+    auto &X = *(emu_tensor *)xd; auto &DY = *(emu_tensor *)dyd; auto &W = *(emu_filter *)dwd;
+    std::vector<double> acc((size_t)W.k * W.c * W.h * W.w, 0);
+    int e = emu_each(X, W, *(emu_conv *)cd, DY, algo, ws, bytes, [&](size_t xi, size_t wi, size_t yi) { acc[wi] += (double)((const float *)x)[xi] * ((const float *)dy)[yi]; });
+    if (e) return e;
+    float *out = (float *)dw; emu_scale(out, acc.size(), *(const float *)beta);
+    for (size_t i = 0; i < acc.size(); i++) out[i] += *(const float *)alpha * (float)acc[i];
+    return 0;
+}
 }

@@ -10,7 +10,23 @@ public final class CUDABackend: Backend {
     public let gpu: CUDADevice
     public var device: Device { .cuda(gpu.info.ordinal) }
 
-    public init(ordinal: Int) throws { gpu = try CUDADevice(ordinal: ordinal) }
+    /// cuDNN's convolutions when cuDNN is installed (else im2col + cuBLAS).
+    private(set) var cudnn: CuDNNConvolutions?
+
+    public init(ordinal: Int) throws {
+        gpu = try CUDADevice(ordinal: ordinal)
+        cudnn = CuDNNConvolutions(device: gpu)
+    }
+
+    /// "cuDNN 9.x" or "im2col + cuBLAS": how convolutions run.
+    public var convolutionPath: String {
+        cudnn.map { "cuDNN \($0.version / 10000).\($0.version / 100 % 100)" } ?? "im2col + cuBLAS"
+    }
+
+    public var usesCuDNN: Bool { cudnn != nil }
+
+    /// Convolutions by im2col + cuBLAS from now on (when cuDNN disagreed with the CPU).
+    public func disableCuDNN() { cudnn = nil }
 
     // MARK: Addresses
 
@@ -158,6 +174,11 @@ public final class CUDABackend: Backend {
     public func conv2dForward(_ x: Tensor, weight: Tensor, bias: Tensor?, geometry g: ConvGeometry) -> Tensor {
         let n = x.shape[0], cout = weight.shape[0], K = g.patchSize, P = g.outPixels, Q = g.channels * g.inPixels
         let y = allocate([n, cout, g.outH, g.outW])
+        if let cudnn, let plan = cudnn.plan(batch: n, outChannels: cout, g) {
+            cudnn.forward(plan, x: addr(x), w: addr(weight), y: addr(y))
+            if let bias { addBias(y, bias, channels: cout, pixels: P) }
+            return y
+        }
         chunks(n, floatsPerImage: K * P + cout * P) { first, count in
             let col = DeviceScratch(gpu, bytes: K * count * P * 4), out = DeviceScratch(gpu, bytes: cout * count * P * 4)
             let xs = addr(x) + UInt64(first * Q * 4)
@@ -176,6 +197,11 @@ public final class CUDABackend: Backend {
         let n = x.shape[0], cout = weight.shape[0], K = g.patchSize, P = g.outPixels, Q = g.channels * g.inPixels
         if let biasGradient { sumPerChannel(dy, into: biasGradient, batch: n, channels: cout, pixels: P) }
         let dx = inputGradient ? allocate(x.shape) : nil
+        if let cudnn, let plan = cudnn.plan(batch: n, outChannels: cout, g) {
+            cudnn.backwardFilter(plan, x: addr(x), dy: addr(dy), dw: addr(weightGradient))
+            if let dx { cudnn.backwardData(plan, w: addr(weight), dy: addr(dy), dx: addr(dx)) }
+            return dx
+        }
         if let dx { fill(dx, 0) }
         chunks(n, floatsPerImage: K * P + cout * P) { first, count in
             let col = DeviceScratch(gpu, bytes: K * count * P * 4), dys = DeviceScratch(gpu, bytes: cout * count * P * 4)

@@ -65,7 +65,7 @@ public final class CUDADevice: @unchecked Sendable {
     /// While set (the self-check), a failed call is recorded instead of ending the process, so
     /// `device: auto` can fall back to the CPU; `recorded` keeps the first failure.
     var recording = false
-    private(set) var recorded: CUDAError?
+    var recorded: CUDAError?
 
     func check(_ result: Int32, _ call: @autoclosure () -> String) {
         do { try driver.check(result, call()) } catch { report(error as? CUDAError ?? CUDAError("\(error)")) }

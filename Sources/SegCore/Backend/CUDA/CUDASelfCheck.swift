@@ -7,6 +7,7 @@ public enum CUDASelfCheck {
     public static func run(_ gpu: Backend, tolerance: Double = 1e-3) throws {
         // a failing CUDA call during the check is an answer (thrown), not the end of the process
         let device = (gpu as? CUDABackend)?.gpu
+        device?.recorded = nil
         device?.recording = true
         defer { device?.recording = false }
         do { try compareOps(gpu, tolerance: tolerance) } catch {
