@@ -17,6 +17,10 @@ public enum DevicePlacement {
 
     public static func choose(_ kind: TrainingConfig.DeviceKind, localRank: Int, ranksOnThisNode: Int, shareGPU: Bool) throws -> Choice {
         if kind == .cpu { return Choice(backend: CPUBackend.shared, note: nil) }
+        // the common case, a machine without an NVIDIA driver, in a few words
+        if kind == .auto, case .failure = CUDADriver.shared {
+            return Choice(backend: CPUBackend.shared, note: "# device: auto -> CPU (no CUDA driver on this machine)")
+        }
         do {
             let gpus = try CUDADriver.shared.get().devices()
             guard !gpus.isEmpty else { throw CUDAError("the CUDA driver sees no GPU") }
