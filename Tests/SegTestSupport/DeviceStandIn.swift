@@ -144,7 +144,7 @@ public final class DeviceStandIn: Backend {
         count(); let (l, g) = cpu.softDice(logits: h(logits), targets: h(targets), activation: activation, smooth: smooth); return (d(l), d(g))
     }
 
-    public func activate(_ logits: Tensor, _ activation: OutputActivation) -> Tensor { count(); return d(cpu.activate(h(logits), activation)) }
+    public func softmaxChannels(_ x: Tensor) -> Tensor { count(); return d(cpu.softmaxChannels(h(x))) }
     public func argmaxChannels(_ x: Tensor) -> IndexTensor { count(); return d(cpu.argmaxChannels(h(x))) }
     public func targetClasses(_ x: Tensor) -> IndexTensor { count(); return d(cpu.targetClasses(h(x))) }
     public func overlapCounts(logits: Tensor, targets: Tensor, activation: OutputActivation) -> [Int] {

@@ -93,8 +93,8 @@ public protocol Backend: AnyObject {
     func softDice(logits: Tensor, targets: Tensor, activation: DiceActivation, smooth: Float) -> (Tensor, Tensor)
 
     // MARK: Prediction and metrics
-    /// Probabilities: sigmoid per channel, or softmax over the channels.
-    func activate(_ logits: Tensor, _ activation: OutputActivation) -> Tensor
+    /// Softmax over the channels of each pixel (N, C, H, W).
+    func softmaxChannels(_ x: Tensor) -> Tensor
     /// The arg-max channel of each pixel (first on ties): (N, C, H, W) -> (N, H, W).
     func argmaxChannels(_ x: Tensor) -> IndexTensor
     /// The class of each pixel of one-hot targets, -1 where ignored (negative targets).
@@ -119,6 +119,14 @@ public struct BatchNormStatistics {
 }
 
 extension Backend {
+    /// Probabilities: sigmoid per channel, or softmax over the channels.
+    public func activate(_ logits: Tensor, _ activation: OutputActivation) -> Tensor {
+        switch activation {
+        case .sigmoid: return sigmoid(logits)
+        case .softmax: return softmaxChannels(logits)
+        }
+    }
+
     public func zeros(_ shape: [Int]) -> Tensor {
         let t = allocate(shape)
         fill(t, 0)

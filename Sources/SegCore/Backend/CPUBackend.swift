@@ -256,15 +256,11 @@ public final class CPUBackend: Backend {
 
     // MARK: Prediction and metrics
 
-    public func activate(_ logits: Tensor, _ activation: OutputActivation) -> Tensor {
-        switch activation {
-        case .sigmoid: return sigmoid(logits)
-        case .softmax:
-            let (n, c, h, w) = logits.nchw
-            let y = allocate(logits.shape)
-            softmaxChannels(logits.mem, y.mem, batch: n, classes: c, pixels: h * w)
-            return y
-        }
+    public func softmaxChannels(_ x: Tensor) -> Tensor {
+        let (n, c, h, w) = x.nchw
+        let y = allocate(x.shape)
+        SegKernels.softmaxChannels(x.mem, y.mem, batch: n, classes: c, pixels: h * w)
+        return y
     }
 
     public func argmaxChannels(_ x: Tensor) -> IndexTensor {

@@ -457,15 +457,11 @@ public final class CUDABackend: Backend {
 
     // MARK: Prediction and metrics
 
-    public func activate(_ logits: Tensor, _ activation: OutputActivation) -> Tensor {
-        switch activation {
-        case .sigmoid: return sigmoid(logits)
-        case .softmax:
-            let (n, c, h, w) = logits.nchw
-            let y = allocate(logits.shape)
-            gpu.launch("softmax_channels_f32", count: n * h * w, [p(logits), p(y), i(n), i(c), l(h * w)])
-            return y
-        }
+    public func softmaxChannels(_ x: Tensor) -> Tensor {
+        let (n, c, h, w) = x.nchw
+        let y = allocate(x.shape)
+        gpu.launch("softmax_channels_f32", count: n * h * w, [p(x), p(y), i(n), i(c), l(h * w)])
+        return y
     }
 
     public func argmaxChannels(_ x: Tensor) -> IndexTensor {
