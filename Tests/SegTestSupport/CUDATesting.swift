@@ -20,14 +20,18 @@ public enum CUDATesting {
         }
     }
 
-    /// Sets SEGDIST_NVRTC to PyPI's libnvrtc when that is where NVRTC is.
-    public static func locateNVRTC() {
-        guard ProcessInfo.processInfo.environment["SEGDIST_NVRTC"] == nil else { return }
+    /// Sets SEGDIST_NVRTC to PyPI's libnvrtc when that is where NVRTC is (asking python3 once).
+    public static func locateNVRTC() { _ = located }
+
+    private static let located: Bool = {
+        guard ProcessInfo.processInfo.environment["SEGDIST_NVRTC"] == nil else { return true }
         let found = Python.run(code: """
             import glob, os, nvidia.cuda_nvrtc as m
             print(sorted(glob.glob(os.path.join(list(m.__path__)[0], 'lib', 'libnvrtc.so.*')))[0])
             """)
         let path = found.output.trimmingCharacters(in: .whitespacesAndNewlines)
-        if found.status == 0, FileManager.default.fileExists(atPath: path) { setenv("SEGDIST_NVRTC", path, 1) }
-    }
+        guard found.status == 0, FileManager.default.fileExists(atPath: path) else { return false }
+        setenv("SEGDIST_NVRTC", path, 1)
+        return true
+    }()
 }

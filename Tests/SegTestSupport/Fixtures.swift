@@ -49,24 +49,6 @@ public enum Fixtures {
     }
 }
 
-/// max |a - b| / max(max |b|, 1e-12): the error relative to the reference's scale, robust to
-/// individual reference values near zero.
-public func relativeDifference(_ a: [Float], _ b: [Float]) -> Double {
-    precondition(a.count == b.count, "Comparing \(a.count) values with \(b.count)")
-    var diff = 0.0, scale = 0.0
-    for i in 0..<a.count {
-        diff = max(diff, abs(Double(a[i]) - Double(b[i])))
-        scale = max(scale, abs(Double(b[i])))
-    }
-    if a.contains(where: { $0.isNaN }) { return .infinity }
-    return diff / max(scale, 1e-12)
-}
-
-public func relativeDifference(_ a: Tensor, _ b: Tensor) -> Double {
-    precondition(a.shape == b.shape, "Comparing shape \(a.shape) with \(b.shape)")
-    return relativeDifference(a.storage, b.storage)
-}
-
 /// Collects the largest difference seen per group of cases and prints them, so a test run
 /// states how close to PyTorch the core is.
 public final class DifferenceReport {

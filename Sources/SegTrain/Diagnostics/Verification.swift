@@ -199,15 +199,8 @@ public enum Verification {
         return obj
     }
 
-    /// max |a - b| / max(max |b|, 1e-12); infinite on a shape mismatch or NaN.
+    /// `relativeDifference`, infinite on a shape mismatch (a wrong shape is a failure, not a trap).
     static func difference(_ a: Tensor, _ b: Tensor) -> Double {
-        guard a.shape == b.shape else { return .infinity }
-        let x = a.storage, y = b.storage
-        var diff = 0.0, scale = 0.0
-        for i in 0..<x.count {
-            if x[i].isNaN { return .infinity }
-            diff = max(diff, abs(Double(x[i]) - Double(y[i]))); scale = max(scale, abs(Double(y[i])))
-        }
-        return diff / max(scale, 1e-12)
+        a.shape == b.shape ? relativeDifference(a, b) : .infinity
     }
 }

@@ -171,7 +171,17 @@ static int emu_each(const emu_tensor &x, const emu_filter &w, const emu_conv &c,
         }
     return 0;
 }
-static void emu_scale(float *p, size_t count, float beta) { for (size_t i = 0; i < count; i++) p[i] = beta == 0 ? 0 : beta * p[i]; }
+// out (count floats) = alpha * the sums `add(acc, x, w, y)` collects over every tap + beta * out
+template <typename F>
+static int emu_convolve(const emu_tensor &x, const emu_filter &w, void *conv, const emu_tensor &y, int algo, void *workspace,
+                        size_t bytes, void *out, size_t count, const void *alpha, const void *beta, F add) {
+    std::vector<double> acc(count, 0);
+    int e = emu_each(x, w, *(emu_conv *)conv, y, algo, workspace, bytes, [&](size_t xi, size_t wi, size_t yi) { add(acc, xi, wi, yi); });
+    if (e) return e;
+    float *o = (float *)out, a = *(const float *)alpha, b = *(const float *)beta;
+    for (size_t i = 0; i < count; i++) o[i] = a * (float)acc[i] + (b == 0 ? 0 : b * o[i]);
+    return 0;
+}
 
 extern "C" {
 size_t cudnnGetVersion(void) { return 90100; }
@@ -210,32 +220,24 @@ int cudnnGetConvolutionBackwardFilterAlgorithm_v7(void *, void *, void *, void *
 int cudnnConvolutionForward(void *, const void *alpha, void *xd, const void *x, void *wd, const void *w, void *cd, int algo, void *ws,
                             size_t bytes, const void *beta, void *yd, void *y) {
     auto &X = *(emu_tensor *)xd; auto &W = *(emu_filter *)wd; auto &Y = *(emu_tensor *)yd;
-    std::vector<double> acc((size_t)Y.n * Y.c * Y.h * Y.w, 0);
-    int e = emu_each(X, W, *(emu_conv *)cd, Y, algo, ws, bytes, [&](size_t xi, size_t wi, size_t yi) { acc[yi] += (double)((const float *)x)[xi] * ((const float *)w)[wi]; });
-    if (e) return e;
-    float *out = (float *)y; emu_scale(out, acc.size(), *(const float *)beta);
-    for (size_t i = 0; i < acc.size(); i++) out[i] += *(const float *)alpha * (float)acc[i];
-    if (std::getenv("SEGDIST_EMULATED_CUDNN_WRONG")) out[0] += 1;   // a cuDNN that computes wrongly, for the self-check
-    return 0;
+    const float *xs = (const float *)x, *ws_ = (const float *)w;
+    int e = emu_convolve(X, W, cd, Y, algo, ws, bytes, y, (size_t)Y.n * Y.c * Y.h * Y.w, alpha, beta,
+                         [&](std::vector<double> &acc, size_t xi, size_t wi, size_t yi) { acc[yi] += (double)xs[xi] * ws_[wi]; });
+    if (!e && std::getenv("SEGDIST_EMULATED_CUDNN_WRONG")) ((float *)y)[0] += 1;   // a cuDNN that computes wrongly, for the self-check
+    return e;
 }
 int cudnnConvolutionBackwardData(void *, const void *alpha, void *wd, const void *w, void *dyd, const void *dy, void *cd, int algo,
                                  void *ws, size_t bytes, const void *beta, void *dxd, void *dx) {
     auto &W = *(emu_filter *)wd; auto &DY = *(emu_tensor *)dyd; auto &DX = *(emu_tensor *)dxd;
-    std::vector<double> acc((size_t)DX.n * DX.c * DX.h * DX.w, 0);
-    int e = emu_each(DX, W, *(emu_conv *)cd, DY, algo, ws, bytes, [&](size_t xi, size_t wi, size_t yi) { acc[xi] += (double)((const float *)dy)[yi] * ((const float *)w)[wi]; });
-    if (e) return e;
-    float *out = (float *)dx; emu_scale(out, acc.size(), *(const float *)beta);
-    for (size_t i = 0; i < acc.size(); i++) out[i] += *(const float *)alpha * (float)acc[i];
-    return 0;
+    const float *g = (const float *)dy, *ws_ = (const float *)w;
+    return emu_convolve(DX, W, cd, DY, algo, ws, bytes, dx, (size_t)DX.n * DX.c * DX.h * DX.w, alpha, beta,
+                        [&](std::vector<double> &acc, size_t xi, size_t wi, size_t yi) { acc[xi] += (double)g[yi] * ws_[wi]; });
 }
 int cudnnConvolutionBackwardFilter(void *, const void *alpha, void *xd, const void *x, void *dyd, const void *dy, void *cd, int algo,
                                    void *ws, size_t bytes, const void *beta, void *dwd, void *dw) {
     auto &X = *(emu_tensor *)xd; auto &DY = *(emu_tensor *)dyd; auto &W = *(emu_filter *)dwd;
-    std::vector<double> acc((size_t)W.k * W.c * W.h * W.w, 0);
-    int e = emu_each(X, W, *(emu_conv *)cd, DY, algo, ws, bytes, [&](size_t xi, size_t wi, size_t yi) { acc[wi] += (double)((const float *)x)[xi] * ((const float *)dy)[yi]; });
-    if (e) return e;
-    float *out = (float *)dw; emu_scale(out, acc.size(), *(const float *)beta);
-    for (size_t i = 0; i < acc.size(); i++) out[i] += *(const float *)alpha * (float)acc[i];
-    return 0;
+    const float *xs = (const float *)x, *g = (const float *)dy;
+    return emu_convolve(X, W, cd, DY, algo, ws, bytes, dw, (size_t)W.k * W.c * W.h * W.w, alpha, beta,
+                        [&](std::vector<double> &acc, size_t xi, size_t wi, size_t yi) { acc[wi] += (double)xs[xi] * g[yi]; });
 }
 }

@@ -42,9 +42,8 @@ public final class CUDADevice: @unchecked Sendable {
             found[name] = f
         }
         var api = segdist_cublas()
-        let cublasPath = ProcessInfo.processInfo.environment["SEGDIST_CUBLAS"]
-        let blasLoaded = cublasPath.map { p in p.withCString { segdist_cublas_load(&api, $0) } } ?? segdist_cublas_load(&api, nil)
-        guard blasLoaded != 0 else { throw CUDAError("no cuBLAS: \(cublasPath ?? "libcublas.so") could not be loaded") }
+        let (blasLoaded, cublasPath) = loadLibrary(named: "SEGDIST_CUBLAS") { segdist_cublas_load(&api, $0) }
+        guard blasLoaded else { throw CUDAError("no cuBLAS: \(cublasPath ?? "libcublas.so") could not be loaded") }
         blas = api
         var handle: UnsafeMutableRawPointer?
         let status = api.create(&handle)
@@ -149,6 +148,16 @@ public final class CUDADevice: @unchecked Sendable {
 
     // MARK: Launches
 
+    /// Every kernel's arguments go through these 8-byte slots (and pointers to them), made once.
+    static let maximumArguments = 16
+    private let argumentSlots = UnsafeMutableRawPointer.allocate(byteCount: 8 * CUDADevice.maximumArguments, alignment: 8)
+    private lazy var argumentPointers: UnsafeMutablePointer<UnsafeMutableRawPointer?> = {
+        let p = UnsafeMutablePointer<UnsafeMutableRawPointer?>.allocate(capacity: Self.maximumArguments)
+        for i in 0..<Self.maximumArguments { p[i] = argumentSlots + 8 * i }
+        return p
+    }()
+    private let launchLock = NSLock()
+
     /// One kernel argument, passed by value (CUDA reads each from the pointer it is given).
     enum Argument {
         case pointer(UInt64), int(Int32), long(Int64), float(Float), double(Double)
@@ -160,11 +169,12 @@ public final class CUDADevice: @unchecked Sendable {
         guard let function = functions[name] else { return report(CUDAError("no kernel named \(name)")) }
         let grid = blocks ?? max(1, min((count + threads - 1) / threads, 32 * max(info.multiprocessors, 1)))
         guard count > 0 || blocks != nil else { return }
-        let slots = UnsafeMutableRawPointer.allocate(byteCount: 8 * max(arguments.count, 1), alignment: 8)
-        defer { slots.deallocate() }
-        var pointers: [UnsafeMutableRawPointer?] = []
+        precondition(arguments.count <= Self.maximumArguments, "\(name): more than \(Self.maximumArguments) arguments")
+        // the argument slots are reused: cuLaunchKernel has copied the values when it returns
+        launchLock.lock()
+        defer { launchLock.unlock() }
         for (i, argument) in arguments.enumerated() {
-            let slot = slots + 8 * i
+            let slot = argumentSlots + 8 * i
             switch argument {
             case let .pointer(v): slot.storeBytes(of: v, as: UInt64.self)
             case let .int(v): slot.storeBytes(of: v, as: Int32.self)
@@ -172,12 +182,9 @@ public final class CUDADevice: @unchecked Sendable {
             case let .float(v): slot.storeBytes(of: v, as: Float.self)
             case let .double(v): slot.storeBytes(of: v, as: Double.self)
             }
-            pointers.append(slot)
         }
         makeCurrent()
-        let result = pointers.withUnsafeMutableBufferPointer {
-            driver.api.launchKernel(function, UInt32(grid), 1, 1, UInt32(threads), 1, 1, 0, nil, $0.baseAddress, nil)
-        }
+        let result = driver.api.launchKernel(function, UInt32(grid), 1, 1, UInt32(threads), 1, 1, 0, nil, argumentPointers, nil)
         check(result, "cuLaunchKernel(\(name), \(grid) x \(threads))")
     }
 

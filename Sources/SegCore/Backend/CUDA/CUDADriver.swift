@@ -1,6 +1,13 @@
 import CCUDA
 import Foundation
 
+/// Runs a CCUDA loader with the library file the environment variable `variable` names, or
+/// with nil (the usual sonames) when it is unset; returns whether it loaded, and that path.
+func loadLibrary(named variable: String, _ load: (UnsafePointer<CChar>?) -> Int32) -> (loaded: Bool, path: String?) {
+    let path = ProcessInfo.processInfo.environment[variable]
+    return ((path.map { $0.withCString { load($0) } } ?? load(nil)) != 0, path)
+}
+
 /// A failed CUDA, NVRTC or cuBLAS call: which call, and the library's own words for the error.
 public struct CUDAError: Error, CustomStringConvertible {
     public let description: String
@@ -16,9 +23,8 @@ public final class CUDADriver: @unchecked Sendable {
     /// failed). `SEGDIST_LIBCUDA` names the driver library file when it is elsewhere.
     public static let shared: Result<CUDADriver, CUDAError> = {
         var api = segdist_cuda_driver()
-        let path = ProcessInfo.processInfo.environment["SEGDIST_LIBCUDA"]
-        let loaded = path.map { p in p.withCString { segdist_cuda_driver_load(&api, $0) } } ?? segdist_cuda_driver_load(&api, nil)
-        guard loaded != 0 else {
+        let (loaded, path) = loadLibrary(named: "SEGDIST_LIBCUDA") { segdist_cuda_driver_load(&api, $0) }
+        guard loaded else {
             return .failure(CUDAError("no CUDA driver: " + (path.map { "\($0) (SEGDIST_LIBCUDA)" } ?? "libcuda.so.1")
                                       + " could not be loaded (is an NVIDIA driver installed?)"))
         }

@@ -8,7 +8,7 @@
 /// The kernels' source and the entry points it defines (checked against the compiled PTX).
 public enum CUDAKernelSource {
     public static let entryPoints = [
-        "fill_f32", "copy_f32", "add_f32", "add_inplace_f32", "scale_inplace_f32", "multiply_f32",
+        "add_f32", "add_inplace_f32", "scale_inplace_f32", "multiply_f32",
         "relu_f32", "relu_backward_f32", "sigmoid_f32", "sigmoid_backward_f32",
         "sgd_update_f32", "adam_update_f32",
         "im2col_batch_f32", "col2im_batch_f32", "nchw_to_cnp_f32", "cnp_to_nchw_f32",
@@ -46,8 +46,7 @@ __device__ float sigmoidf_(float x) {
 
 extern "C" {
 // MARK: elementwise
-__global__ void fill_f32(float *x, float v, i64 n) { LOOP(i, n) x[i] = v; }
-__global__ void copy_f32(const float *s, float *d, i64 n) { LOOP(i, n) d[i] = s[i]; }
+// (fill and copy are cuMemsetD32 / cuMemcpyDtoD)
 __global__ void add_f32(const float *a, const float *b, float *y, i64 n) { LOOP(i, n) y[i] = a[i] + b[i]; }
 __global__ void add_inplace_f32(float *d, const float *s, i64 n) { LOOP(i, n) d[i] += s[i]; }
 __global__ void scale_inplace_f32(float *t, const float *s, i64 n) { float k = *s; LOOP(i, n) t[i] *= k; }

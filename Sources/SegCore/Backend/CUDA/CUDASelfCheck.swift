@@ -25,10 +25,9 @@ public enum CUDASelfCheck {
         func compare(_ what: String, _ a: Tensor, _ b: Tensor) throws {
             let x = cpu.download(a).storage, y = gpu.download(b).storage
             guard x.count == y.count else { throw CUDAError("self-check: \(what) has \(y.count) values on the GPU, \(x.count) on the CPU") }
-            var diff = 0.0, scale = 1e-12
-            for i in 0..<x.count { diff = max(diff, abs(Double(x[i]) - Double(y[i]))); scale = max(scale, abs(Double(x[i]))) }
-            if y.contains(where: { !$0.isFinite }) || diff / scale > tolerance {
-                throw CUDAError("self-check: \(what) differs from the CPU by \(String(format: "%.2e", diff / scale)) (relative); not training on this GPU")
+            let d = y.allSatisfy(\.isFinite) ? relativeDifference(y, x) : .infinity
+            if d > tolerance {
+                throw CUDAError("self-check: \(what) differs from the CPU by \(String(format: "%.2e", d)) (relative); not training on this GPU")
             }
         }
         let x = random([2, 16, 12, 10]), w = random([8, 16, 3, 3]), bias = random([8])

@@ -23,11 +23,9 @@ final class CuDNNConvolutions {
     /// cuDNN on `device`, or nil when it is not installed (`SEGDIST_CUDNN` names the library
     /// file; `SEGDIST_CUDNN=0` turns cuDNN off).
     init?(device: CUDADevice) {
-        let env = ProcessInfo.processInfo.environment["SEGDIST_CUDNN"]
-        guard env != "0" else { return nil }
+        guard ProcessInfo.processInfo.environment["SEGDIST_CUDNN"] != "0" else { return nil }
         var api = segdist_cudnn()
-        let loaded = env.map { p in p.withCString { segdist_cudnn_load(&api, $0) } } ?? segdist_cudnn_load(&api, nil)
-        guard loaded != 0 else { return nil }
+        guard loadLibrary(named: "SEGDIST_CUDNN", { segdist_cudnn_load(&api, $0) }).loaded else { return nil }
         device.makeCurrent()
         var handle: UnsafeMutableRawPointer?
         guard api.create(&handle) == 0, let handle else { return nil }

@@ -11,9 +11,8 @@ public final class NVRTC: @unchecked Sendable {
     /// is not on the loader's path (e.g. PyPI's nvidia-cuda-nvrtc wheel).
     public static let shared: Result<NVRTC, CUDAError> = {
         var api = segdist_nvrtc()
-        let path = ProcessInfo.processInfo.environment["SEGDIST_NVRTC"]
-        let loaded = path.map { p in p.withCString { segdist_nvrtc_load(&api, $0) } } ?? segdist_nvrtc_load(&api, nil)
-        guard loaded != 0 else {
+        let (loaded, path) = loadLibrary(named: "SEGDIST_NVRTC") { segdist_nvrtc_load(&api, $0) }
+        guard loaded else {
             return .failure(CUDAError("no NVRTC: libnvrtc.so could not be loaded" + (path.map { " (SEGDIST_NVRTC=\($0))" } ?? "")
                                       + "; it comes with the CUDA toolkit, or pip install nvidia-cuda-nvrtc-cu12 and set SEGDIST_NVRTC"))
         }
