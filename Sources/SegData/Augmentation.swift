@@ -6,7 +6,8 @@ import SegCore
 /// or placement) is one affine resampling: bilinear for the image (zero outside), nearest for
 /// the mask, whose pixels from outside the source are ignored (`Sample.ignored`) rather than
 /// called background. Then flips, then brightness/contrast and Gaussian noise on the image
-/// (in [0, 1] units, before any normalisation). Validation samples are only centre-cropped.
+/// (in [0, 1] units, before any normalisation). Validation samples are left alone: they are
+/// evaluated whole, at their own size.
 public struct Augmentation: Sendable, Equatable {
     public var flipHorizontal = false, flipVertical = false
     /// Random zoom factor range (1...1: none).
@@ -17,7 +18,8 @@ public struct Augmentation: Sendable, Equatable {
     public var brightness: Float = 0, contrast: Float = 0
     /// Standard deviation of the Gaussian noise added to every image value.
     public var noise: Float = 0
-    /// Output side (random crop in training, centre crop in validation); nil: the input's size.
+    /// Output side of the random training crops (images smaller than it are padded, the mask
+    /// ignored there); nil: the input's size.
     public var crop: Int?
 
     public init() {}
@@ -54,12 +56,6 @@ public struct Augmentation: Sendable, Equatable {
         if gain != 1 || shift != 0 { for i in out.image.indices { out.image[i] = out.image[i] * gain + shift } }
         if noise > 0 { for i in out.image.indices { out.image[i] += noise * Float(rng.normal()) } }
         return out
-    }
-
-    /// A validation sample: centre-cropped (or padded) to `crop`, nothing else.
-    public func validation(_ s: Sample) -> Sample {
-        guard let crop else { return s }
-        return resample(s, height: crop, width: crop, scale: 1, angle: 0, ty: 0, tx: 0)
     }
 
     /// Output pixel centre p maps to source point c_in + R(-angle) (p - c_out - t) / scale.
@@ -114,7 +110,7 @@ public struct Augmentation: Sendable, Equatable {
     }
 }
 
-/// A dataset whose training samples are augmented and validation samples centre-cropped.
+/// A dataset whose training samples are augmented (validation samples pass unchanged).
 public struct AugmentedDataset: SegmentationDataset {
     public let base: SegmentationDataset
     public let augmentation: Augmentation
@@ -130,9 +126,10 @@ public struct AugmentedDataset: SegmentationDataset {
     public var validationCount: Int { base.validationCount }
     public var imageSize: (height: Int, width: Int) { augmentation.crop.map { ($0, $0) } ?? base.imageSize }
     public var summary: String { base.summary + "; augmented: " + augmentation.summary }
+    public var trainingSizes: Set<ImageSize>? { augmentation.crop == nil ? base.trainingSizes : nil }
 
     public func trainingSample(epoch: Int, index: Int) -> Sample {
         augmentation.training(base.trainingSample(epoch: epoch, index: index), seed: seed, epoch: epoch, index: index)
     }
-    public func validationSample(_ index: Int) -> Sample { augmentation.validation(base.validationSample(index)) }
+    public func validationSample(_ index: Int) -> Sample { base.validationSample(index) }
 }

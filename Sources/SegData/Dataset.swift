@@ -28,15 +28,22 @@ public protocol SegmentationDataset: Sendable {
     var validationCount: Int { get }
     /// Training sample `index` (0..<trainingCount) of `epoch` (0-based).
     func trainingSample(epoch: Int, index: Int) -> Sample
-    /// Validation sample `index` (0..<validationCount): the same in every epoch.
+    /// Validation sample `index` (0..<validationCount), the same in every epoch, as its file
+    /// holds it: the image's own size, pixels scaled to [0, 1] as training scales them, not
+    /// resized, normalised or cropped — the evaluation (`InferencePipeline`) does what
+    /// `predict` does to a file, and scores the mask at its own resolution.
     func validationSample(_ index: Int) -> Sample
     /// One line saying what the data is, printed at the start of a run.
     var summary: String { get }
-    /// The size of the samples as the model sees them.
+    /// The size of the training samples as the model sees them (the first one's when they vary).
     var imageSize: (height: Int, width: Int) { get }
+    /// Every size the training samples come in (nil: one size, `imageSize`).
+    var trainingSizes: Set<ImageSize>? { get }
 }
 
 extension SegmentationDataset {
+    public var trainingSizes: Set<ImageSize>? { nil }
+
     /// The training sample at position `cursor` of the endless sequence of epochs.
     public func trainingSample(at cursor: Int) -> Sample {
         trainingSample(epoch: cursor / trainingCount, index: cursor % trainingCount)

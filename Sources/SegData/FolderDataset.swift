@@ -6,12 +6,15 @@ import SegCore
 /// optionally `val/images/`, `val/masks/` for validation (otherwise a seeded
 /// `validationFraction` of the pairs is held out). Images are PNG or JPEG (`ImageFile`),
 /// converted to the model's channels and scaled to [0, 1]; masks are PNGs read by `rule`
-/// (`MaskFile`). Every sample is resized to `size` x `size` (bilinear for images, nearest for
-/// masks); augmentation is `AugmentedDataset`'s job.
+/// (`MaskFile`), what 255 means decided once for all of them (`check`). Samples keep their
+/// file's own size: resizing (`ResizedDataset`) and cropping (`AugmentedDataset`) are the
+/// recipe's explicit choices.
 public struct FolderDataset: SegmentationDataset {
     public let directory: String
-    public let channels: Int, size: Int
-    public let rule: MaskRule
+    public let channels: Int
+    public private(set) var rule: MaskRule
+    /// Each image stretched to [0, 1] instead of divided by 255.
+    public let minMax: Bool
     public let training: [(image: String, mask: String)], validation: [(image: String, mask: String)]
     let seed: UInt64
     private let order = EpochOrder()
@@ -21,10 +24,19 @@ public struct FolderDataset: SegmentationDataset {
     public var classes: Int { rule.classes }
     public var trainingCount: Int { training.count }
     public var validationCount: Int { validation.count }
-    public var imageSize: (height: Int, width: Int) { (size, size) }
+    public var imageSize: (height: Int, width: Int) {
+        census?.trainingSizes.first.map { ($0.height, $0.width) } ?? (0, 0)
+    }
+    public var trainingSizes: Set<ImageSize>? {
+        guard let sizes = census?.trainingSizes, sizes.count > 1 else { return nil }
+        return Set(sizes)
+    }
     public var summary: String {
-        var text = "\(directory): \(training.count) training and \(validation.count) validation pairs, resized to \(size)x\(size), \(channels) channel(s), \(classes) classes"
+        var text = "\(directory): \(training.count) training and \(validation.count) validation pairs, \(channels) channel(s), \(classes) classes"
         if let census {
+            let sizes = Set(census.trainingSizes + census.validationSizes)
+            text += sizes.count == 1 ? ", all \(sizes.first!)" : ", \(sizes.count) sizes (\(sizes.map(\.height).min()!)-\(sizes.map(\.height).max()!) high, \(sizes.map(\.width).min()!)-\(sizes.map(\.width).max()!) wide)"
+            if let note = census.maskNote { text += "\n# " + note.replacingOccurrences(of: "\nwarning", with: "\nsegdist: warning") }
             let total = Double(max(1, census.classPixels.reduce(0, +) + census.ignoredPixels))
             text += "; pixels per class " + census.classPixels.prefix(max(classes, 2)).enumerated()
                 .map { "\($0.offset): \(String(format: "%.1f%%", 100 * Double($0.element) / total))" }.joined(separator: ", ")
@@ -42,9 +54,9 @@ public struct FolderDataset: SegmentationDataset {
     ///   - directory: holds `images/` and `masks/` (and maybe `val/`); or give `imagesDirectory`
     ///     and `masksDirectory` instead.
     public init(directory: String, imagesDirectory: String? = nil, masksDirectory: String? = nil, channels: Int, rule: MaskRule,
-                size: Int, validationFraction: Float, seed: UInt64) throws {
+                minMax: Bool = false, validationFraction: Float, seed: UInt64) throws {
         self.directory = directory.isEmpty ? (imagesDirectory ?? "") : directory
-        self.channels = channels; self.rule = rule; self.size = size; self.seed = seed
+        self.channels = channels; self.rule = rule; self.minMax = minMax; self.seed = seed
         let all = try Self.pairs(imagesDirectory ?? directory + "/images", masksDirectory ?? directory + "/masks")
         if !directory.isEmpty && FileManager.default.fileExists(atPath: directory + "/val/images") {
             training = all
@@ -107,27 +119,20 @@ public struct FolderDataset: SegmentationDataset {
         guard mask.width == file.width, mask.height == file.height else {
             throw ImageError(path: pair.mask, problem: "is \(mask.width)x\(mask.height) but its image is \(file.width)x\(file.height)")
         }
-        // image: the model's channels, [0, 1], resized bilinearly; the mask by nearest pixel
-        let (w, h) = (file.width, file.height)
-        let planes = file.planes(channels: channels)
-        var image = [Float](repeating: 0, count: channels * size * size)
-        planes.withUnsafeBufferPointer { src in image.withUnsafeMutableBufferPointer { dst in
-            bilinearForward(x: src.baseAddress!, y: dst.baseAddress!, planes: channels, inH: h, inW: w, outH: size, outW: size,
-                            alignCorners: false)
-        } }
-        var labels = [UInt8](repeating: 0, count: size * size)
-        for y in 0..<size {
-            let sy = min(h - 1, y * h / size)
-            for x in 0..<size { labels[y * size + x] = mask.labels[sy * w + min(w - 1, x * w / size)] }
-        }
+        var labels = mask.labels
         if classes == 1 { labels = labels.map { $0 == Sample.ignored ? $0 : $0 != 0 ? 1 : 0 } }
-        return Sample(image: image, labels: labels, channels: channels, height: size, width: size)
+        return Sample(image: InputScaling(minMax: minMax).planes(of: file, channels: channels), labels: labels, channels: channels,
+                      height: file.height, width: file.width)
     }
 
     /// What `check` found.
     public struct Census: Sendable {
-        /// Pixels per class (at the training size), over training and validation masks.
+        /// Pixels per class (at the files' size), over training and validation masks.
         public var classPixels: [Int]
+        /// The distinct sizes of the training and of the validation images, in file order.
+        public var trainingSizes: [ImageSize] = [], validationSizes: [ImageSize] = []
+        /// What 255 in grey masks was decided to mean (and a warning when masks disagree).
+        public var maskNote: String?
         public var ignoredPixels = 0
         /// Masks with no labelled pixel at all.
         public var unlabelledMasks: [String] = []
@@ -138,8 +143,15 @@ public struct FolderDataset: SegmentationDataset {
     @discardableResult
     public mutating func check() throws -> Census {
         var census = Census(classPixels: [Int](repeating: 0, count: max(classes, 2)))
-        for pair in training + validation {
-            let labels = try read(pair).labels
+        let decision = try rule.decided(for: (training + validation).map(\.mask))
+        rule = decision.rule
+        census.maskNote = decision.note
+        for (i, pair) in (training + validation).enumerated() {
+            let sample = try read(pair), labels = sample.labels
+            let size = ImageSize(height: sample.height, width: sample.width)
+            if i < training.count {
+                if !census.trainingSizes.contains(size) { census.trainingSizes.append(size) }
+            } else if !census.validationSizes.contains(size) { census.validationSizes.append(size) }
             var labelled = false
             for label in labels {
                 if label == Sample.ignored { census.ignoredPixels += 1 } else { census.classPixels[Int(label)] += 1; labelled = true }

@@ -115,3 +115,24 @@ enum PNGFile {
         withUnsafeBytes(of: &image.message) { raw in String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self) }
     }
 }
+
+/// How 8-bit pixels become the model's inputs, the same in training, evaluation and prediction.
+public enum InputScaling: String, Sendable, CaseIterable {
+    /// Each image stretched to [0, 1] (the synthetic grey discs).
+    case minMax = "min_max"
+    /// Divided by 255 (photographs, RGB synthetic data, uint8 arrays; torchvision's models).
+    case divideBy255 = "divide_255"
+
+    public init(minMax: Bool) { self = minMax ? .minMax : .divideBy255 }
+
+    /// The file as (channels, height, width) planes scaled by this rule; an RGB file for a grey
+    /// model is converted with the ITU-R 601 luma weights (`ImageFile.planes`).
+    public func planes(of file: ImageFile, channels: Int) -> [Float] {
+        var values = file.planes(channels: channels)     // divided by 255
+        if self == .minMax {
+            let lo = values.min() ?? 0, hi = values.max() ?? 0
+            values = values.map { hi > lo ? ($0 - lo) / (hi - lo) : 0 }
+        }
+        return values
+    }
+}

@@ -10,6 +10,9 @@ public struct MaskRule: Sendable, Equatable {
     public var classColors: [[UInt8]]?
     /// An RGB colour meaning "unlabelled" in colour masks.
     public var ignoreColor: [UInt8]?
+    /// Grey masks: 255 is class 1 (0/255 masks of two classes), not `ignoreIndex`. Decided once
+    /// for a whole dataset (`MaskRule.decided(for:)`), never file by file.
+    public var whiteIsForeground = false
 
     public init(classes: Int, ignoreIndex: Int? = 255, classColors: [[UInt8]]? = nil, ignoreColor: [UInt8]? = nil) {
         self.classes = classes; self.ignoreIndex = ignoreIndex; self.classColors = classColors; self.ignoreColor = ignoreColor
@@ -17,7 +20,8 @@ public struct MaskRule: Sendable, Equatable {
 }
 
 /// A mask file's labels: PNG only (JPEG's lossy compression changes class values). Grey masks
-/// (8 or 16 bits) hold class indices, or 0/255 for two classes; palette masks hold their class
+/// (8 or 16 bits) hold class indices, or 0/255 for two classes (`whiteIsForeground`, decided
+/// for the whole dataset); palette masks hold their class
 /// in the palette index (PASCAL VOC); colour masks are mapped through `class_colors`.
 public struct MaskFile {
     public let width: Int, height: Int
@@ -60,7 +64,7 @@ public struct MaskFile {
         }
         // indices (grey or palette)
         let values = png.samples
-        let binary = !png.isPalette && rule.classes <= 2 && values.contains(255) && values.allSatisfy { $0 == 0 || $0 == 255 }
+        let binary = !png.isPalette && rule.whiteIsForeground
         var labels = [UInt8](repeating: 0, count: n)
         for p in 0..<n {
             let v = Int(values[p])
@@ -73,5 +77,50 @@ public struct MaskFile {
             labels[p] = UInt8(v)
         }
         self.labels = labels
+    }
+}
+
+extension MaskFile {
+    /// Which values a grey (non-palette, non-colour) mask holds, as a 256-entry table (values
+    /// above 255 of 16-bit masks count as 255); nil for palette and colour masks.
+    public static func greyValues(path: String) throws -> [Bool]? {
+        guard FileManager.default.fileExists(atPath: path) else { throw ImageError(path: path, problem: "no such file") }
+        let data: Data
+        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
+            throw ImageError(path: path, problem: "cannot be read (\(error.localizedDescription))")
+        }
+        guard data.starts(with: [0x89, 0x50, 0x4E, 0x47]) else { return nil }
+        let png = try PNGFile.read(data, path: path, as: .mask)
+        guard png.channels == 1, !png.isPalette else { return nil }
+        var seen = [Bool](repeating: false, count: 256)
+        for v in png.samples { seen[Int(min(v, 255))] = true }
+        return seen
+    }
+}
+
+extension MaskRule {
+    /// What 255 means in the grey masks of a dataset, decided once from all of them: with at
+    /// most two classes and every grey mask holding only 0 and 255, 255 is class 1; otherwise
+    /// 255 keeps its meaning (ignore_index, or an error). Returns the rule and a line saying
+    /// what was decided, and warns when masks of only 0/255 sit beside masks holding 1 (their
+    /// 255 would then be read as ignored, so they would have no foreground).
+    public func decided(for maskPaths: [String]) throws -> (rule: MaskRule, note: String?) {
+        guard classColors == nil else { return (self, nil) }
+        var onlyBlackWhite: [String] = [], others = 0
+        for path in maskPaths {
+            guard let seen = try MaskFile.greyValues(path: path) else { others += 1; continue }
+            let values = seen.indices.filter { seen[$0] }
+            if values.contains(255) && values.allSatisfy({ $0 == 0 || $0 == 255 }) { onlyBlackWhite.append(path) } else { others += 1 }
+        }
+        var rule = self
+        if classes <= 2 && !onlyBlackWhite.isEmpty && others == 0 {
+            rule.whiteIsForeground = true
+            return (rule, "masks: all \(onlyBlackWhite.count) hold only 0 and 255: 255 read as class 1")
+        }
+        guard !onlyBlackWhite.isEmpty else {
+            return (rule, ignoreIndex.map { "masks: value \($0) read as ignored (ignore_index)" })
+        }
+        let meaning = ignoreIndex == 255 ? "ignored (ignore_index: 255)" : "a value outside the classes"
+        return (rule, "masks: 255 read as \(meaning) in every mask\nwarning: \(onlyBlackWhite.count) of \(maskPaths.count) masks hold only 0 and 255 (e.g. \(onlyBlackWhite[0])) while others hold other values: there 255 is \(meaning) too, so those masks have no foreground; if 255 means class 1 in them, write 1 instead")
     }
 }

@@ -86,7 +86,13 @@ public struct SyntheticShapes: SegmentationDataset {
         "synthetic \(rgb ? "RGB " : "")shapes \(size)x\(size), \(classes) class(es), \(discs) discs\(squares ? " and \(discs / 2) squares" : ""), noise \(noise); \(validationCount) validation images"
     }
 
-    public func validationSample(_ index: Int) -> Sample { labelled(Self.validationStream + UInt64(index)) }
+    /// Validation images hold whole 8-bit levels (/ 255), as the PNG files `segdist generate`
+    /// writes of them: evaluating a sample and predicting its file see the same pixels.
+    public func validationSample(_ index: Int) -> Sample {
+        var s = labelled(Self.validationStream + UInt64(index))
+        for i in s.image.indices { s.image[i] = Float(UInt8((s.image[i] * 255).rounded())) / 255 }
+        return s
+    }
 
     func labelled(_ index: UInt64) -> Sample {
         let (image, labels) = sample(index)

@@ -26,7 +26,7 @@ extension TrainingConfig {
         case .folder:
             var folder = try FolderDataset(directory: dataDir, imagesDirectory: imagesDir.isEmpty ? nil : imagesDir,
                                            masksDirectory: masksDir.isEmpty ? nil : masksDir, channels: inChannels, rule: maskRule,
-                                           size: imageSize, validationFraction: valFraction, seed: UInt64(seed) &+ 0x5EED)
+                                           minMax: inputScaling == .minMax, validationFraction: valFraction, seed: UInt64(seed) &+ 0x5EED)
             classPixels = try folder.check().classPixels
             base = folder
         }
@@ -41,8 +41,27 @@ extension TrainingConfig {
             classWeightsAuto = false
         }
         var dataset = base
+        if resize != .none { dataset = ResizedDataset(dataset, resize) }
         if !augmentation.isIdentity { dataset = AugmentedDataset(dataset, augmentation, seed: UInt64(seed) &+ 0xA06) }
+        try checkTrainingSizes(dataset)
         return normalization.map { NormalizedDataset(dataset, $0) } ?? dataset
+    }
+
+    /// A batch needs one size: images of several sizes train on crops (or resized to one size);
+    /// training samples must be large enough for the model's downsamplings.
+    func checkTrainingSizes(_ data: SegmentationDataset) throws {
+        let source = data.summary.split(separator: ":").first.map(String.init) ?? "the data"
+        if let sizes = data.trainingSizes, sizes.count > 1 {
+            let examples = sizes.prefix(3).map(\.description).joined(separator: ", ")
+            let smallest = sizes.map { min($0.height, $0.width) }.min()!
+            throw ConfigError(source: source, line: nil, key: "crop",
+                              problem: "the training images come in \(sizes.count) sizes (\(examples)\(sizes.count > 3 ? ", ..." : "")), but a batch needs one size: set crop: N (random N x N patches; smaller images padded, their padding ignored; e.g. crop: \(max(1 << model.downsamplings, smallest / 32 * 32))) or resize: HxW")
+        }
+        let (h, w) = data.imageSize, factor = 1 << model.downsamplings
+        if min(h, w) < factor {
+            throw ConfigError(source: source, line: nil, key: augmentation.crop == nil ? "resize" : "crop",
+                              problem: "the training samples are \(w)x\(h), but \(model.rawValue) halves the image \(model.downsamplings) times and needs at least \(factor)x\(factor): set crop: \(factor) (smaller images padded) or resize")
+        }
     }
 
     /// How mask files become labels (folder data).
@@ -57,9 +76,9 @@ extension TrainingConfig {
                              std: normalizeStd ?? .init(repeating: 1, count: inChannels))
     }
 
-    /// How training saw 8-bit pixels: the grey synthetic images are min-max stretched, RGB ones
-    /// and uint8 arrays divided by 255.
-    public var inputScaling: InputScaling { data == .shapes ? .minMax : .divideBy255 }
+    /// How training saw 8-bit pixels: `input_scaling`, or with `auto` the grey synthetic images
+    /// min-max stretched and everything else divided by 255.
+    public var inputScaling: InputScaling { inputScalingChoice ?? (data == .shapes ? .minMax : .divideBy255) }
 
     /// The synthetic generator behind `dataset`, with the recipe's sizes.
     public var syntheticShapes: SyntheticShapes {
@@ -73,22 +92,21 @@ extension TrainingConfig {
     }
 }
 
-/// Validation samples `indices` as batches of at most `batch` images (images, one-hot targets).
-public func validationBatches(data: SegmentationDataset, indices: Range<Int>, batch: Int) -> [(Tensor, Tensor)] {
-    stride(from: indices.lowerBound, to: indices.upperBound, by: max(1, batch)).map {
-        data.validationBatch(Array($0..<min(indices.upperBound, $0 + batch)))
-    }
-}
 
-/// Scores the model in evaluation mode (batch-norm running statistics, nothing recorded) on
-/// prepared batches, on the model's backend.
-public func evaluate(model: SegmentationModel, batches: [(Tensor, Tensor)], activation: OutputActivation) -> SegmentationScores {
-    let backend = model.store.backend
-    let pass = Pass.inference(backend: backend)
-    var scores = SegmentationScores(classes: model.classes)
-    for (images, targets) in batches {
-        let logits = model.forward(backend.upload(images), pass)
-        scores.add(logits: logits, targets: backend.upload(targets), activation: activation, backend: backend)
+/// Scores `pipeline` on validation samples (as `validationSample` gives them: each at its own
+/// size): runs of consecutive samples of one size go through together, at most `batch` at a
+/// time; each image's predicted classes are counted against its mask.
+public func evaluate(_ pipeline: InferencePipeline, samples: [Sample], batch: Int) throws -> SegmentationScores {
+    var scores = SegmentationScores(classes: pipeline.classes)
+    var first = 0
+    while first < samples.count {
+        var end = first + 1
+        while end < samples.count && end - first < max(1, batch)
+                && samples[end].height == samples[first].height && samples[end].width == samples[first].width { end += 1 }
+        let group = samples[first..<end]
+        let predictions = try pipeline.predict(group.map(\.image), height: group.first!.height, width: group.first!.width)
+        for (sample, prediction) in zip(group, predictions) { scores.add(predicted: prediction.classes, labels: sample.labels) }
+        first = end
     }
     return scores
 }

@@ -51,7 +51,7 @@ public struct MemoryEstimate: Equatable, Sendable {
         pass.work = work
         let baseline = HostMemoryMeter.liveBytes
         HostMemoryMeter.resetPeak()
-        _ = model.forward(Tensor(zeros: [1, model.inputChannels, ph, pw]), pass)
+        _ = model.forward(model.store.backend.upload(Tensor(zeros: [1, model.inputChannels, ph, pw])), pass)
         let measured = HostMemoryMeter.peakBytes - baseline
         let scale = Double(height * width) / Double(ph * pw)
         // the prediction also holds the probabilities on the host and its pictures

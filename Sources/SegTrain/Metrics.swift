@@ -1,11 +1,12 @@
 import SegCore
+import SegData
 
 /// Per-class Dice and Jaccard with the lab's smoothing, (2|A∩B| + 1e-4) / (|A| + |B| + 1e-4) and
 /// (|A∩B| + 1e-4) / (|A∪B| + 1e-4), so two empty masks score 1; averaged over images. The
 /// pooled Dice takes the pixel counts of all images together (what PyTorch reference scripts
 /// such as torch_train.py print), which weighs images by their foreground.
-/// Predictions follow the loss's `outputActivation`: a channel's logit > 0 (sigmoid > 0.5), or
-/// the arg-max class (softmax).
+/// The predicted classes are those of `decideClasses` (the classes `predict` writes); ignored
+/// pixels count nowhere.
 public struct SegmentationScores: Equatable, Sendable {
     public let classes: Int
     /// Sums over images of the per-image scores, per class.
@@ -42,6 +43,28 @@ public struct SegmentationScores: Equatable, Sendable {
 
     public static func jaccard(intersection: Int, predicted: Int, truth: Int) -> Double {
         (Double(intersection) + smooth) / (Double(predicted + truth - intersection) + smooth)
+    }
+
+    /// Adds one image: its predicted classes and its mask's labels (`Sample.ignored` where
+    /// unlabelled), pixel by pixel at the mask's own resolution. With one class the foreground is
+    /// class 1 against labels other than 0.
+    public mutating func add(predicted: [Int32], labels: [UInt8]) {
+        precondition(predicted.count == labels.count, "A prediction of \(predicted.count) pixels scored against a mask of \(labels.count)")
+        var counts = [Int](repeating: 0, count: 3 * classes)
+        let single = classes == 1
+        for q in 0..<labels.count where labels[q] != Sample.ignored {
+            let truth = single ? (labels[q] != 0 ? 0 : -1) : Int(labels[q])
+            let guess = single ? (predicted[q] != 0 ? 0 : -1) : Int(predicted[q])
+            if truth >= 0 && truth < classes { counts[3 * truth + 2] += 1 }
+            if guess >= 0 { counts[3 * guess + 1] += 1 }
+            if guess >= 0 && guess == truth { counts[3 * guess] += 1 }
+        }
+        for k in 0..<classes {
+            diceSum[k] += Self.dice(intersection: counts[3 * k], predicted: counts[3 * k + 1], truth: counts[3 * k + 2])
+            jaccardSum[k] += Self.jaccard(intersection: counts[3 * k], predicted: counts[3 * k + 1], truth: counts[3 * k + 2])
+            for j in 0..<3 { pixelCounts[3 * k + j] += Double(counts[3 * k + j]) }
+        }
+        images += 1
     }
 
     /// Adds every image of a batch: logits and one-hot targets (N, classes, H, W) on `backend`,

@@ -43,7 +43,9 @@ public final class TrainingRun {
     private var events: TensorBoardWriter?
     private var eventsFailed = false
     private let runDirectory: String
-    private var validationShard: [(Tensor, Tensor)]?
+    private var validationShard: [Sample]?
+    /// Validation runs `predict`'s path (see `InferencePipeline`).
+    private lazy var pipeline = InferencePipeline(config: config, models: [model])
 
     /// What one step asks of this process's memory (measured on a probe pass at the start).
     public private(set) var memory: MemoryEstimate?
@@ -139,7 +141,6 @@ public final class TrainingRun {
         if isRoot { try prepareRunDirectory() }
         communicator.barrier(label: "start of training")
         let total = config.totalSteps, end = min(total, stopAfter ?? total)
-        let activation = config.loss.outputActivation
         var lastCheckpoint: String?, finalDice: Double?
         var secondsPerStep = 0.0, busySeconds = 0.0, stoppedBy: Int32 = 0, interrupted = false
         let prefetcher = BatchPrefetcher(data: data)
@@ -196,7 +197,7 @@ public final class TrainingRun {
             }
             if step % config.evalInterval == 0 || step == total {
                 parallel.broadcastBuffers()
-                let scores = shardedEvaluation(activation: activation)
+                let scores = try shardedEvaluation()
                 finalDice = scores.foregroundDice
                 diceHistory.append((step, scores.foregroundDice))
                 classDiceHistory.append((step, scores.dice))
@@ -215,7 +216,7 @@ public final class TrainingRun {
                         var values = [("val/dice", scores.foregroundDice), ("val/jaccard", scores.foregroundJaccard)]
                         for k in 0..<scores.classes { values += [("val/dice_class_\(k)", scores.dice[k]), ("val/jaccard_class_\(k)", scores.jaccard[k])] }
                         try events.scalars(values, step: step)
-                        try events.image("val/prediction", validationPanel(), step: step)
+                        try events.image("val/prediction", try validationPanel(), step: step)
                     }
                 }
                 progress?.note(String(format: "step %d: validation Dice %.4f  Jaccard %.4f  (per class Dice %@; pooled Dice %.4f)", step,
@@ -241,16 +242,17 @@ public final class TrainingRun {
                        communicationShare: busySeconds > 0 ? parallel.reducer.exposedSeconds / busySeconds : 0)
     }
 
-    /// Each rank scores its contiguous share of the validation images; the per-class sums are
-    /// added over the ranks, so every image counts exactly once.
-    func shardedEvaluation(activation: OutputActivation) -> SegmentationScores {
+    /// Each rank scores its contiguous share of the validation images, each whole at its own
+    /// size through `predict`'s pipeline; the per-class sums are added over the ranks, so every
+    /// image counts exactly once.
+    func shardedEvaluation() throws -> SegmentationScores {
         let n = communicator.size, k = model.classes
         if validationShard == nil {
-            // This rank's validation images, generated once per run.
+            // This rank's validation images, read once per run.
             let total = data.validationCount, r = communicator.rank
-            validationShard = validationBatches(data: data, indices: (r * total / n)..<((r + 1) * total / n), batch: config.batchSize)
+            validationShard = ((r * total / n)..<((r + 1) * total / n)).map { data.validationSample($0) }
         }
-        let local = evaluate(model: model, batches: validationShard!, activation: activation)
+        let local = try evaluate(pipeline, samples: validationShard!, batch: config.batchSize)
         guard n > 1 else { return local }
         var sums = local.sums
         sums.withUnsafeMutableBufferPointer { communicator.sumInPlace($0.baseAddress!, count: $0.count) }
@@ -387,19 +389,17 @@ public final class TrainingRun {
     }
 
     /// The first validation image, its truth and the model's prediction, as `predict` draws them.
-    func validationPanel() -> PNGImage {
+    func validationPanel() throws -> PNGImage {
         let sample = data.validationSample(0)
-        let n = sample.height * sample.width
-        var pixels = [UInt8](repeating: 0, count: n * (sample.channels == 3 ? 3 : 1))
+        let n = sample.height * sample.width, c = sample.channels == 3 ? 3 : 1
+        var pixels = [UInt8](repeating: 0, count: n * c)
         for p in 0..<n {
-            for c in 0..<(sample.channels == 3 ? 3 : 1) {
-                pixels[p * (sample.channels == 3 ? 3 : 1) + c] = UInt8(max(0, min(255, (sample.image[c * n + p] * 255).rounded())))
-            }
+            for ch in 0..<c { pixels[p * c + ch] = UInt8(max(0, min(255, (sample.image[ch * n + p] * 255).rounded()))) }
         }
-        let image = PNGImage(width: sample.width, height: sample.height, channels: sample.channels == 3 ? 3 : 1, pixels: pixels)
-        let truth = PNGImage(width: sample.width, height: sample.height, channels: 1, pixels: sample.labels.map { $0 == 0 ? 0 : 255 })
-        let input = Tensor(shape: [1, sample.channels, sample.height, sample.width], storage: sample.image)
-        let prediction = Predictor.predict(model: model, input: input, activation: config.loss.outputActivation)
+        let image = PNGImage(width: sample.width, height: sample.height, channels: c, pixels: pixels)
+        let truth = PNGImage(width: sample.width, height: sample.height, channels: 1,
+                             pixels: sample.labels.map { $0 == Sample.ignored ? 128 : $0 == 0 ? 0 : 255 })
+        let prediction = try pipeline.predict(sample.image, height: sample.height, width: sample.width)
         return drawPredictionPanel(input: image, truth: truth, foreground: prediction.foreground,
                                    predicted: prediction.classCount == 1 ? prediction.classes : prediction.classes.map { $0 == 0 ? 0 : 1 })
     }

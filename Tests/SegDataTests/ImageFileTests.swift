@@ -85,8 +85,15 @@ final class ImageFileTests: XCTestCase {
         try Self.writePNG(dir + "/idx.png", width: 4, height: 1, format: grey, bytes: [0, 1, 2, 255])
         try Self.writePNG(dir + "/bin.png", width: 3, height: 1, format: grey, bytes: [0, 255, 0])
         XCTAssertEqual(try mask("idx.png", MaskRule(classes: 3)), [0, 1, 2, ig])
-        XCTAssertEqual(try mask("bin.png", MaskRule(classes: 2)), [0, 1, 0], "0/255 with two classes is binary")
-        XCTAssertEqual(try mask("bin.png", MaskRule(classes: 21)), [0, ig, 0], "with more classes 255 is the ignore value")
+        // what 255 means is decided once for all the masks of a dataset, never file by file
+        let binary = try MaskRule(classes: 2).decided(for: [dir + "/bin.png"])
+        XCTAssertEqual(try mask("bin.png", binary.rule), [0, 1, 0], "0/255 masks, two classes: 255 is class 1")
+        XCTAssertEqual(binary.note, "masks: all 1 hold only 0 and 255: 255 read as class 1")
+        XCTAssertEqual(try mask("bin.png", try MaskRule(classes: 21).decided(for: [dir + "/bin.png"]).rule), [0, ig, 0],
+                       "with more classes 255 is the ignore value")
+        let mixed = try MaskRule(classes: 2).decided(for: [dir + "/bin.png", dir + "/idx.png"])
+        XCTAssertEqual(try mask("bin.png", mixed.rule), [0, ig, 0], "beside a mask holding 1, 255 is ignored in every mask")
+        XCTAssertTrue(mixed.note?.contains("warning: 1 of 2 masks hold only 0 and 255 (e.g. \(dir!)/bin.png)") == true, mixed.note ?? "no note")
         XCTAssertEqual(problem("idx.png", MaskRule(classes: 2)), "\(dir!)/idx.png: holds the value 2 at (2, 0), outside the 2 classes 0..<2 and not the ignore_index 255")
         XCTAssertEqual(problem("idx.png", MaskRule(classes: 3, ignoreIndex: nil)), "\(dir!)/idx.png: holds the value 255 at (3, 0), outside the 3 classes 0..<3")
         // 16-bit indices

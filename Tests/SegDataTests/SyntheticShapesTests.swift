@@ -24,15 +24,18 @@ final class SyntheticShapesTests: XCTestCase {
         small.trainingCount = 10
         XCTAssertEqual(small.trainingSample(epoch: 2, index: 3).image, g.sample(23).image)
         XCTAssertEqual(small.trainingSample(at: 23).labels, g.sample(23).labels)
-        XCTAssertEqual(small.validationSample(1).image, g.sample(SyntheticShapes.validationStream + 1).image)
+        // validation images hold whole 8-bit levels, as the PNGs `segdist generate` writes of them
+        XCTAssertEqual(small.validationSample(1).image, g.sample(SyntheticShapes.validationStream + 1).image.map { Float(UInt8(($0 * 255).rounded())) / 255 })
         // one class: the target is the foreground (every label but 0)
         var single = g
         single.foregroundOnly = true
         XCTAssertEqual(single.classes, 1)
         XCTAssertEqual(single.trainingBatch([4]).targets.storage, g.sample(4).labels.map { $0 != 0 ? 1 : 0 })
-        // normalised on the way out: (x - mean) / std per channel
+        // training samples normalised on the way out: (x - mean) / std per channel; validation
+        // samples stay as the file would hold them (the evaluation normalises, as predict does)
         let normalised = NormalizedDataset(g, Normalization(mean: [0.5], std: [0.25]))
-        XCTAssertEqual(normalised.validationSample(2).image, g.validationSample(2).image.map { ($0 - 0.5) / 0.25 })
+        XCTAssertEqual(normalised.trainingSample(epoch: 0, index: 2).image, g.trainingSample(epoch: 0, index: 2).image.map { ($0 - 0.5) / 0.25 })
+        XCTAssertEqual(normalised.validationSample(2).image, g.validationSample(2).image)
     }
 
     func testImagesAreNormalisedAndLabelsMatchTheBrightDiscs() {

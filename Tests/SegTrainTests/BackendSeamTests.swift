@@ -2,6 +2,7 @@ import XCTest
 import Foundation
 import SegCore
 import SegNN
+import SegData
 import SegTrain
 import SegDist
 import SegTestSupport
@@ -29,10 +30,15 @@ final class BackendSeamTests: XCTestCase {
         let step = try DataParallelStep(trainer: trainer, communicator: LocalCommunicator(), globalBatch: 2, microBatch: 1,
                                         bucketElements: 64)
         for _ in 0..<3 { _ = try step.step { self.slice(x, y, $0) } }
-        let scores = evaluate(model: model, batches: [(x, y)], activation: loss.outputActivation)
-        let prediction = Predictor.predict(model: model, input: slice(x, y, 0..<1).0, activation: loss.outputActivation)
         var config = TrainingConfig()
         config.loss = loss
+        config.model = .unet_shallow
+        let samples = (0..<2).map { b in
+            Sample(image: Array(x.storage[(b * 256)..<((b + 1) * 256)]), labels: (0..<256).map { y.storage[(b * 2 + 1) * 256 + $0] > 0.5 ? 1 : 0 },
+                   channels: 1, height: 16, width: 16)
+        }
+        let scores = try evaluate(InferencePipeline(config: config, models: [model]), samples: samples, batch: 2)
+        let prediction = Predictor.predict(model: model, input: slice(x, y, 0..<1).0, activation: loss.outputActivation)
         try Checkpoint.write(to: checkpoint, model: model, optimizer: trainer.optimizer, config: config, step: 3, epoch: 1,
                              dataCursor: 6, bestDice: nil)
         let store = model.store

@@ -6,7 +6,7 @@ import SegTrain
 
 /// `--config FILE` and `--set key=value`, shared by the commands that read a recipe.
 struct ConfigOptions: ParsableArguments {
-    @Option(help: "Recipe file (YAML-lite `key: value` lines). Default: the built-in recipe, equal to configs/unet.cfg.")
+    @Option(help: "Recipe file (YAML-lite `key: value` lines), or the name of a shipped recipe (unet.cfg, deeplabv3.cfg, ...: configs/, built in) when no such file exists. Default: the built-in recipe, equal to configs/unet.cfg.")
     var config: String?
 
     @Option(name: .customLong("set"), help: ArgumentHelp("Override one key, e.g. --set lr=0.01 (repeatable); `segdist config` lists them.", valueName: "key=value"))
@@ -22,62 +22,123 @@ struct ConfigOptions: ParsableArguments {
     var shareGpu = false
 
     /// The file's config (or `fallback`, or the built-in default) with the overrides applied.
-    /// Without `checkingData` (predict) the model keys are not held against the training data.
-    func resolve(fallback: (text: String, source: String)? = nil, checkingData: Bool = true) throws -> TrainingConfig {
+    /// `presets` are applied first (the recipe and --set win over them), `determined` last (what a
+    /// state_dict's tensors fix). Without `checkingData` (predict) the model keys are not held
+    /// against the training data.
+    func resolve(fallback: (text: String, source: String)? = nil, checkingData: Bool = true, presets: [String] = [],
+                 determined: [String] = []) throws -> TrainingConfig {
         // the data keys are checked once the overrides are in (they may point elsewhere)
         var cfg = TrainingConfig()
+        for p in presets { try cfg.override(p) }
         if let config {
-            cfg = try TrainingConfig.load(path: config, checkingData: false)
+            try cfg.apply(recipe: config, checkingData: false)
         } else if let fallback {
             try cfg.apply(text: fallback.text, source: fallback.source, checkingData: false)
         }
         let flags = (threads.map { ["threads=\($0)"] } ?? []) + (device.map { ["device=\($0)"] } ?? []) + (shareGpu ? ["share_gpu=true"] : [])
-        for o in overrides + flags { try cfg.override(o) }
+        for o in overrides + flags + determined { try cfg.override(o) }
         try cfg.validate(source: overrides.isEmpty ? (config ?? fallback?.source ?? "built-in config") : "--set",
                          checkingData: checkingData)
         return cfg
     }
 }
 
-/// `--checkpoint` or `--weights`: where `eval`, `predict` and `export` take the model from.
+/// `--checkpoint` or `--weights`: where `eval`, `predict` and `export` take the model from;
+/// several of one kind make an ensemble (the mean of their probabilities).
 struct ModelSource: ParsableArguments {
-    @Option(help: "A segdist checkpoint (its config unless --config/--set say otherwise).") var checkpoint: String?
-    @Option(help: "A plain state_dict (safetensors, e.g. converted torchvision weights) for the model named by --config/--set, instead of a checkpoint.")
-    var weights: String?
+    @Option(help: "A segdist checkpoint (its recipe unless --config/--set say otherwise); repeat it for an ensemble.")
+    var checkpoint: [String] = []
+    @Option(help: "A plain state_dict (safetensors, e.g. torchvision's) for the model named by --config/--set: width, classes, input channels, backbone depth and aux head are read from its tensors; repeat it for an ensemble.")
+    var weights: [String] = []
 }
 
-/// The model `eval` and `predict` run: a training checkpoint (its config unless --config/--set
-/// say otherwise), or a plain state_dict (`--weights`) for the model the recipe names. Returns
-/// the config, the loaded model, the checkpoint's step (nil for weights) and the file read.
-func loadModel(_ source: ModelSource, recipe: ConfigOptions, checkingData: Bool = true) throws
-    -> (TrainingConfig, SegmentationModel, Int?, String) {
-    switch (source.checkpoint, source.weights) {
-    case let (path?, nil):
-        let ckpt = try Checkpoint(path: path)
-        let config = try recipe.resolve(fallback: (ckpt.configText, path), checkingData: checkingData)
-        configureThreads(config.threads)
-        let model = config.makeModel()
-        try ckpt.restore(model: model, optimizer: nil)
-        return (config, model, ckpt.step, path)
-    case let (nil, path?):
-        let config = try recipe.resolve(checkingData: checkingData)
-        configureThreads(config.threads)
-        let model = config.makeModel()
-        let report: StateDictReport
-        do {
-            report = try model.store.loadStateDict(try SafeTensorsFile(path: path))
-        } catch let e as ModelError {
-            throw ValidationError(e.description)
+/// The models `eval`, `predict` and `export` run and the recipe they run with.
+struct LoadedModels {
+    var config: TrainingConfig
+    var models: [SegmentationModel]
+    /// The first checkpoint's step (nil for weights).
+    var step: Int?
+    var files: [String]
+}
+
+/// torchvision's segmentation models run as torchvision runs them: softmax over the classes,
+/// inputs / 255 then ImageNet's mean and std (unless the recipe says otherwise).
+let torchvisionPipeline = ["loss=ce", "input_scaling=divide_255", "in_channels=3",
+                           "normalize_mean=0.485, 0.456, 0.406", "normalize_std=0.229, 0.224, 0.225"]
+
+/// The keys of a recipe that decide how an image becomes a mask: ensemble members must agree.
+let pipelineKeys = ["model", "in_channels", "classes", "loss", "input_scaling", "normalize_mean", "normalize_std", "resize",
+                    "ignore_index", "class_colors", "data"]
+
+/// Loads training checkpoints (each with its recipe unless --config/--set say otherwise) or plain
+/// state_dicts (`--weights`, for the model the recipe names; what the tensors determine is read
+/// from them and printed).
+func loadModels(_ source: ModelSource, recipe: ConfigOptions, checkingData: Bool = true) throws -> LoadedModels {
+    switch (source.checkpoint.isEmpty, source.weights.isEmpty) {
+    case (false, true):
+        var loaded: LoadedModels?
+        for path in source.checkpoint {
+            let ckpt = try Checkpoint(path: path)
+            let config = try recipe.resolve(fallback: (ckpt.configText, path), checkingData: checkingData)
+            if loaded == nil { configureThreads(config.threads) }
+            let model = config.makeModel()
+            try ckpt.restore(model: model, optimizer: nil)
+            if var l = loaded {
+                let mine = config.rendered(keys: pipelineKeys), first = l.config.rendered(keys: pipelineKeys)
+                if mine != first {
+                    let differing = zip(mine.split(separator: "\n"), first.split(separator: "\n")).filter { $0 != $1 }.map { "'\($0.0)' where \(l.files[0]) has '\($0.1)'" }
+                    throw ValidationError("\(path) cannot join the ensemble: its recipe turns images into masks differently (\(differing.joined(separator: "; ")))")
+                }
+                l.models.append(model); l.files.append(path)
+                loaded = l
+            } else {
+                loaded = LoadedModels(config: config, models: [model], step: ckpt.step, files: [path])
+            }
         }
-        guard report.missing.isEmpty else {
-            throw ValidationError("\(path) lacks \(report.missing.count) of the \(config.model.rawValue) model's tensors (is the recipe's model, width, classes, backbone_depth and aux_loss the one these weights were made for?): \(report.summary)")
+        return loaded!
+    case (true, false):
+        let named = try recipe.resolve(checkingData: checkingData)
+        let presets = named.model.isTorchvisionModel ? torchvisionPipeline : []
+        var loaded: LoadedModels?
+        for path in source.weights {
+            let file = try SafeTensorsFile(path: path)
+            let shapes = Dictionary(file.entries.map { ($0.name, $0.shape) }, uniquingKeysWith: { a, _ in a })
+            var settings = named.model.settings(fromShapes: shapes)
+            if settings.backboneDepth == named.model.defaultBackboneDepth { settings.backboneDepth = nil }
+            let config = try recipe.resolve(checkingData: checkingData, presets: presets, determined: settings.overrides)
+            if loaded == nil {
+                configureThreads(config.threads)
+                var note = "segdist: \(path): \(config.model.rawValue)"
+                if !settings.overrides.isEmpty { note += " with " + settings.overrides.joined(separator: ", ") + " (from its tensors)" }
+                if !presets.isEmpty { note += "; run as torchvision runs it (unless the recipe says otherwise)" }
+                FileHandle.standardError.write((note + "\n").data(using: .utf8)!)
+            }
+            let model = config.makeModel()
+            let report: StateDictReport
+            do {
+                report = try model.store.loadStateDict(file)
+            } catch let e as ModelError {
+                throw ValidationError(e.description + " (the recipe's model is \(config.model.rawValue); set model= to the one these weights were made for)")
+            }
+            guard report.missing.isEmpty else {
+                throw ValidationError("\(path) lacks \(report.missing.count) of the \(config.model.rawValue) model's tensors (is model=\(config.model.rawValue) the one these weights were made for?): \(report.summary)")
+            }
+            if !report.unexpected.isEmpty {
+                FileHandle.standardError.write("segdist: note: \(path): ignored \(report.unexpected.count) tensor(s) the model has no place for: \(report.unexpected.prefix(8).joined(separator: ", "))\n".data(using: .utf8)!)
+            }
+            if var l = loaded {
+                guard config.rendered(keys: pipelineKeys) == l.config.rendered(keys: pipelineKeys) else {
+                    throw ValidationError("\(path) cannot join the ensemble: it is not the same kind of model as \(l.files[0])")
+                }
+                l.models.append(model); l.files.append(path)
+                loaded = l
+            } else {
+                loaded = LoadedModels(config: config, models: [model], step: nil, files: [path])
+            }
         }
-        if !report.unexpected.isEmpty {
-            FileHandle.standardError.write("segdist: note: \(path): ignored \(report.unexpected.count) tensor(s) the model has no place for: \(report.unexpected.prefix(8).joined(separator: ", "))\n".data(using: .utf8)!)
-        }
-        return (config, model, nil, path)
+        return loaded!
     default:
-        throw ValidationError("give exactly one of --checkpoint (a segdist checkpoint) and --weights (a plain state_dict)")
+        throw ValidationError("give --checkpoint (segdist checkpoints) or --weights (plain state_dicts), one or more of one kind")
     }
 }
 

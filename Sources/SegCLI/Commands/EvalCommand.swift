@@ -6,23 +6,32 @@ import SegTrain
 struct EvalCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "eval",
-        abstract: "Dice and Jaccard of a checkpoint on the validation set; printed and written as JSON.")
+        abstract: "Dice and Jaccard on the validation set, as training's validation and predict compute them; printed and written as JSON.",
+        discussion: """
+        Every validation image is predicted whole at its own size through predict's pipeline (the recipe's scaling, \
+        resize, normalisation, tta) and scored at its mask's own resolution. Several --checkpoint (or --weights) \
+        make an ensemble: the mean of their probabilities.
+        """)
 
     @OptionGroup var source: ModelSource
     @OptionGroup var recipe: ConfigOptions
-    @Option(help: "Where to write the JSON (default: eval.json beside the checkpoint).") var output: String?
+    @Option(help: "Where to write the JSON (default: eval.json beside the (first) checkpoint).") var output: String?
 
     func run() throws {
         try reportingErrors {
-            let (config, model, step, source) = try loadModel(source, recipe: recipe)
+            let loaded = try loadModels(source, recipe: recipe)
+            let config = loaded.config
             let data = try config.makeDataset()
-            let batches = validationBatches(data: data, indices: 0..<data.validationCount, batch: config.batchSize)
-            let scores = evaluate(model: model, batches: batches, activation: config.loss.outputActivation)
-            let path = output ?? URL(fileURLWithPath: source).deletingLastPathComponent().appendingPathComponent("eval.json").path
-            try printJSON(["checkpoint": source, "step": step as Any, "images": scores.images, "dice": scores.dice,
+            let pipeline = InferencePipeline(config: config, models: loaded.models)
+            FileHandle.standardError.write("# \(data.validationCount) validation images; \(pipeline.summary)\n".data(using: .utf8)!)
+            let samples = (0..<data.validationCount).map { data.validationSample($0) }
+            let scores = try evaluate(pipeline, samples: samples, batch: config.batchSize)
+            let path = output ?? URL(fileURLWithPath: loaded.files[0]).deletingLastPathComponent().appendingPathComponent("eval.json").path
+            try printJSON(["checkpoint": loaded.files.count == 1 ? loaded.files[0] as Any : loaded.files as Any, "step": loaded.step as Any,
+                           "images": scores.images, "dice": scores.dice,
                            "jaccard": scores.jaccard, "foreground_dice": scores.foregroundDice,
                            "pooled_foreground_dice": scores.pooledForegroundDice,
-                           "foreground_jaccard": scores.foregroundJaccard], to: path)
+                           "foreground_jaccard": scores.foregroundJaccard, "tta": config.ttaFlip ? "flip" : "none"], to: path)
             FileHandle.standardError.write("wrote \(path)\n".data(using: .utf8)!)
         }
     }

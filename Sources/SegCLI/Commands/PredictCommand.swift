@@ -28,8 +28,17 @@ struct PredictCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            let (config, model, _, _) = try loadModel(source, recipe: recipe, checkingData: false)
+            let loaded = try loadModels(source, recipe: recipe, checkingData: false)
+            let config = loaded.config
             guard tile >= 0, batch >= 1, (overlap ?? 0) >= 0 else { throw ValidationError("--tile, --overlap and --batch must not be negative (--batch at least 1)") }
+            let pipeline = InferencePipeline(config: config, models: loaded.models)
+            pipeline.tile = tile; pipeline.overlap = overlap; pipeline.windowBatch = batch
+            pipeline.progress = { h, w, done, all in
+                if all >= 8 && (done == all || done % max(1, all / 10) < self.batch) {
+                    FileHandle.standardError.write("  windows \(done)/\(all)\n".data(using: .utf8)!)
+                }
+            }
+            FileHandle.standardError.write("# \(pipeline.summary)\n".data(using: .utf8)!)
             var isDirectory: ObjCBool = false
             guard FileManager.default.fileExists(atPath: input, isDirectory: &isDirectory) else {
                 throw ImageError(path: input, problem: "no such file or directory")
@@ -37,63 +46,52 @@ struct PredictCommand: ParsableCommand {
             let files: [(path: String, output: String)]
             if isDirectory.boolValue {
                 guard mask == nil else { throw ValidationError("--mask goes with a single --input image, not a folder") }
-                let names = try FileManager.default.contentsOfDirectory(atPath: input).sorted()
-                    .filter { ["png", "jpg", "jpeg"].contains(URL(fileURLWithPath: $0).pathExtension.lowercased()) && !$0.hasPrefix(".") }
+                let names: [String]
+                do {
+                    names = try FileManager.default.contentsOfDirectory(atPath: input).sorted()
+                        .filter { ["png", "jpg", "jpeg"].contains(URL(fileURLWithPath: $0).pathExtension.lowercased()) && !$0.hasPrefix(".") }
+                } catch {
+                    throw ImageError(path: input, problem: "cannot be listed: \(describeFileProblem(at: input, error))")
+                }
                 guard !names.isEmpty else { throw ImageError(path: input, problem: "holds no .png, .jpg or .jpeg image") }
-                files = names.map { (input + "/" + $0, output + "/" + URL(fileURLWithPath: $0).deletingPathExtension().lastPathComponent) }
+                // one output folder per image: by stem, or by the whole name where two share a stem (a.png, a.jpg)
+                let stems = names.map { URL(fileURLWithPath: $0).deletingPathExtension().lastPathComponent }
+                let shared = Set(stems.filter { stem in stems.filter { $0 == stem }.count > 1 })
+                files = zip(names, stems).map { (input + "/" + $0, output + "/" + (shared.contains($1) ? $0 : $1)) }
             } else {
                 files = [(input, output)]
             }
             for (i, file) in files.enumerated() {
-                try predictOne(path: file.path, output: file.output, config: config, model: model)
+                try predictOne(path: file.path, output: file.output, config: config, pipeline: pipeline)
                 if files.count > 1 { FileHandle.standardError.write("[\(i + 1)/\(files.count)] \(file.path)\n".data(using: .utf8)!) }
             }
         }
     }
 
-    func predictOne(path: String, output: String, config: TrainingConfig, model: SegmentationModel) throws {
+    func predictOne(path: String, output: String, config: TrainingConfig, pipeline: InferencePipeline) throws {
         let image = try ImageFile(path: path)
-        let minSide = 1 << config.model.downsamplings
-        guard image.width >= minSide, image.height >= minSide else {
-            throw ImageError(path: path, problem: "is \(image.width)x\(image.height); \(config.model.rawValue) needs at least \(minSide)x\(minSide)")
-        }
+        let k = pipeline.classes
         let truth = try mask.map { maskPath -> PNGImage in
-            let m = try MaskFile(path: maskPath, rule: config.maskRule)
+            let m = try MaskFile(path: maskPath, rule: config.maskRule.decided(for: [maskPath]).rule)
             guard m.width == image.width, m.height == image.height else {
                 throw ImageError(path: maskPath, problem: "is \(m.width)x\(m.height) but the image is \(image.width)x\(image.height)")
             }
             return PNGImage(width: m.width, height: m.height, channels: 1,
-                            pixels: m.labels.map { $0 == Sample.ignored ? 128 : maskValue(class: Int($0), classes: model.classes) })
+                            pixels: m.labels.map { $0 == Sample.ignored ? 128 : maskValue(class: Int($0), classes: k) })
         }
-        let available = MemoryEstimate.availableBytes
-        let whole = MemoryEstimate.prediction(model: model, architecture: config.model, height: image.height, width: image.width)
-        let fitsWhole = whole.totalBytes <= min(available ?? Int.max, 4 << 30)
-        var plan: TilePlan?
-        if tile > 0 || !fitsWhole {
-            // windows a multiple of what the model's downsamplings need
-            let side = max(minSide, (tile > 0 ? tile : max(config.imageSize, 256)) / minSide * minSide)
-            plan = TilePlan(height: image.height, width: image.width, tile: side, overlap: overlap ?? side / 4, batch: batch)
-        }
-        let memory = plan.map { MemoryEstimate.tiledPrediction(model: model, architecture: config.model, height: image.height,
-                                                              width: image.width, plan: $0) } ?? whole
-        if let available, memory.totalBytes > available {
+        let (memory, plan) = pipeline.memory(height: image.height, width: image.width)
+        if let available = MemoryEstimate.availableBytes, memory.totalBytes > available {
             throw ImageError(path: path, problem: String(format: "is %dx%d: predicting it needs %@, but %.2f GB is available; use smaller windows (--tile, --batch) or downscale it", image.width, image.height, memory.summary, Double(available) / 1e9))
         }
-        let x = Predictor.input(from: image, channels: config.inChannels, scaling: config.inputScaling, normalization: config.normalization)
-        let activation = config.loss.outputActivation
-        let prediction: Prediction
         if let plan {
             FileHandle.standardError.write("\(path): \(image.width)x\(image.height) in \(plan.origins.count) windows of \(plan.tileWidth)x\(plan.tileHeight) (overlap \(plan.overlap), \(plan.batch) per pass; \(memory.summary))\n".data(using: .utf8)!)
-            prediction = Predictor.predictTiled(model: model, input: x, activation: activation, plan: plan) { done, all in
-                if all >= 8 && (done == all || done % max(1, all / 10) < plan.batch) {
-                    FileHandle.standardError.write("  windows \(done)/\(all)\n".data(using: .utf8)!)
-                }
-            }
-        } else {
-            prediction = Predictor.predict(model: model, input: x, activation: activation)
+        }
+        let prediction: Prediction
+        do { prediction = try pipeline.predict(pipeline.pixels(of: image), height: image.height, width: image.width) } catch let e as TrainingError {
+            throw ImageError(path: path, problem: e.description)
         }
         try createDirectory(output)
-        let k = prediction.classCount, (h, w) = (image.height, image.width)
+        let (h, w) = (image.height, image.width)
         let maskImage: PNGImage
         if let colours = config.classColors {
             maskImage = PNGImage(width: w, height: h, channels: 3, pixels: prediction.classes.flatMap { colours[Int($0)] })

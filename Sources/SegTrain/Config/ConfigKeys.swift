@@ -18,6 +18,8 @@ struct ConfigKey {
         case floatListOrAuto(ClosedRange<Float>)
         /// `#RRGGBB` colours, comma-separated (one when `single`), or `none`.
         case colors(single: Bool)
+        /// A `ResizeRule`: none, HxW or shorter:N.
+        case resize
     }
     let name: String
     let kind: Kind
@@ -110,6 +112,15 @@ let configKeys: [ConfigKey] = [
               get: { $0.classColors.map { $0.map(hexColor).joined(separator: ", ") } ?? "none" }, set: { $0.classColors = colorList($1) }),
     ConfigKey(name: "ignore_color", kind: .colors(single: true), help: "data folder: the #RRGGBB colour of unlabelled pixels in colour masks, or none",
               get: { $0.ignoreColor.map(hexColor) ?? "none" }, set: { $0.ignoreColor = colorList($1)?.first }),
+    ConfigKey(name: "resize", kind: .resize,
+              help: "how images are resized for the model: none (their own size, the default), HxW (e.g. 128x128) or shorter:N (shorter side N, aspect kept); evaluation and predict resize the probabilities back, so masks are scored and written at their own size",
+              get: { $0.resize.text }, set: { $0.resize = ResizeRule($1)! }),
+    ConfigKey(name: "input_scaling", kind: .choice(["auto"] + InputScaling.allCases.map(\.rawValue)),
+              help: "how 8-bit pixels become inputs: min_max (each image stretched to 0..1) | divide_255 | auto (min_max for data: shapes, else divide_255)",
+              get: { $0.inputScalingChoice?.rawValue ?? "auto" }, set: { $0.inputScalingChoice = InputScaling(rawValue: $1) }),
+    ConfigKey(name: "tta", kind: .choice(["none", "flip"]),
+              help: "test-time augmentation of validation, eval and predict: flip = the mean of the 4 mirrored predictions (nnU-Net's mirroring)",
+              get: { $0.ttaFlip ? "flip" : "none" }, set: { $0.ttaFlip = $1 == "flip" }),
     ConfigKey(name: "flip_horizontal", kind: .bool, help: "augmentation: flip training samples left-right with probability 0.5",
               get: { String($0.augmentation.flipHorizontal) }, set: { $0.augmentation.flipHorizontal = $1 == "true" }),
     ConfigKey(name: "flip_vertical", kind: .bool, help: "augmentation: flip training samples upside down with probability 0.5",
@@ -121,7 +132,7 @@ let configKeys: [ConfigKey] = [
     augmentation("contrast", 0...1, "augmentation: largest contrast change either way (factor 1 ± contrast)", \.contrast),
     augmentation("gaussian_noise", 0...1, "augmentation: standard deviation of noise added to the images (in 0..1)", \.noise),
     ConfigKey(name: "crop", kind: .intOr("none", 1...8192),
-              help: "training samples are random crops of this side from the image_size images (padded where the image does not reach; the mask there ignored), validation ones centre crops; none = whole images",
+              help: "training samples are random crops of this side (images smaller than it padded, the mask ignored there); needed when the images come in several sizes; validation always scores whole images; none = whole images",
               get: { $0.augmentation.crop.map(String.init) ?? "none" }, set: { $0.augmentation.crop = $1 == "none" ? nil : Int($1)! }),
     ConfigKey(name: "normalize_mean", kind: .floatListOrAuto(-1000...1000),
               help: "per-channel mean subtracted from [0, 1] inputs (torchvision: 0.485, 0.456, 0.406), or none",
@@ -137,7 +148,7 @@ let configKeys: [ConfigKey] = [
               get: { $0.masksNPY.isEmpty ? "none" : $0.masksNPY }, set: { $0.masksNPY = $1 == "none" ? "" : $1 }),
     float("val_fraction", 0...0.9, "data npy: share of the samples held out for validation (seeded)", \.valFraction),
     choice("onehot_background", "data npy: the one-hot channel that is the background (class 0): last (M2NIST) | first", \.onehotBackground),
-    int("image_size", 1...8192, "image side in pixels", \.imageSize),
+    int("image_size", 1...8192, "synthetic data (shapes, rgb_shapes): image side in pixels (file data keeps its own size; see resize)", \.imageSize),
     int("discs", 0...1000, "discs per image", \.discs),
     int("radius_min", 1...4096, "smallest disc radius (inclusive)", \.radiusMin),
     int("radius_max", 2...4096, "largest disc radius (exclusive)", \.radiusMax),
@@ -194,6 +205,7 @@ extension ConfigKey.Kind {
         case let .floatList(r): return "none | numbers in \(formatFloat(r.lowerBound))...\(formatFloat(r.upperBound)), comma-separated"
         case let .floatListOrAuto(r): return "none | auto | numbers in \(formatFloat(r.lowerBound))...\(formatFloat(r.upperBound)), comma-separated"
         case let .colors(single): return single ? "none | #RRGGBB" : "none | #RRGGBB colours, comma-separated"
+        case .resize: return "none | HxW | shorter:N"
         }
     }
 }

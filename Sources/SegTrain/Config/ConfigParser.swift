@@ -29,6 +29,31 @@ extension TrainingConfig {
         return config
     }
 
+    /// A recipe by path, or, when no such file exists, a shipped recipe by name (`unet.cfg` or
+    /// `unet`, as in configs/): the binary carries them, so they work from any directory.
+    public static func load(recipe: String, checkingData: Bool = true) throws -> TrainingConfig {
+        var config = TrainingConfig()
+        try config.apply(recipe: recipe, checkingData: checkingData)
+        return config
+    }
+
+    /// `load(recipe:)`'s keys applied on top of this config.
+    public mutating func apply(recipe: String, checkingData: Bool = true) throws {
+        if FileManager.default.fileExists(atPath: recipe) || recipe.contains("/") && !recipe.hasPrefix("configs/") {
+            guard let text = try? String(contentsOfFile: recipe, encoding: .utf8) else {
+                throw ConfigError(source: recipe, line: nil, key: nil,
+                                  problem: FileManager.default.fileExists(atPath: recipe) ? "cannot be read as UTF-8 text" : "no such file")
+            }
+            return try apply(text: text, source: recipe, checkingData: checkingData)
+        }
+        let name = String(recipe.split(separator: "/").last ?? "")
+        guard let text = shippedRecipes[name] ?? shippedRecipes[name + ".cfg"] else {
+            throw ConfigError(source: recipe, line: nil, key: nil,
+                              problem: "no such file, nor a shipped recipe (those are: \(shippedRecipes.keys.sorted().joined(separator: ", ")))")
+        }
+        try apply(text: text + "\n", source: "\(name.hasSuffix(".cfg") ? name : name + ".cfg") (shipped recipe)", checkingData: checkingData)
+    }
+
     /// Applies every `key: value` line of `text` on top of this config, then checks the whole.
     public mutating func apply(text: String, source: String, checkingData: Bool = true) throws {
         var seen: [String: Int] = [:]
@@ -109,6 +134,8 @@ extension TrainingConfig {
                     throw fail("expected #RRGGBB colours (comma-separated) or none, got '\(abbreviated(item))'")
                 }
             }
+        case .resize:
+            guard ResizeRule(value) != nil else { throw fail("expected none, HxW (e.g. 128x128) or shorter:N, got '\(abbreviated(value))'") }
         case .bool:
             guard value == "true" || value == "false" else { throw fail("expected true or false, got '\(abbreviated(value))'") }
         case .string:
@@ -143,9 +170,6 @@ extension TrainingConfig {
                     throw fail(key, "no such directory: \(dir)")
                 }
             }
-            if imageSize < factor {
-                throw fail("image_size", "\(model.rawValue) halves the image \(model.downsamplings) times, so it needs at least \(factor) pixels, got \(imageSize)")
-            }
         } else {
             let needed = data == .rgb_shapes ? 3 : 1
             if inChannels != needed { throw fail("in_channels", "data \(data.rawValue) has \(needed) channel(s), but in_channels is \(inChannels)") }
@@ -165,6 +189,12 @@ extension TrainingConfig {
         }
         if let ignoreIndex, ignoreIndex < max(classes, 2) {
             throw fail("ignore_index", "\(ignoreIndex) is one of the \(max(classes, 2)) classes; pick a value above them (255) or none")
+        }
+        if let size = resize.fixedSize, min(size.height, size.width) < factor {
+            throw fail("resize", "\(model.rawValue) halves the image \(model.downsamplings) times, so it needs at least \(factor) pixels, got \(resize.text)")
+        }
+        if case let .shorterSide(n) = resize, n < factor {
+            throw fail("resize", "\(model.rawValue) halves the image \(model.downsamplings) times, so it needs at least \(factor) pixels, got \(resize.text)")
         }
         if let crop = augmentation.crop, crop < factor {
             throw fail("crop", "\(model.rawValue) halves the image \(model.downsamplings) times, so it needs at least \(factor) pixels, got \(crop)")
@@ -209,6 +239,11 @@ extension TrainingConfig {
         if images.shape.count >= 3 && min(images.shape[1], images.shape[2]) < factor {
             throw fail("images_npy", "\(model.rawValue) halves the image \(model.downsamplings) times, so it needs at least \(factor) pixels; the images are \(images.shape[1])x\(images.shape[2])")
         }
+    }
+
+    /// The `key: value` lines of `keys` only.
+    public func rendered(keys: [String]) -> String {
+        configKeys.filter { keys.contains($0.name) }.map { "\($0.name): \($0.get(self))" }.joined(separator: "\n")
     }
 
     /// The effective config as `key: value` lines, in a fixed order (also its identity).

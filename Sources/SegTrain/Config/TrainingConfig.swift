@@ -57,6 +57,13 @@ public struct TrainingConfig: Equatable, Sendable {
     public var ignoreIndex: Int? = 255
     public var classColors: [[UInt8]]? = nil
     public var ignoreColor: [UInt8]? = nil
+    /// How images are resized for the model (file data keeps its own size by default).
+    public var resize: ResizeRule = .none
+    /// How 8-bit pixels become inputs; nil (`auto`) = min-max for the grey synthetic discs,
+    /// divided by 255 for everything else.
+    public var inputScalingChoice: InputScaling? = nil
+    /// Test-time augmentation in evaluation and prediction: the mean of the mirrored predictions.
+    public var ttaFlip = false
     /// Training augmentation (flips, scale, rotation, crop, brightness/contrast, noise).
     public var augmentation = Augmentation()
     /// Per-channel (x - mean) / std after scaling pixels to [0, 1] (ImageNet's for torchvision's

@@ -7,8 +7,8 @@ public struct Prediction {
     /// (classes, H, W) on the host: sigmoid per channel or softmax over the classes, as the
     /// loss the model was trained with decides (`LossKind.outputActivation`).
     public let probabilities: Tensor
-    /// (H, W): the class of highest probability (the first on ties); with a single channel,
-    /// 1 where its probability is above 0.5.
+    /// (H, W): the classes of `decideClasses` — the most probable (the first on ties); with a
+    /// single channel, 1 where its probability is above 0.5.
     public let classes: [Int32]
 
     public var classCount: Int { probabilities.shape[0] }
@@ -27,23 +27,11 @@ public struct Prediction {
     }
 }
 
-/// How 8-bit pixels became the model's inputs in training, so prediction does the same.
-public enum InputScaling: Sendable {
-    /// Each image stretched to [0, 1] (the synthetic grey discs).
-    case minMax
-    /// Divided by 255 (RGB synthetic data, uint8 arrays).
-    case divideBy255
-}
-
 public enum Predictor {
     /// The image as the model saw its training images: (1, channels, H, W) in [0, 1] by
     /// `scaling`; an RGB file for a grey model is converted with the ITU-R 601 luma weights.
     public static func input(from file: ImageFile, channels: Int, scaling: InputScaling, normalization: Normalization? = nil) -> Tensor {
-        var values = file.planes(channels: channels)     // divided by 255
-        if scaling == .minMax {
-            let lo = values.min() ?? 0, hi = values.max() ?? 0
-            values = values.map { hi > lo ? ($0 - lo) / (hi - lo) : 0 }
-        }
+        var values = scaling.planes(of: file, channels: channels)
         normalization?.apply(to: &values, channels: channels)
         return Tensor(shape: [1, channels, file.height, file.width], storage: values)
     }
@@ -56,8 +44,6 @@ public enum Predictor {
         let probabilities = backend.activate(logits, activation)
         let (_, k, h, w) = logits.nchw
         let host = backend.download(probabilities).reshaped([k, h, w])
-        let classes = k == 1 ? host.withUnsafeBufferPointer { $0.map { $0 > 0.5 ? Int32(1) : 0 } }
-                             : backend.downloadIndices(backend.argmaxChannels(probabilities)).values
-        return Prediction(probabilities: host, classes: classes)
+        return Prediction(probabilities: host, classes: decideClasses(host.storage, classes: k))
     }
 }

@@ -76,9 +76,7 @@ extension Predictor {
         }
         for kk in 0..<k { for p in 0..<(h * w) { sum[kk * h * w + p] /= weights[p] } }
         let blended = Tensor(shape: [k, h, w], storage: sum)
-        let classes = k == 1 ? sum.map { $0 > 0.5 ? Int32(1) : 0 }
-                             : CPUBackend.shared.argmaxChannels(blended.reshaped([1, k, h, w])).values
-        return Prediction(probabilities: blended, classes: classes)
+        return Prediction(probabilities: blended, classes: decideClasses(sum, classes: k))
     }
 }
 
