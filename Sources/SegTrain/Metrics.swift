@@ -92,6 +92,10 @@ public struct SegmentationScores: Equatable, Sendable {
         images += other.images
     }
 
+    /// Per class [|A∩B|, |A| (predicted), |B| (truth)] in pixels over all images: what two
+    /// evaluations that count the same pixels agree on exactly.
+    public var classPixelCounts: [[Int]] { (0..<classes).map { k in (0..<3).map { Int(pixelCounts[3 * k + $0]) } } }
+
     public var dice: [Double] { diceSum.map { $0 / Double(max(images, 1)) } }
     public var jaccard: [Double] { jaccardSum.map { $0 / Double(max(images, 1)) } }
     /// The headline numbers: means over the foreground classes (all but class 0); with a single

@@ -206,6 +206,7 @@ public final class TrainingRun {
                                              "foreground_dice": scores.foregroundDice,
                                              "foreground_jaccard": scores.foregroundJaccard,
                                              "pooled_foreground_dice": scores.pooledForegroundDice,
+                                             "pixel_counts": scores.classPixelCounts,
                                              "elapsed_s": Date().timeIntervalSince(started)]
                 let improved = scores.foregroundDice > (bestDice ?? -1)
                 if improved { bestDice = scores.foregroundDice }

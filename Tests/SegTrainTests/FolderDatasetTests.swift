@@ -65,10 +65,16 @@ final class FolderDatasetTests: XCTestCase {
         for sub in ["val/images", "val/masks"] { try FileManager.default.createDirectory(atPath: dir + "/data/" + sub, withIntermediateDirectories: true) }
         try FileManager.default.moveItem(atPath: dir + "/data/images/0003.png", toPath: dir + "/data/val/images/0003.png")
         try FileManager.default.moveItem(atPath: dir + "/data/masks/0003.png", toPath: dir + "/data/val/masks/0003.png")
-        let data = try config().makeDataset()
+        // the files' own size unless the recipe resizes; validation samples always as the files are
+        let own = try config().makeDataset()
+        XCTAssertEqual([own.trainingSample(epoch: 0, index: 0).height, own.trainingSample(epoch: 0, index: 0).width], [48, 48])
+        let data = try config(["resize=32x40"]).makeDataset()
         XCTAssertEqual([data.trainingCount, data.validationCount], [3, 1])
+        let t = data.trainingSample(epoch: 0, index: 0)
+        XCTAssertEqual([t.height, t.width, t.image.count], [32, 40, 32 * 40])
+        XCTAssertEqual([data.imageSize.height, data.imageSize.width], [32, 40])
         let s = data.validationSample(0)
-        XCTAssertEqual([s.height, s.width, s.image.count], [32, 32, 32 * 32])
+        XCTAssertEqual([s.height, s.width, s.image.count], [48, 48, 48 * 48])
         XCTAssertTrue(Set(s.labels).isSubset(of: [0, 1]))
     }
 

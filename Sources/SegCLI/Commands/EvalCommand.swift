@@ -31,6 +31,7 @@ struct EvalCommand: ParsableCommand {
                            "images": scores.images, "dice": scores.dice,
                            "jaccard": scores.jaccard, "foreground_dice": scores.foregroundDice,
                            "pooled_foreground_dice": scores.pooledForegroundDice,
+                                             "pixel_counts": scores.classPixelCounts,
                            "foreground_jaccard": scores.foregroundJaccard, "tta": config.ttaFlip ? "flip" : "none"], to: path)
             FileHandle.standardError.write("wrote \(path)\n".data(using: .utf8)!)
         }

@@ -38,7 +38,6 @@ struct PredictCommand: ParsableCommand {
                     FileHandle.standardError.write("  windows \(done)/\(all)\n".data(using: .utf8)!)
                 }
             }
-            FileHandle.standardError.write("# \(pipeline.summary)\n".data(using: .utf8)!)
             var isDirectory: ObjCBool = false
             guard FileManager.default.fileExists(atPath: input, isDirectory: &isDirectory) else {
                 throw ImageError(path: input, problem: "no such file or directory")
@@ -61,6 +60,7 @@ struct PredictCommand: ParsableCommand {
             } else {
                 files = [(input, output)]
             }
+            FileHandle.standardError.write("# \(pipeline.summary)\n".data(using: .utf8)!)
             for (i, file) in files.enumerated() {
                 try predictOne(path: file.path, output: file.output, config: config, pipeline: pipeline)
                 if files.count > 1 { FileHandle.standardError.write("[\(i + 1)/\(files.count)] \(file.path)\n".data(using: .utf8)!) }
