@@ -2,6 +2,7 @@ import XCTest
 import SegNN
 import Foundation
 import SegTrain
+import SegTestSupport
 
 final class ConfigTests: XCTestCase {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
@@ -22,6 +23,30 @@ final class ConfigTests: XCTestCase {
         let fromFile = try TrainingConfig.load(path: Self.root + "/configs/unet.cfg")
         XCTAssertEqual(fromFile, TrainingConfig())
         XCTAssertEqual(fromFile.rendered(), TrainingConfig().rendered())
+    }
+
+    /// The binary carries configs/ (a packed segdist far from this repository finds them too):
+    /// `--config unet.cfg` works from any directory, a file path still wins.
+    func testShippedRecipesAreBuiltInAndFoundByName() throws {
+        let files = try FileManager.default.contentsOfDirectory(atPath: Self.root + "/configs").filter { $0.hasSuffix(".cfg") }
+        XCTAssertEqual(Set(shippedRecipes.keys), Set(files), "run configs/embed.sh after adding a recipe")
+        for name in files {
+            let text = try String(contentsOfFile: Self.root + "/configs/" + name, encoding: .utf8)
+            XCTAssertEqual(shippedRecipes[name].map { $0 + "\n" }, text, "\(name) differs from its built-in copy: run configs/embed.sh")
+            XCTAssertEqual(try TrainingConfig.load(recipe: name, checkingData: false), try TrainingConfig.load(path: Self.root + "/configs/" + name, checkingData: false))
+        }
+        XCTAssertEqual(try TrainingConfig.load(recipe: "deeplabv3").model, .deeplabv3_resnet50, "the .cfg may be left out")
+        XCTAssertThrowsError(try TrainingConfig.load(recipe: "unet_tiny.cfg")) {
+            XCTAssertTrue("\($0)".hasPrefix("unet_tiny.cfg: no such file, nor a shipped recipe (those are: deeplabv3.cfg, fcn8s.cfg"), "\($0)")
+        }
+        let elsewhere = NSTemporaryDirectory() + "segdist-recipes-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: elsewhere, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: elsewhere) }
+        let shown = try runSegdist(["config", "--config", "unet_lab.cfg"], in: elsewhere)
+        XCTAssertEqual(shown.code, 0, shown.stderr)
+        XCTAssertTrue(shown.stdout.contains("width: 64    #"), shown.stdout)
+        try "model: unet_shallow\n".write(toFile: elsewhere + "/unet_lab.cfg", atomically: true, encoding: .utf8)
+        XCTAssertTrue(try runSegdist(["config", "--config", "unet_lab.cfg"], in: elsewhere).stdout.contains("model: unet_shallow"), "a file wins")
     }
 
     func testEveryShippedRecipeParses() throws {

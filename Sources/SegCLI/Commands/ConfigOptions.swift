@@ -118,7 +118,8 @@ func loadModels(_ source: ModelSource, recipe: ConfigOptions, checkingData: Bool
             do {
                 report = try model.store.loadStateDict(file)
             } catch let e as ModelError {
-                throw ValidationError(e.description + " (the recipe's model is \(config.model.rawValue); set model= to the one these weights were made for)")
+                let guess = ModelArchitecture.guess(fromNames: Set(file.names)).flatMap { $0 == config.model ? nil : $0.rawValue }
+                throw ValidationError(e.description + " (the recipe's model is \(config.model.rawValue); " + (guess.map { "these tensors look like \($0)'s: set model=\($0)" } ?? "set model= to the one these weights were made for") + ")")
             }
             guard report.missing.isEmpty else {
                 throw ValidationError("\(path) lacks \(report.missing.count) of the \(config.model.rawValue) model's tensors (is model=\(config.model.rawValue) the one these weights were made for?): \(report.summary)")

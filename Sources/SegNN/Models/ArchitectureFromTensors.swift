@@ -62,6 +62,21 @@ extension ModelArchitecture {
         return s
     }
 
+    /// The architecture a state_dict's names belong to, from a tensor only it has (nil: none
+    /// known). ResNet depths 50/101 share their names; the depth is read by `settings`.
+    public static func guess(fromNames names: Set<String>) -> ModelArchitecture? {
+        if names.contains("inc.conv.conv.0.weight") {
+            return names.contains("down3.mpconv.1.conv.0.weight") ? .unet : .unet_shallow
+        }
+        if names.contains("encoder1.enc1conv1.weight") { return .unet_tconv }
+        if names.contains("encoder.0.weight") && names.contains("upsample.0.weight") { return .fcn_m2nist }
+        if names.contains("score_fr.weight") { return .fcn8s }
+        if names.contains("cls.4.weight") { return .pspnet }
+        if names.contains("classifier.0.convs.0.0.weight") { return .deeplabv3_resnet50 }
+        if names.contains("classifier.0.weight") && names.contains("backbone.conv1.weight") { return .fcn_resnet50 }
+        return nil
+    }
+
     /// torchvision's own segmentation models: their state_dicts run as torchvision runs them.
     public var isTorchvisionModel: Bool {
         switch self {

@@ -150,9 +150,12 @@ collective_timeout: 60
 # The lab's UNet on your own images: data_dir holds images/ (PNG or JPEG) and masks/ (PNG), paired
 # by file name, and optionally val/images/ and val/masks/ (else val_fraction of the pairs is held
 # out). Masks: grey class indices (or 0/255 for two classes), palette indices (PASCAL VOC), or
-# colours listed in class_colors; pixels equal to ignore_index count nowhere. `segdist generate
-# --count 1000 --output data/shapes` writes exactly this layout. Every image is resized to
-# image_size; the augmentation keys below are off at their defaults.
+# colours listed in class_colors; pixels equal to ignore_index count nowhere (what 255 means is
+# decided once for all masks and printed). `segdist generate --count 1000 --output data/shapes`
+# writes exactly this layout. The model sees every image at its own size (resize: none);
+# images of several sizes train on random crops (crop: N). Validation, eval and predict score
+# every image whole at its own size, the same way. The augmentation keys below are off at
+# their defaults.
 model: unet
 width: 16
 in_channels: 1           # 3 for RGB photographs
@@ -161,7 +164,8 @@ loss: bce
 
 data: folder
 data_dir: data/shapes
-image_size: 128
+resize: none             # or HxW (e.g. 128x128), or shorter:N (aspect kept); predict resizes back
+input_scaling: auto      # divide_255 for files; min_max stretches each image to 0..1
 val_fraction: 0.1
 ignore_index: 255
 class_colors: none
@@ -170,12 +174,13 @@ flip_vertical: false
 scale_min: 1             # e.g. 0.5 and 2 for random zoom
 scale_max: 1
 rotate: 0                # degrees either way
-crop: none               # e.g. 96: random 96x96 crops for training, centre crops for validation
+crop: none               # e.g. 96: random 96x96 training crops (needed when sizes differ)
 brightness: 0
 contrast: 0
 gaussian_noise: 0
 normalize_mean: none     # auto: measured over the training images
 normalize_std: none
+tta: none                # flip: validation, eval and predict average the 4 mirrored predictions
 
 optimizer: sgd
 lr: 0.001
