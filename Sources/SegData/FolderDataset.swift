@@ -36,11 +36,11 @@ public struct FolderDataset: SegmentationDataset {
         if let census {
             let sizes = Set(census.trainingSizes + census.validationSizes)
             text += sizes.count == 1 ? ", all \(sizes.first!)" : ", \(sizes.count) sizes (\(sizes.map(\.height).min()!)-\(sizes.map(\.height).max()!) high, \(sizes.map(\.width).min()!)-\(sizes.map(\.width).max()!) wide)"
-            if let note = census.maskNote { text += "\n# " + note.replacingOccurrences(of: "\nwarning", with: "\nsegdist: warning") }
             let total = Double(max(1, census.classPixels.reduce(0, +) + census.ignoredPixels))
             text += "; pixels per class " + census.classPixels.prefix(max(classes, 2)).enumerated()
                 .map { "\($0.offset): \(String(format: "%.1f%%", 100 * Double($0.element) / total))" }.joined(separator: ", ")
             if census.ignoredPixels > 0 { text += String(format: ", ignored %.1f%%", 100 * Double(census.ignoredPixels) / total) }
+            if let note = census.maskNote { text += "\n# " + note.replacingOccurrences(of: "\nwarning", with: "\nsegdist: warning") }
             if let first = census.unlabelledMasks.first {
                 text += "\nwarning: \(census.unlabelledMasks.count) mask(s) have no labelled pixel (all ignore_index), e.g. \(first): they add nothing to training"
             }
@@ -140,12 +140,18 @@ public struct FolderDataset: SegmentationDataset {
 
     /// Reads every pair once: unreadable files, colour masks without class_colors, size
     /// mismatches and values outside the classes are errors naming the file, before any work.
+    /// With `decidingWhite`, first decides what 255 means in the grey masks, once for all of
+    /// them (`MaskRule.decided(for:)`); otherwise the rule's `whiteIsForeground` stands.
     @discardableResult
-    public mutating func check() throws -> Census {
+    public mutating func check(decidingWhite: Bool = true) throws -> Census {
         var census = Census(classPixels: [Int](repeating: 0, count: max(classes, 2)))
-        let decision = try rule.decided(for: (training + validation).map(\.mask))
-        rule = decision.rule
-        census.maskNote = decision.note
+        if decidingWhite {
+            let decision = try rule.decided(for: (training + validation).map(\.mask))
+            rule = decision.rule
+            census.maskNote = decision.note
+        } else if rule.classColors == nil {
+            census.maskNote = "masks: 255 read as " + (rule.whiteIsForeground ? "class 1" : rule.ignoreIndex == 255 ? "ignored (ignore_index: 255)" : "a value") + " (mask_255 of the recipe)"
+        }
         for (i, pair) in (training + validation).enumerated() {
             let sample = try read(pair), labels = sample.labels
             let size = ImageSize(height: sample.height, width: sample.width)

@@ -27,7 +27,8 @@ extension TrainingConfig {
             var folder = try FolderDataset(directory: dataDir, imagesDirectory: imagesDir.isEmpty ? nil : imagesDir,
                                            masksDirectory: masksDir.isEmpty ? nil : masksDir, channels: inChannels, rule: maskRule,
                                            minMax: inputScaling == .minMax, validationFraction: valFraction, seed: UInt64(seed) &+ 0x5EED)
-            classPixels = try folder.check().classPixels
+            classPixels = try folder.check(decidingWhite: whiteIsForeground == nil).classPixels
+            whiteIsForeground = folder.rule.whiteIsForeground
             base = folder
         }
         if normalizeAuto {
@@ -66,7 +67,9 @@ extension TrainingConfig {
 
     /// How mask files become labels (folder data).
     public var maskRule: MaskRule {
-        MaskRule(classes: classes, ignoreIndex: ignoreIndex, classColors: classColors, ignoreColor: ignoreColor)
+        var rule = MaskRule(classes: classes, ignoreIndex: ignoreIndex, classColors: classColors, ignoreColor: ignoreColor)
+        rule.whiteIsForeground = whiteIsForeground ?? false
+        return rule
     }
 
     /// The per-channel normalisation of the inputs (mean 0 / std 1 where only one is given).

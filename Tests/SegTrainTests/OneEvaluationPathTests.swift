@@ -150,6 +150,17 @@ final class OneEvaluationPathTests: XCTestCase {
         let scored = try scoreMasks(dir + "/pred", truth, classes: 2)
         assertSame(record, scored, "training's validation")
         assertSame(evalled, scored, "eval")
+        // two files of one stem each get their own output folder
+        guard JPEG.isAvailable else { throw XCTSkip("libturbojpeg.so.0 is not installed here (apt-get install libturbojpeg0)") }
+        try FileManager.default.createDirectory(atPath: dir + "/twins", withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: dir + "/gen/images/000000.png", toPath: dir + "/twins/a.png")
+        let picture = try greyPixels(dir + "/gen/images/000001.png")
+        try JPEG.encode(PNGImage(width: picture.width, height: picture.height, channels: 1, pixels: picture.pixels))
+            .write(to: URL(fileURLWithPath: dir + "/twins/a.jpg"))
+        let twins = try segdist(["predict", "--checkpoint", dir + "/synthetic/step-000006.safetensors", "--input", dir + "/twins",
+                                 "--output", dir + "/twins-out"])
+        XCTAssertEqual(twins.code, 0, twins.stderr)
+        XCTAssertEqual(Set(try FileManager.default.contentsOfDirectory(atPath: dir + "/twins-out")), ["a.png", "a.jpg"])
     }
 
     func testSquareFolderWithTwoChannelBCE() throws {
@@ -157,6 +168,8 @@ final class OneEvaluationPathTests: XCTestCase {
         let truth = try writeFolder(dir + "/sq/val", sizes: Array(repeating: (32, 32), count: 3), classes: 2, first: 100)
         // the default loss: BCE on two channels; the scored classes are predict's arg-max
         let record = try train(common("sq") + ["data=folder", "data_dir=\(dir!)/sq", "loss=bce"])
+        // what 255 means was decided once, from all the masks, and the run's recipe keeps it
+        XCTAssertTrue(try String(contentsOfFile: dir + "/sq/config.cfg", encoding: .utf8).contains("\nmask_255: class_1\n"))
         let evalled = try evalAndPredict([dir + "/sq/step-000006.safetensors"], images: dir + "/sq/val/images", output: dir + "/pred")
         let scored = try scoreMasks(dir + "/pred", truth, classes: 2)
         assertSame(record, scored, "training's validation")

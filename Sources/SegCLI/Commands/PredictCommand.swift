@@ -72,7 +72,8 @@ struct PredictCommand: ParsableCommand {
         let image = try ImageFile(path: path)
         let k = pipeline.classes
         let truth = try mask.map { maskPath -> PNGImage in
-            let m = try MaskFile(path: maskPath, rule: config.maskRule.decided(for: [maskPath]).rule)
+            // the recipe's decision (mask_255) when it made one, else this file's
+            let m = try MaskFile(path: maskPath, rule: config.whiteIsForeground == nil ? config.maskRule.decided(for: [maskPath]).rule : config.maskRule)
             guard m.width == image.width, m.height == image.height else {
                 throw ImageError(path: maskPath, problem: "is \(m.width)x\(m.height) but the image is \(image.width)x\(image.height)")
             }

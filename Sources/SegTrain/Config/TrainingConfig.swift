@@ -57,6 +57,10 @@ public struct TrainingConfig: Equatable, Sendable {
     public var ignoreIndex: Int? = 255
     public var classColors: [[UInt8]]? = nil
     public var ignoreColor: [UInt8]? = nil
+    /// What 255 in grey masks means: nil (`auto`) = decided once from all masks when the data is
+    /// prepared (then recorded here, so checkpoints carry it); true = class 1; false = the
+    /// ignore_index (or an error without one).
+    public var whiteIsForeground: Bool? = nil
     /// How images are resized for the model (file data keeps its own size by default).
     public var resize: ResizeRule = .none
     /// How 8-bit pixels become inputs; nil (`auto`) = min-max for the grey synthetic discs,
