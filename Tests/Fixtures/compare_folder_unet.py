@@ -3,7 +3,7 @@ PyTorch training the same UNet (shared/reference/torch_unet.py) with the same re
 images' own size. Not part of `swift test`. Needs torch, numpy and Pillow (PyPI).
 
     python Tests/Fixtures/compare_folder_unet.py make DIR            # 540 + 60 grey 64x84 images, 3 classes
-    python Tests/Fixtures/compare_folder_unet.py torch DIR STEPS     # PyTorch: train, then Dice on DIR/val
+    python Tests/Fixtures/compare_folder_unet.py torch DIR STEPS [SEED]  # PyTorch: train, then Dice on DIR/val
     python Tests/Fixtures/compare_folder_unet.py score PRED DIR      # Dice of segdist predict's mask.png files
 
 Dice per class is the lab's: (2|A∩B| + 1e-4) / (|A| + |B| + 1e-4), the mean over images, classes
@@ -57,23 +57,23 @@ def load(root, split):
     return names, x, y
 
 
-def torch_run(root, steps):
+def torch_run(root, steps, seed=0):
     import torch
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../../shared/reference"))
     from torch_unet import UNet
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     torch.set_num_threads(os.cpu_count())
     _, x, y = load(root, "")
     names, vx, vy = load(root, "val/")
     model = UNet(1, K, 16)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     xs, ys = torch.from_numpy(x)[:, None], torch.from_numpy(y)
-    order, at = np.random.RandomState(0).permutation(len(x)), 0
+    order, at = np.random.RandomState(seed).permutation(len(x)), 0
     start = time.time()
     model.train()
     for step in range(steps):
         if at + 8 > len(order):
-            order, at = np.random.RandomState(step).permutation(len(x)), 0
+            order, at = np.random.RandomState(seed * 100003 + step).permutation(len(x)), 0
         idx = order[at:at + 8]; at += 8
         loss = torch.nn.functional.cross_entropy(model(xs[idx]), ys[idx])
         opt.zero_grad(); loss.backward(); opt.step()
@@ -82,7 +82,7 @@ def torch_run(root, steps):
     with torch.no_grad():
         pred = model(torch.from_numpy(vx)[:, None]).argmax(1).numpy()
     per = np.mean([dice(p, t) for p, t in zip(pred, vy)], 0)
-    print(json.dumps({"torch": torch.__version__, "steps": steps, "seconds": round(seconds, 1), "dice": per.tolist(),
+    print(json.dumps({"torch": torch.__version__, "steps": steps, "seed": seed, "seconds": round(seconds, 1), "dice": per.tolist(),
                       "foreground_dice": float(per[1:].mean())}))
 
 
@@ -94,5 +94,5 @@ def score(pred_root, root):
 
 
 if __name__ == "__main__":
-    {"make": lambda: make(sys.argv[2]), "torch": lambda: torch_run(sys.argv[2], int(sys.argv[3])),
+    {"make": lambda: make(sys.argv[2]), "torch": lambda: torch_run(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]) if len(sys.argv) > 4 else 0),
      "score": lambda: score(sys.argv[2], sys.argv[3])}[sys.argv[1]]()

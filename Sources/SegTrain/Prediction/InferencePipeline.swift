@@ -76,7 +76,7 @@ public final class InferencePipeline {
             precondition(image.count == channels * height * width, "An image of \(channels)x\(height)x\(width) needs matching pixels")
             var x = resizedPlanes(image, planes: channels, height: height, width: width, toHeight: mh, toWidth: mw)
             normalization?.apply(to: &x, channels: channels)
-            return padded(x, planes: channels, height: mh, width: mw, toHeight: ph, toWidth: pw)
+            return topLeft(x, planes: channels, height: mh, width: mw, toHeight: ph, toWidth: pw)
         }
         let mirrorings: [(horizontal: Bool, vertical: Bool)] = flips ? [(false, false), (true, false), (false, true), (true, true)]
                                                                      : [(false, false)]
@@ -98,7 +98,7 @@ public final class InferencePipeline {
         return sums.map { sum in
             var p = sum
             if passes > 1 { let scale = 1 / Float(passes); for j in p.indices { p[j] *= scale } }
-            p = cropped(p, planes: k, height: ph, width: pw, toHeight: mh, toWidth: mw)
+            p = topLeft(p, planes: k, height: ph, width: pw, toHeight: mh, toWidth: mw)
             p = resizedPlanes(p, planes: k, height: mh, width: mw, toHeight: height, toWidth: width)
             return Prediction(probabilities: Tensor(shape: [k, height, width], storage: p), classes: decideClasses(p, classes: k))
         }
@@ -171,22 +171,14 @@ public func decideClasses(_ p: [Float], classes k: Int) -> [Int32] {
     return out
 }
 
-/// (planes, h, w) values placed top-left in (planes, oh, ow), zeros elsewhere.
-func padded(_ x: [Float], planes: Int, height h: Int, width w: Int, toHeight oh: Int, toWidth ow: Int) -> [Float] {
+/// (planes, oh, ow) values whose top-left part is that of (planes, h, w) `x`, zeros elsewhere:
+/// pads when the new size is larger, crops when it is smaller.
+func topLeft(_ x: [Float], planes: Int, height h: Int, width w: Int, toHeight oh: Int, toWidth ow: Int) -> [Float] {
     guard oh != h || ow != w else { return x }
     var out = [Float](repeating: 0, count: planes * oh * ow)
-    for c in 0..<planes { for y in 0..<h {
-        out.replaceSubrange(((c * oh + y) * ow)..<((c * oh + y) * ow + w), with: x[((c * h + y) * w)..<((c * h + y) * w + w)])
-    } }
-    return out
-}
-
-/// The top-left (planes, oh, ow) of (planes, h, w) values.
-func cropped(_ x: [Float], planes: Int, height h: Int, width w: Int, toHeight oh: Int, toWidth ow: Int) -> [Float] {
-    guard oh != h || ow != w else { return x }
-    var out = [Float](repeating: 0, count: planes * oh * ow)
-    for c in 0..<planes { for y in 0..<oh {
-        out.replaceSubrange(((c * oh + y) * ow)..<((c * oh + y) * ow + ow), with: x[((c * h + y) * w)..<((c * h + y) * w + ow)])
+    let (rows, cols) = (min(h, oh), min(w, ow))
+    for c in 0..<planes { for y in 0..<rows {
+        out.replaceSubrange(((c * oh + y) * ow)..<((c * oh + y) * ow + cols), with: x[((c * h + y) * w)..<((c * h + y) * w + cols)])
     } }
     return out
 }
