@@ -1,8 +1,9 @@
 import Foundation
+import XCTest
 import SegCore
 
 /// The GPU for tests that run on one: GPU 0 with segdist's kernels, or why there is none (then
-/// such a test prints that it did not run). NVRTC from PyPI's wheel is found through python3
+/// such a test is skipped, saying why). NVRTC from PyPI's wheel is found through python3
 /// when it is not on the loader's path.
 public enum CUDATesting {
     public static let backend: Result<CUDABackend, Error> = {
@@ -10,13 +11,11 @@ public enum CUDATesting {
         do { return .success(try CUDABackend(ordinal: 0)) } catch { return .failure(error) }
     }()
 
-    /// The GPU backend, or nil after printing "`what` did not run: why".
-    public static func backendOrSkip(_ what: String) -> CUDABackend? {
+    /// The GPU backend, or XCTSkip saying why `what` cannot run here.
+    public static func backendOrSkip(_ what: String) throws -> CUDABackend {
         switch backend {
         case let .success(b): return b
-        case let .failure(error):
-            print("\(what) did not run: no usable GPU here (\(error))")
-            return nil
+        case let .failure(error): throw XCTSkip("\(what) needs a usable GPU: \(error)")
         }
     }
 

@@ -1,7 +1,7 @@
 import Foundation
 
 /// Python 3 for the checks that use another project's own reader (TensorBoard, onnxruntime).
-/// Those tests print that they did not run where the package is missing; they never need it.
+/// Those tests are skipped (XCTSkip, saying why) where the package is missing; they never need it.
 public enum Python {
     /// Runs `python3 ARGUMENTS`; exit status and stdout + stderr together.
     public static func run(_ arguments: [String]) -> (status: Int32, output: String) {

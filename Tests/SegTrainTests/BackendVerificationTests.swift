@@ -28,7 +28,7 @@ final class BackendVerificationTests: XCTestCase {
     }
 
     func testCUDABackendMatchesPyTorch() throws {
-        guard let gpu = CUDATesting.backendOrSkip("PyTorch fixtures on the CUDA backend") else { return }
+        let gpu = try CUDATesting.backendOrSkip("PyTorch fixtures on the CUDA backend")
         try verify(gpu, label: "cuda")
     }
 }

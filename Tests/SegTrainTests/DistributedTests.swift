@@ -228,14 +228,12 @@ final class DistributedTests: XCTestCase {
         try requireMPI()
         let script = Self.root.appendingPathComponent("launch/netns-two-hosts.sh").path
         guard getuid() == 0, FileManager.default.isExecutableFile(atPath: "/usr/sbin/ip") || FileManager.default.isExecutableFile(atPath: "/sbin/ip") else {
-            print("two-host check did not run: it needs root and iproute2 (`ip`) to make network namespaces")
-            return
+            throw XCTSkip("two-host check did not run: it needs root and iproute2 (`ip`) to make network namespaces")
         }
         let probe = try run("/usr/sbin/ip", ["netns", "add", "segdist-probe"])
         _ = try? run("/usr/sbin/ip", ["netns", "del", "segdist-probe"])
         guard probe.code == 0 else {
-            print("two-host check did not run: network namespaces cannot be made here (\(probe.stderr.trimmingCharacters(in: .whitespacesAndNewlines)))")
-            return
+            throw XCTSkip("two-host check did not run: network namespaces cannot be made here (\(probe.stderr.trimmingCharacters(in: .whitespacesAndNewlines)))")
         }
         let r = try run("/usr/bin/env", ["SEGDIST=\(binary)", script, "check", dir + "/netns"])
         XCTAssertEqual(r.code, 0, r.stdout + r.stderr)
@@ -273,8 +271,7 @@ final class DistributedTests: XCTestCase {
                            "the build picks the widest vectors of the CPU it runs on")
         }
         guard kernelInstructionSet != "generic" else {
-            print("older-CPU refusal check did not run: this build's kernels are generic (no AVX2/AVX-512 here)")
-            return
+            throw XCTSkip("older-CPU refusal check did not run: this build's kernels are generic (no AVX2/AVX-512 here)")
         }
         let below = kernelInstructionSet == "avx512" ? 1 : 0
         let r = try run("/usr/bin/env", ["SEGDIST_CPU_PRETEND=\(below)", binary, "--version"])
@@ -288,7 +285,7 @@ final class DistributedTests: XCTestCase {
     /// steps, and the GPU run equals the CPU run to 1e-3.
     func testTwoGPURanksMatchOne() throws {
         try requireMPI()
-        guard CUDATesting.backendOrSkip("2 GPU ranks = 1 GPU rank") != nil else { return }
+        _ = try CUDATesting.backendOrSkip("2 GPU ranks = 1 GPU rank")
         let gpu = ["--set", "device=cuda", "--set", "share_gpu=true"]
         _ = try train(ranks: 1, recipe("gpu1") + gpu)
         _ = try train(ranks: 2, recipe("gpu2") + gpu)
@@ -308,18 +305,15 @@ final class DistributedTests: XCTestCase {
         try requireMPI()
         CUDATesting.locateNVRTC()
         guard case .success = NVRTC.shared else {
-            print("emulated-GPU check did not run: NVRTC is not installed here (pip install nvidia-cuda-nvrtc-cu12)")
-            return
+            throw XCTSkip("emulated-GPU check did not run: NVRTC is not installed here (pip install nvidia-cuda-nvrtc-cu12)")
         }
         let library: String
         switch CUDAEmulator.build(in: dir + "/emulator") {
         case let .success(path): library = path
         case let .failure(error):
             // no g++ is a reason not to run; g++ failing on the emulator or the kernels is a failure
-            if (try? run("/usr/bin/env", ["g++", "--version"]))?.code == 0 { XCTFail("\(error)") } else {
-                print("emulated-GPU check did not run: \(error)")
-            }
-            return
+            if (try? run("/usr/bin/env", ["g++", "--version"]))?.code == 0 { XCTFail("\(error)"); return }
+            throw XCTSkip("emulated-GPU check needs g++: \(error)")
         }
         var env = ["SEGDIST_LIBCUDA=\(library)", "SEGDIST_CUBLAS=\(library)", "XDG_CACHE_HOME=\(dir!)/cache"]
         if let nvrtc = ProcessInfo.processInfo.environment["SEGDIST_NVRTC"] { env.append("SEGDIST_NVRTC=\(nvrtc)") }

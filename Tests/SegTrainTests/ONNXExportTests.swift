@@ -59,8 +59,7 @@ final class ONNXExportTests: XCTestCase {
 
     func testONNXRuntimeGivesSegdistsLogitsForEveryModel() throws {
         guard Python.canImport("onnxruntime") else {
-            print("ONNX round trip did not run: python3 with onnxruntime is not installed here (`pip install onnxruntime`)")
-            return
+            throw XCTSkip("ONNX round trip did not run: python3 with onnxruntime is not installed here (`pip install onnxruntime`)")
         }
         let dir = NSTemporaryDirectory() + "segdist-onnx-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)

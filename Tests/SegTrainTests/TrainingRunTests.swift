@@ -185,7 +185,6 @@ final class TrainingRunTests: XCTestCase {
         mount.standardError = FileHandle.nullDevice
         try mount.run(); mount.waitUntilExit()
         guard mount.terminationStatus == 0 else {
-            print("testAFullDiskEndsTheRunWithTheFileNamedAndEarlierResultsIntact did not run: cannot mount a tmpfs here")
             throw XCTSkip("cannot mount a tmpfs here (needs root)")
         }
         defer {
