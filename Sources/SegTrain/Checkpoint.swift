@@ -47,6 +47,7 @@ public struct Checkpoint {
         guard try meta("format") == "segdist-checkpoint" else {
             throw SafeTensorsError(path: path, problem: "is not a segdist checkpoint")
         }
+        try f.verifyChecksums()
         configText = try meta("config")
         guard let step = Int(try meta("step")), let epoch = Int(try meta("epoch")), let cursor = Int(try meta("data_cursor")) else {
             throw SafeTensorsError(path: path, problem: "has a malformed step, epoch or data_cursor")

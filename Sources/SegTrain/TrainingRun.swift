@@ -109,8 +109,9 @@ public final class TrainingRun {
                 }
             } else if !config.initFrom.isEmpty {
                 do {
-                    initialisation = try model.store.loadStateDict(try SafeTensorsFile(path: config.initFrom), prefix: config.initPrefix,
-                                                                   strict: config.initStrict)
+                    let file = try SafeTensorsFile(path: config.initFrom)
+                    try file.verifyChecksums()
+                    initialisation = try model.store.loadStateDict(file, prefix: config.initPrefix, strict: config.initStrict)
                 } catch let e as ModelError {
                     throw ConfigError(source: config.initFrom, line: nil, key: "init_from", problem: e.description)
                 }

@@ -23,11 +23,19 @@ final class SafeTensorsTests: XCTestCase {
         XCTAssertEqual(try f.int64s("inc.conv.conv.1.num_batches_tracked"), [7])
         XCTAssertEqual(f.entry("inc.conv.conv.1.num_batches_tracked")?.shape, [])
         XCTAssertEqual(try f.tensor("empty").shape, [0, 4])
-        XCTAssertEqual(f.metadata, ["config": "model: unet", "step": "12"])
+        XCTAssertEqual(f.metadata.filter { $0.key != SafeTensorsFile.checksumKey }, ["config": "model: unet", "step": "12"])
+        XCTAssertTrue(try f.verifyChecksums(), "every tensor's CRC-32C is written with it")
         // the data section starts 8-byte aligned
         let data = try Data(contentsOf: URL(fileURLWithPath: path))
         XCTAssertEqual(Int(data[0]) % 8, 0)
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/.ck.safetensors.tmp-\(getpid())"))
+        // one flipped byte inside a tensor is found, naming the tensor
+        var damaged = data
+        damaged[damaged.count - 4 * 6 - 8 + 1] ^= 0x40   // inside the 2x3 weight, the first tensor in the file
+        try damaged.write(to: URL(fileURLWithPath: dir + "/damaged.safetensors"))
+        XCTAssertThrowsError(try SafeTensorsFile(path: dir + "/damaged.safetensors").verifyChecksums()) {
+            XCTAssertTrue("\($0)".contains("tensor 'inc.conv.conv.0.weight' is damaged: its bytes do not match the checksum written with them"), "\($0)")
+        }
     }
 
     /// Builds a file from a header dictionary and a data section.

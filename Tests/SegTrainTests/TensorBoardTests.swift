@@ -1,4 +1,5 @@
 import XCTest
+import SegCore
 import Foundation
 @testable import SegTrain
 import SegTestSupport

@@ -102,6 +102,7 @@ func loadModels(_ source: ModelSource, recipe: ConfigOptions, checkingData: Bool
         var loaded: LoadedModels?
         for path in source.weights {
             let file = try SafeTensorsFile(path: path)
+            try file.verifyChecksums()
             let shapes = Dictionary(file.entries.map { ($0.name, $0.shape) }, uniquingKeysWith: { a, _ in a })
             var settings = named.model.settings(fromShapes: shapes)
             if settings.backboneDepth == named.model.defaultBackboneDepth { settings.backboneDepth = nil }

@@ -133,6 +133,32 @@ public struct SafeTensorsFile {
 
     public var names: [String] { entries.map(\.name) }
 
+    /// The metadata key of the tensors' CRC-32C checksums.
+    public static let checksumKey = "crc32c"
+
+    /// Checks every tensor's bytes against the checksums written with them (files without
+    /// checksums — PyTorch's, older segdist ones — pass unchecked); a mismatch names the tensor.
+    /// Returns whether there were checksums to check.
+    @discardableResult
+    public func verifyChecksums() throws -> Bool {
+        guard let text = metadata[Self.checksumKey] else { return false }
+        guard let sums = (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: String] else {
+            throw SafeTensorsError(path: path, problem: "has unreadable checksums in its metadata: the file is damaged")
+        }
+        try bytes.withUnsafeBytes { raw in
+            for e in entries {
+                guard let want = sums[e.name] else {
+                    throw SafeTensorsError(path: path, problem: "tensor '\(e.name)' has no checksum beside the others: the file is damaged")
+                }
+                let got = String(format: "%08x", crc32c(UnsafeRawBufferPointer(rebasing: raw[(dataStart + e.range.lowerBound)..<(dataStart + e.range.upperBound)])))
+                guard got == want else {
+                    throw SafeTensorsError(path: path, problem: "tensor '\(e.name)' is damaged: its bytes do not match the checksum written with them (CRC-32C \(got), written \(want))")
+                }
+            }
+        }
+        return true
+    }
+
     public func entry(_ name: String) -> SafeTensorsEntry? { index[name].map { entries[$0] } }
 
     /// A float32 tensor (F32 in the file; F64 and F16 are converted).
@@ -190,9 +216,14 @@ public struct SafeTensorsWriter {
         items.append((name, .I64, shape, values.withUnsafeBufferPointer { Data(buffer: $0) }))
     }
 
-    /// The complete file contents.
+    /// The complete file contents. The metadata gains `crc32c`: every tensor's CRC-32C (8 hex
+    /// digits, by name, as JSON), which `SafeTensorsFile.verifyChecksums` checks.
     public func serialized() throws -> Data {
         var header: [String: Any] = [:]
+        var metadata = self.metadata
+        var sums: [String: String] = [:]
+        for item in items { sums[item.name] = String(format: "%08x", item.bytes.withUnsafeBytes { crc32c($0) }) }
+        metadata[SafeTensorsFile.checksumKey] = String(decoding: try JSONSerialization.data(withJSONObject: sums, options: [.sortedKeys]), as: UTF8.self)
         var offset = 0
         for item in items {
             header[item.name] = ["dtype": item.dtype.rawValue, "shape": item.shape,

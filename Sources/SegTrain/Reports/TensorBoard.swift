@@ -1,4 +1,5 @@
 import Foundation
+import SegCore
 import SegData
 
 /// TensorBoard event files, written directly: TFRecord framing (length, masked CRC-32C of the
@@ -74,23 +75,10 @@ public final class TensorBoardWriter {
     private func littleEndian(_ v: UInt32) -> [UInt8] { (0..<4).map { UInt8(truncatingIfNeeded: v >> (8 * $0)) } }
 }
 
-/// CRC-32C (Castagnoli).
-func crc32c(_ bytes: [UInt8]) -> UInt32 {
-    var crc: UInt32 = 0xFFFF_FFFF
-    for b in bytes { crc = crc32cTable[Int((crc ^ UInt32(b)) & 0xFF)] ^ (crc >> 8) }
-    return ~crc
-}
-
 /// CRC-32C masked as TFRecord stores it.
 func maskedCRC32C(_ bytes: [UInt8]) -> UInt32 {
     let crc = crc32c(bytes)
     return ((crc >> 15) | (crc << 17)) &+ 0xA282_EAD8
-}
-
-private let crc32cTable: [UInt32] = (0..<256).map { i -> UInt32 in
-    var c = UInt32(i)
-    for _ in 0..<8 { c = c & 1 != 0 ? (c >> 1) ^ 0x82F6_3B78 : c >> 1 }
-    return c
 }
 
 /// The few protocol-buffer encodings an event needs.
