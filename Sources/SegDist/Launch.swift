@@ -48,6 +48,8 @@ public enum Launch {
         p.executableURL = URL(fileURLWithPath: mpirun)
         p.arguments = args
         var env = ProcessInfo.processInfo.environment
+        // the ranks end when this process does, however it ends (`endWithTheLauncher`)
+        env[launcherVariable] = String(getpid())
         if getuid() == 0 {
             // OpenMPI refuses to run as root unless told; containers and CI run as root.
             env["OMPI_ALLOW_RUN_AS_ROOT"] = "1"; env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
@@ -74,6 +76,39 @@ public enum Launch {
         p.waitUntilExit()
         sources.forEach { $0.cancel() }
         return p.terminationStatus
+    }
+
+    /// The environment variable holding the `--ranks N` launcher's pid, for its ranks.
+    public static let launcherVariable = "SEGDIST_LAUNCHER_PID"
+
+    /// Under the `--ranks N` launcher: ends this rank (with one line saying why) when the
+    /// launcher is gone — killed with SIGKILL, it cannot pass anything on, and mpirun alone
+    /// would let the ranks train on, writing files nobody waits for. Checked twice a second.
+    public static func endWithTheLauncher(rank: Int) {
+        guard let pid = ProcessInfo.processInfo.environment[launcherVariable].flatMap({ pid_t($0) }), pid > 1 else { return }
+        let t = Thread {
+            while true {
+                Thread.sleep(forTimeInterval: 0.5)
+                if kill(pid, 0) != 0 && errno == ESRCH {
+                    FileHandle.standardError.write("segdist: error: rank \(rank): the segdist launcher (pid \(pid)) is gone; ending this rank\n".data(using: .utf8)!)
+                    _exit(137)
+                }
+            }
+        }
+        t.name = "segdist-launcher-watch"
+        t.start()
+    }
+
+    /// A stop signal's name as the user sent it: the launcher passes Ctrl-C on as SIGUSR2 and
+    /// SIGTERM, SIGHUP and SIGUSR1 as SIGUSR1.
+    public static func signalName(_ sig: Int32, underLauncher: Bool = ProcessInfo.processInfo.environment[launcherVariable] != nil) -> String {
+        switch sig {
+        case SIGINT, SIGUSR2: return "Ctrl-C (SIGINT)"
+        case SIGTERM: return "SIGTERM"
+        case SIGHUP: return "SIGHUP"
+        case SIGUSR1: return underLauncher ? "SIGTERM, SIGHUP or SIGUSR1 (passed on by the launcher)" : "SIGUSR1"
+        default: return "signal \(sig)"
+        }
     }
 
     static func findExecutable(_ name: String) -> String? {

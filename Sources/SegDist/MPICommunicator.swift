@@ -51,6 +51,8 @@ public final class MPICommunicator: Communicator {
         watchdog = Watchdog(rank: rank, timeout: collectiveTimeout)
         watchdog.onTimeout = { message in
             FileHandle.standardError.write((message + "\n").data(using: .utf8)!)
+            // give mpirun time to forward the line before the abort tears the job down
+            usleep(500_000)
             MPI_Abort(segdist_comm_world(), 3)
         }
     }
@@ -104,6 +106,7 @@ public final class MPICommunicator: Communicator {
 
     public func abort(_ message: String, code: Int32) -> Never {
         FileHandle.standardError.write((message + "\n").data(using: .utf8)!)
+        usleep(500_000)   // mpirun forwards the line before the abort ends the job
         MPI_Abort(segdist_comm_world(), code)
         exit(code)
     }

@@ -19,6 +19,10 @@ public struct Checkpoint {
     /// The run this checkpoint belongs to (nil in checkpoints from before run ids).
     public var runID: String?
     public var file: SafeTensorsFile?
+    /// Newer checkpoints `resolve` passed over, each with why (damaged, unreadable).
+    public var skipped: [String] = []
+    /// The directory this checkpoint file is in.
+    public var directory: String? { file.map { URL(fileURLWithPath: $0.path).deletingLastPathComponent().standardizedFileURL.path } }
 
     public static func write(to path: String, model: SegmentationModel, optimizer: Optimizer, config: TrainingConfig,
                              step: Int, epoch: Int, dataCursor: Int, bestDice: Double?, runID: String? = nil) throws {
@@ -38,7 +42,9 @@ public struct Checkpoint {
         try w.write(to: path)
     }
 
-    public init(path: String) throws {
+    /// Reads a checkpoint; `verifying` checks every tensor's checksum (listing a directory
+    /// reads only the metadata).
+    public init(path: String, verifying: Bool = true) throws {
         let f = try SafeTensorsFile(path: path)
         func meta(_ key: String) throws -> String {
             guard let v = f.metadata[key] else { throw SafeTensorsError(path: path, problem: "is not a segdist checkpoint (no '\(key)' in its metadata)") }
@@ -47,7 +53,7 @@ public struct Checkpoint {
         guard try meta("format") == "segdist-checkpoint" else {
             throw SafeTensorsError(path: path, problem: "is not a segdist checkpoint")
         }
-        try f.verifyChecksums()
+        if verifying { try f.verifyChecksums() }
         configText = try meta("config")
         guard let step = Int(try meta("step")), let epoch = Int(try meta("epoch")), let cursor = Int(try meta("data_cursor")) else {
             throw SafeTensorsError(path: path, problem: "has a malformed step, epoch or data_cursor")
@@ -59,7 +65,8 @@ public struct Checkpoint {
     }
 
     /// A checkpoint file, or — given a run directory — that run's newest checkpoint by the step
-    /// in its metadata (never by file name), among those of the directory's own run.
+    /// in its metadata (never by file name), among those of the directory's own run. Newer
+    /// files that are damaged or unreadable are skipped, each named in `skipped` with why.
     public static func resolve(_ path: String) throws -> Checkpoint {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue else {
@@ -67,16 +74,39 @@ public struct Checkpoint {
         }
         let owner = RunDirectory(path: path).runID
         let names = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
-        var newest: Checkpoint?
+        var candidates: [(step: Int, name: String)] = [], unreadable: [String] = []
         for name in names where name.hasSuffix(".safetensors") && !name.hasPrefix(".") {
-            guard let c = try? Checkpoint(path: path + "/" + name) else { continue }
-            if let owner, let id = c.runID, id != owner { continue }
-            if newest == nil || c.step > newest!.step || (c.step == newest!.step && name.hasPrefix("step-")) { newest = c }
+            do {
+                let c = try Checkpoint(path: path + "/" + name, verifying: false)
+                if let owner, let id = c.runID, id != owner { continue }
+                candidates.append((c.step, name))
+            } catch { unreadable.append("\(name) (\(error))") }
         }
-        guard let newest else {
-            throw SafeTensorsError(path: path, problem: "holds no checkpoint of its run to resume from")
+        // newest first; at one step, a step- file before best.safetensors
+        candidates.sort { $0.step != $1.step ? $0.step > $1.step : $0.name.hasPrefix("step-") && !$1.name.hasPrefix("step-") }
+        var skipped = unreadable
+        for candidate in candidates {
+            do {
+                var c = try Checkpoint(path: path + "/" + candidate.name)
+                c.skipped = skipped
+                return c
+            } catch { skipped.append("\(candidate.name) (\(error))") }
         }
-        return newest
+        throw SafeTensorsError(path: path, problem: "holds no checkpoint of its run to resume from" + (skipped.isEmpty ? "" : "; skipped: " + skipped.joined(separator: "; ")))
+    }
+
+    /// Writes this checkpoint's tensors and metadata to `path` as a checkpoint of run `runID`
+    /// (a branch carrying its parent's best model over under its own id).
+    public func copy(to path: String, runID: String) throws {
+        guard let f = file else { return }
+        var metadata = f.metadata
+        metadata["run_id"] = runID
+        metadata[SafeTensorsFile.checksumKey] = nil
+        var w = SafeTensorsWriter(metadata: metadata)
+        for e in f.entries {
+            if e.dtype == .I64 { w.add(e.name, int64s: try f.int64s(e.name), shape: e.shape) } else { w.add(e.name, try f.tensor(e.name)) }
+        }
+        try w.write(to: path)
     }
 
     /// Loads every model tensor (and, when given, the optimizer state) from the checkpoint;

@@ -47,6 +47,13 @@ public final class TrainingRun {
     /// Validation runs `predict`'s path (see `InferencePipeline`).
     private lazy var pipeline = InferencePipeline(config: config, models: [model])
 
+    /// Rank 0's hold on the run directory, from the start until the run ends.
+    private var directoryLock: RunLock?
+    /// What starting here removed or carried over, for the start's output (nil: nothing).
+    public private(set) var startNote: String?
+    /// The run this one branched from (resumed from its checkpoint into another directory).
+    private var parent: Checkpoint?
+
     /// What one step asks of this process's memory (measured on a probe pass at the start).
     public private(set) var memory: MemoryEstimate?
 
@@ -95,7 +102,11 @@ public final class TrainingRun {
         parallel.dropoutSeed = UInt64(config.seed) &+ 0xD509
         // Everything that can fail on one rank alone (a file, the run directory) happens before
         // the first collective; then every rank learns whether any failed.
-        runID = communicator.broadcast(string: resume?.runID ?? UUID().uuidString.lowercased())
+        // Resuming into the checkpoint's own directory continues its run; into another one it
+        // starts a branch: a new run id, with the parent recorded.
+        let here = URL(fileURLWithPath: config.checkpointDir).standardizedFileURL.path
+        if let resume, resume.directory != here { parent = resume }
+        runID = communicator.broadcast(string: parent == nil ? resume?.runID ?? UUID().uuidString.lowercased() : UUID().uuidString.lowercased())
         var local: Error? = placementError
         do {
             if let placementError { throw placementError }
@@ -116,10 +127,17 @@ public final class TrainingRun {
                     throw ConfigError(source: config.initFrom, line: nil, key: "init_from", problem: e.description)
                 }
             }
-            if communicator.rank == 0, let problem = RunDirectory(path: runDirectory).refusal(runID: runID, resuming: resume != nil) {
-                throw TrainingError(problem)
-            }
+            // the memory first: a run refused for it leaves no directory behind
             try checkMemory(ranksOnThisNode: ranksOnThisNode)
+            if communicator.rank == 0 {
+                let directory = RunDirectory(path: runDirectory)
+                do { directoryLock = try directory.lock() } catch let held as RunLock.Held {
+                    throw TrainingError("\(runDirectory) \(held)")
+                }
+                let decision = directory.decision(runID: parent == nil ? runID : nil, resume: parent == nil ? resume : nil)
+                if let problem = decision.refusal { throw TrainingError(problem) }
+                startNote = decision.note
+            }
         } catch { local = error }
         try communicator.agree(local)
         try Self.checkSameStart(step: step, optimizerStep: trainer.optimizer.stepCount,
@@ -139,6 +157,14 @@ public final class TrainingRun {
     /// a checkpoint so the run can be resumed exactly).
     @discardableResult
     public func run(progress: ProgressReporter? = nil, stopAfter: Int? = nil) throws -> Summary {
+        // rank 0 holds the directory's lock from init to the end of this call (taken again by a
+        // later call on the same run)
+        if isRoot && directoryLock == nil {
+            do { directoryLock = try RunDirectory(path: runDirectory).lock() } catch let held as RunLock.Held {
+                throw TrainingError("\(runDirectory) \(held)")
+            }
+        }
+        defer { directoryLock = nil }
         if isRoot { try prepareRunDirectory() }
         communicator.barrier(label: "start of training")
         let total = config.totalSteps, end = min(total, stopAfter ?? total)
@@ -192,7 +218,7 @@ public final class TrainingRun {
                 if isRoot {
                     lastCheckpoint = try writeCheckpoint(named: String(format: "step-%06d.safetensors", step), epoch: epoch)
                     try pruneCheckpoints()
-                    progress?.note("stopped by signal \(stoppedBy) after step \(step); checkpoint \(lastCheckpoint!)")
+                    progress?.note("stopped by \(Launch.signalName(stoppedBy)) after step \(step); checkpoint \(lastCheckpoint!)")
                 }
                 break
             }
@@ -335,11 +361,19 @@ public final class TrainingRun {
         do {
             try FileManager.default.createDirectory(atPath: runDirectory, withIntermediateDirectories: true)
             RunDirectory(path: runDirectory).removeLeftoverTemporaries()
-            try writeFileAtomically(Data(("# run: \(runID)\n" + config.rendered()).utf8), to: runDirectory + "/config.cfg")
+            let lineage = parent.map { "# parent: run \($0.runID ?? "?") at step \($0.step), \($0.file?.path ?? "")\n" } ?? ""
+            try writeFileAtomically(Data(("# run: \(runID)\n" + lineage + config.rendered()).utf8), to: runDirectory + "/config.cfg")
+            // a branch starts with its parent's best model (when it is not from after the branch point)
+            if let parent, let dir = parent.directory, let best = try? Checkpoint(path: dir + "/best.safetensors"),
+               best.runID == parent.runID, best.step <= parent.step, !FileManager.default.fileExists(atPath: runDirectory + "/best.safetensors") {
+                try best.copy(to: runDirectory + "/best.safetensors", runID: runID)
+            }
         } catch {
             throw TrainingError("cannot write the run directory \(runDirectory): \(describeFileProblem(at: runDirectory, error))")
         }
-        guard step > 0, let text = try? String(contentsOfFile: metricsPath, encoding: .utf8) else {
+        // resuming: this run's metrics up to the checkpoint (a branch's from its parent's directory)
+        let source = parent?.directory.map { $0 + "/metrics.jsonl" } ?? metricsPath
+        guard step > 0, let text = try? String(contentsOfFile: source, encoding: .utf8) else {
             if step == 0 { try? FileManager.default.removeItem(atPath: metricsPath) }
             return
         }

@@ -432,7 +432,7 @@ final class DistributedTests: XCTestCase {
             p.waitUntilExit()
             XCTAssertNotEqual(p.terminationStatus, 0, "\(name): an interrupted run does not report success")
             if ranks == 1 { XCTAssertEqual(p.terminationStatus, 130, name) }
-            XCTAssertTrue(e.contains("stopped by signal") && e.contains("checkpoint \(dir!)/\(name)/step-"), "\(name): \(e)")
+            XCTAssertTrue(e.contains("stopped by Ctrl-C (SIGINT) after step") && e.contains("checkpoint \(dir!)/\(name)/step-"), "\(name): \(e)")
             let names = try FileManager.default.contentsOfDirectory(atPath: "\(dir!)/\(name)")
             XCTAssertTrue(names.contains { $0.hasPrefix("step-") }, "\(name): \(names)")
         }
@@ -444,14 +444,14 @@ final class DistributedTests: XCTestCase {
         p.waitUntilExit()
         XCTAssertEqual(p.terminationStatus, 130)
         XCTAssertLessThan(Date().timeIntervalSince(t0), 10)
-        XCTAssertTrue(e.contains("interrupted again") || e.contains("stopped by signal"), e)
+        XCTAssertTrue(e.contains("interrupted again") || e.contains("stopped by Ctrl-C"), e)
         let (h, out, _) = try start(binary, recipe("hup", steps: 100_000))
         Thread.sleep(forTimeInterval: 3)
         kill(h.processIdentifier, SIGHUP)
         let o = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         h.waitUntilExit()
         XCTAssertEqual(h.terminationStatus, 0)
-        XCTAssertTrue(o.contains("\"stopped_by_signal\":1"), o)
+        XCTAssertTrue(o.contains("\"stopped_by\":\"SIGHUP\"") && o.contains("\"stopped_by_signal\":1}"), o)
     }
 
     func testAPreemptionSignalCheckpointsAndExitsCleanly() throws {
@@ -463,7 +463,7 @@ final class DistributedTests: XCTestCase {
         p.waitUntilExit()
         XCTAssertEqual(p.terminationStatus, 0)
         let summary = String(decoding: o, as: UTF8.self)
-        XCTAssertTrue(summary.contains("\"stopped_by_signal\":10"), summary)
+        XCTAssertTrue(summary.contains("\"stopped_by_signal\":10") && summary.contains("passed on by the launcher"), summary)
         let names = try FileManager.default.contentsOfDirectory(atPath: "\(dir!)/preempt")
         XCTAssertTrue(names.contains { $0.hasPrefix("step-") }, "\(names)")
     }

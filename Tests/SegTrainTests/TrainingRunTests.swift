@@ -30,7 +30,7 @@ final class TrainingRunTests: XCTestCase {
         let summary = try run.run()
         XCTAssertEqual(summary.steps, 8)
         let files = Set(try FileManager.default.contentsOfDirectory(atPath: config.checkpointDir))
-        XCTAssertEqual(files, ["config.cfg", "metrics.jsonl", "loss.png", "best.safetensors",
+        XCTAssertEqual(files, [".lock", "config.cfg", "metrics.jsonl", "loss.png", "best.safetensors",
                                "step-000004.safetensors", "step-000008.safetensors"])
         XCTAssertEqual(try String(contentsOfFile: config.checkpointDir + "/config.cfg", encoding: .utf8),
                        "# run: \(run.runID)\n" + config.rendered())
@@ -122,8 +122,9 @@ final class TrainingRunTests: XCTestCase {
         let stopped = try otherRun.run(stopAfter: 2)
         var into = other
         into.checkpointDir = config.checkpointDir
+        // (resumed into another directory it is a branch, and that directory is taken)
         XCTAssertThrowsError(try TrainingRun(config: into, resume: try Checkpoint(path: stopped.lastCheckpoint!))) {
-            XCTAssertTrue("\($0)".contains("belongs to another run"), "\($0)")
+            XCTAssertTrue("\($0)".contains("already holds a run"), "\($0)")
         }
     }
 

@@ -11,10 +11,10 @@ struct TrainCommand: ParsableCommand {
 
     @OptionGroup var recipe: ConfigOptions
 
-    @Option(help: "Ranks (processes) to train with. 1 trains in this process; N > 1 starts mpirun -n N. Under mpirun the launcher's count is used.")
+    @Option(parsing: .unconditional, help: "Ranks (processes) to train with. 1 trains in this process; N > 1 starts mpirun -n N. Under mpirun the launcher's count is used.")
     var ranks: Int?
 
-    @Option(help: "Continue exactly from this checkpoint, or from the newest checkpoint of the run in this directory (its config is used unless --config is given); any number of ranks may resume it.")
+    @Option(help: "Continue exactly from this checkpoint, or from the newest checkpoint of the run in this directory (its config is used unless --config is given), in the checkpoint's directory; --set checkpoint_dir=NEW branches it into a new run there. Any number of ranks may resume it.")
     var resume: String?
 
     @Option(help: ArgumentHelp("Stop after this many total steps and write a checkpoint.", visibility: .hidden))
@@ -28,11 +28,14 @@ struct TrainCommand: ParsableCommand {
             // Check the recipe here, once, before starting N processes that would each refuse it.
             try reportingErrors {
                 let checkpoint = try resume.map { try Checkpoint.resolve($0) }
-                let config = try recipe.resolve(fallback: checkpoint.map { ($0.configText, $0.file?.path ?? "checkpoint") })
+                let config = try resolvedConfig(resuming: checkpoint)
                 guard config.batchSize >= ranks else {
                     throw TrainingError("batch_size \(config.batchSize) cannot be split over \(ranks) ranks: every rank needs at least one image")
                 }
-                if let problem = RunDirectory(path: config.checkpointDir).refusal(runID: checkpoint?.runID, resuming: checkpoint != nil) {
+                let directory = RunDirectory(path: config.checkpointDir)
+                if let holder = directory.lockHolder { throw TrainingError("\(config.checkpointDir) is in use by \(holder); a run directory has one writer at a time") }
+                let inPlace = checkpoint?.directory == URL(fileURLWithPath: config.checkpointDir).standardizedFileURL.path
+                if let problem = directory.decision(runID: inPlace ? checkpoint?.runID : nil, resume: inPlace ? checkpoint : nil).refusal {
                     throw TrainingError(problem)
                 }
             }
@@ -43,11 +46,12 @@ struct TrainCommand: ParsableCommand {
         }
         var communicator: Communicator = LocalCommunicator()
         try reportingErrors {
-            if let ranks, ranks < 1 { throw ValidationError("--ranks must be at least 1") }
+            if let ranks, ranks < 1 { throw ValidationError("--ranks must be at least 1, got \(ranks)") }
             let checkpoint = try resume.map { try Checkpoint.resolve($0) }
-            let config = try recipe.resolve(fallback: checkpoint.map { ($0.configText, $0.file?.path ?? "checkpoint") })
+            let config = try resolvedConfig(resuming: checkpoint)
             if MPICommunicator.launchedByMPI {
                 communicator = try MPICommunicator(collectiveTimeout: Double(config.collectiveTimeout))
+                Launch.endWithTheLauncher(rank: communicator.rank)
                 if let ranks, ranks != communicator.size {
                     throw LaunchError("--ranks \(ranks) but the launcher started \(communicator.size) ranks")
                 }
@@ -79,7 +83,14 @@ struct TrainCommand: ParsableCommand {
                 if debugRankInit {
                     FileHandle.standardError.write("rank \(communicator.rank): parameter checksum before broadcast \(run.checksumBeforeBroadcast) after \(run.model.store.parameterChecksum)\n".data(using: .utf8)!)
                 }
-                if root, let checkpoint { FileHandle.standardError.write("resuming at step \(checkpoint.step) from \(resume!)\n".data(using: .utf8)!) }
+                if root, let checkpoint {
+                    for skipped in checkpoint.skipped { FileHandle.standardError.write("segdist: warning: skipped \(skipped)\n".data(using: .utf8)!) }
+                    FileHandle.standardError.write("resuming at step \(checkpoint.step) from \(checkpoint.file?.path ?? resume!) in \(config.checkpointDir)\n".data(using: .utf8)!)
+                    if let earlier = try? TrainingConfig.parsed(checkpoint.configText), earlier.seed != config.seed {
+                        FileHandle.standardError.write("segdist: warning: seed \(config.seed) differs from the checkpoint's \(earlier.seed): the data order and dropout from here on are not the original run's\n".data(using: .utf8)!)
+                    }
+                }
+                if root, let note = run.startNote { FileHandle.standardError.write("segdist: note: \(note)\n".data(using: .utf8)!) }
                 if root { FileHandle.standardError.write("# data: \(run.data.summary)\n".data(using: .utf8)!) }
                 if root && config.normalizeAuto, let mean = run.config.normalizeMean, let std = run.config.normalizeStd {
                     FileHandle.standardError.write("# normalize: auto measured over the training images: normalize_mean: \(mean.map(formatNumber).joined(separator: ", ")); normalize_std: \(std.map(formatNumber).joined(separator: ", "))\n".data(using: .utf8)!)
@@ -99,7 +110,8 @@ struct TrainCommand: ParsableCommand {
                     try printJSON(["steps": summary.steps, "seconds": (summary.seconds * 10).rounded() / 10, "ranks": communicator.size,
                                    "final_dice": summary.finalDice as Any, "best_dice": summary.bestDice as Any,
                                    "run_directory": config.checkpointDir, "last_checkpoint": summary.lastCheckpoint as Any,
-                                   "stopped_by_signal": summary.stoppedBySignal,
+                                   "stopped_by_signal": summary.stoppedBySignal == SIGUSR2 ? SIGINT : summary.stoppedBySignal,
+                                   "stopped_by": summary.stoppedBySignal == 0 ? "" : Launch.signalName(summary.stoppedBySignal),
                                    "communication_share": (summary.communicationShare * 1000).rounded() / 1000])
                 }
                 interrupted = summary.interrupted
@@ -116,6 +128,19 @@ struct TrainCommand: ParsableCommand {
             // Ctrl-C: the checkpoint is written; the exit code says the run did not finish
             if interrupted { throw ExitCode(130) }
         }
+    }
+}
+
+extension TrainCommand {
+    /// The recipe; resuming, the checkpoint's unless --config/--set say otherwise, and the run
+    /// continues where it was read from (its directory), unless --set checkpoint_dir=NEW
+    /// branches it into a new one.
+    func resolvedConfig(resuming checkpoint: Checkpoint?) throws -> TrainingConfig {
+        var config = try recipe.resolve(fallback: checkpoint.map { ($0.configText, $0.file?.path ?? "checkpoint") })
+        if let dir = checkpoint?.directory, !recipe.overrides.contains(where: { $0.trimmingCharacters(in: .whitespaces).hasPrefix("checkpoint_dir") }) {
+            config.checkpointDir = dir
+        }
+        return config
     }
 }
 

@@ -29,6 +29,13 @@ extension TrainingConfig {
         return config
     }
 
+    /// A recipe's text on top of the built-in default, checked without its data.
+    public static func parsed(_ text: String) throws -> TrainingConfig {
+        var config = TrainingConfig()
+        try config.apply(text: text, source: "checkpoint", checkingData: false)
+        return config
+    }
+
     /// A recipe by path, or, when no such file exists, a shipped recipe by name (`unet.cfg` or
     /// `unet`, as in configs/): the binary carries them, so they work from any directory.
     public static func load(recipe: String, checkingData: Bool = true) throws -> TrainingConfig {
