@@ -80,7 +80,10 @@ public struct FolderDataset: SegmentationDataset {
             guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDirectory), isDirectory.boolValue else {
                 throw ImageError(path: dir, problem: "no such directory (a folder dataset has images/ and masks/)")
             }
-            let names = try FileManager.default.contentsOfDirectory(atPath: dir).filter { !$0.hasPrefix(".") }
+            let names: [String]
+            do { names = try FileManager.default.contentsOfDirectory(atPath: dir).filter { !$0.hasPrefix(".") } } catch {
+                throw ImageError(path: dir, problem: "cannot be read: \(systemMessage(error))")
+            }
             var byStem: [String: String] = [:]
             for name in names {
                 let url = URL(fileURLWithPath: name)

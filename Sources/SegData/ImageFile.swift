@@ -1,5 +1,6 @@
 import CPNG
 import Foundation
+import SegCore
 
 /// An image file as a model input: PNG (grey, grey + alpha, RGB, RGBA, palette; 8 or 16 bits)
 /// or JPEG (grey or colour), told apart by their first bytes. Alpha is dropped; 16-bit samples
@@ -17,7 +18,7 @@ public struct ImageFile {
         guard FileManager.default.fileExists(atPath: path) else { throw ImageError(path: path, problem: "no such file") }
         let data: Data
         do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
-            throw ImageError(path: path, problem: "cannot be read (\(error.localizedDescription))")
+            throw ImageError(path: path, problem: "cannot be read: \(systemMessage(error))")
         }
         self.path = path
         if data.starts(with: [0xFF, 0xD8, 0xFF]) {

@@ -1,4 +1,5 @@
 import Foundation
+import SegCore
 
 /// How the pixels of a mask file become class labels.
 public struct MaskRule: Sendable, Equatable {
@@ -33,7 +34,7 @@ public struct MaskFile {
         guard FileManager.default.fileExists(atPath: path) else { throw fail("no such file") }
         let data: Data
         do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
-            throw fail("cannot be read (\(error.localizedDescription))")
+            throw fail("cannot be read: \(systemMessage(error))")
         }
         guard data.starts(with: [0x89, 0x50, 0x4E, 0x47]) else {
             throw fail(data.starts(with: [0xFF, 0xD8, 0xFF]) ? "is a JPEG; masks must be PNG (JPEG compression changes class values)"
@@ -87,7 +88,7 @@ extension MaskFile {
         guard FileManager.default.fileExists(atPath: path) else { throw ImageError(path: path, problem: "no such file") }
         let data: Data
         do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
-            throw ImageError(path: path, problem: "cannot be read (\(error.localizedDescription))")
+            throw ImageError(path: path, problem: "cannot be read: \(systemMessage(error))")
         }
         guard data.starts(with: [0x89, 0x50, 0x4E, 0x47]) else { return nil }
         let png = try PNGFile.read(data, path: path, as: .mask)

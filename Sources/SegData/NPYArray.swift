@@ -1,4 +1,5 @@
 import Foundation
+import SegCore
 
 /// A NumPy .npy array read through a memory map (versions 1-3, C order, little-endian): only
 /// the pages a sample touches are read, so a large dataset is never loaded whole.
@@ -19,7 +20,7 @@ public struct NPYArray: @unchecked Sendable {
         guard FileManager.default.fileExists(atPath: path) else { throw fail("no such file") }
         let data: Data
         do { data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped) } catch {
-            throw fail("cannot be read (\(error.localizedDescription))")
+            throw fail("cannot be read: \(systemMessage(error))")
         }
         guard data.count >= 10, data.prefix(6) == Data([0x93] + Array("NUMPY".utf8)) else { throw fail("is not a .npy file") }
         let major = data[data.startIndex + 6]

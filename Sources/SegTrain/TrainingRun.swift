@@ -408,7 +408,7 @@ public final class TrainingRun {
                 throw error
             }
         } catch {
-            warnOnce("metrics", "cannot append to \(metricsPath) (\(error.localizedDescription)); training goes on, these metrics are not recorded")
+            warnOnce("metrics", "cannot append to \(metricsPath) (\(systemMessage(error))); training goes on, these metrics are not recorded")
         }
     }
 
@@ -469,9 +469,5 @@ public func describeFileProblem(at path: String, _ error: Error) -> String {
             return "\(url.path) is a file, not a directory"
         }
     }
-    let e = error as NSError
-    if let posix = e.userInfo[NSUnderlyingErrorKey] as? NSError, posix.domain == NSPOSIXErrorDomain {
-        return String(cString: strerror(Int32(posix.code)))
-    }
-    return e.localizedDescription
+    return systemMessage(error)
 }

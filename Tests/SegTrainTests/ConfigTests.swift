@@ -49,6 +49,13 @@ final class ConfigTests: XCTestCase {
         XCTAssertTrue(try runSegdist(["config", "--config", "unet_lab.cfg"], in: elsewhere).stdout.contains("model: unet_shallow"), "a file wins")
     }
 
+    func testALongBadLineIsAbbreviatedInItsMessage() throws {
+        let long = String(repeating: "x", count: 1_000_000)
+        XCTAssertThrowsError(try parse(long + "\n")) { XCTAssertLessThan("\($0)".count, 200, "a 1 MB line is not echoed whole") }
+        var c = TrainingConfig()
+        XCTAssertThrowsError(try c.override(long)) { XCTAssertLessThan("\($0)".count, 200) }
+    }
+
     func testEveryShippedRecipeParses() throws {
         let lab = try TrainingConfig.load(path: Self.root + "/configs/unet_lab.cfg")
         XCTAssertEqual([lab.width, lab.batchSize, lab.epochs, lab.stepsPerEpoch], [64, 32, 5, 50])

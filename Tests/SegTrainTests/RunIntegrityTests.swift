@@ -191,6 +191,20 @@ final class RunIntegrityTests: XCTestCase {
         XCTAssertTrue(said.contains("segdist: error: rank ") && said.contains(" waited 3 s in ") && said.contains("a rank has probably died or hung"), said)
     }
 
+    func testFileProblemsReadAsOneLine() throws {
+        // Foundation's errors in a command-line tool's words
+        XCTAssertEqual(systemMessage(NSError(domain: NSCocoaErrorDomain, code: NSFileReadNoPermissionError)), "permission denied")
+        XCTAssertEqual(systemMessage(NSError(domain: NSCocoaErrorDomain, code: NSFileReadNoSuchFileError,
+                                             userInfo: [NSUnderlyingErrorKey: NSError(domain: NSPOSIXErrorDomain, code: Int(EACCES))])), "permission denied")
+        XCTAssertEqual(systemMessage(FileWriteError(path: "/x", problem: "full")), "/x: full")
+        // a file written where a directory is
+        XCTAssertEqual(try segdist(recipe("exp", steps: 2)).code, 0)
+        try FileManager.default.createDirectory(atPath: dir + "/model.onnx", withIntermediateDirectories: true)
+        let export = try segdist(["export", "--checkpoint", dir + "/exp/step-000002.safetensors", "--output", dir + "/model.onnx"])
+        XCTAssertEqual(export.code, 2)
+        XCTAssertEqual(export.stderr, "segdist: error: \(dir!)/model.onnx: is a directory; give a file name\n")
+    }
+
     func testRanksIsCheckedLikeEveryOtherValue() throws {
         let bad = try segdist(["--ranks", "-1"])
         XCTAssertEqual(bad.code, 2)

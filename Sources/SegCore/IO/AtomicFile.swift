@@ -20,8 +20,14 @@ public func writeFileAtomically(_ data: Data, to path: String) throws {
     func failure(_ what: String) -> FileWriteError {
         FileWriteError(path: path, problem: "\(what) failed: \(String(cString: strerror(errno)))")
     }
+    var isDirectory: ObjCBool = false
+    if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
+        throw FileWriteError(path: path, problem: "is a directory; give a file name")
+    }
     let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-    guard fd >= 0 else { throw failure("creating \(tmp)") }
+    guard fd >= 0 else {
+        throw FileWriteError(path: path, problem: "cannot be written: \(String(cString: strerror(errno)).lowercased()) (in \(dir.isEmpty ? "." : dir))")
+    }
     var ok = true
     data.withUnsafeBytes { raw in
         var done = 0

@@ -48,7 +48,7 @@ public struct SafeTensorsFile {
         }
         let data: Data
         do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
-            throw SafeTensorsError(path: path, problem: "cannot be read (\(error.localizedDescription))")
+            throw SafeTensorsError(path: path, problem: "cannot be read: \(systemMessage(error))")
         }
         try self.init(data: data, path: path)
     }

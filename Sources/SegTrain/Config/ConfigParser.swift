@@ -75,7 +75,7 @@ extension TrainingConfig {
             let trimmed = content.trimmingCharacters(in: .whitespaces)
             if trimmed.isEmpty { continue }
             guard let colon = trimmed.firstIndex(of: ":") else {
-                throw ConfigError(source: source, line: line, key: nil, problem: "expected 'key: value', got '\(trimmed)'")
+                throw ConfigError(source: source, line: line, key: nil, problem: "expected 'key: value', got '\(abbreviated(trimmed))'")
             }
             let key = trimmed[..<colon].trimmingCharacters(in: .whitespaces)
             let value = trimmed[trimmed.index(after: colon)...].trimmingCharacters(in: .whitespaces)
@@ -91,7 +91,7 @@ extension TrainingConfig {
     /// Applies one `key=value` override (from `--set`).
     public mutating func override(_ assignment: String) throws {
         guard let eq = assignment.firstIndex(of: "=") else {
-            throw ConfigError(source: "--set", line: nil, key: nil, problem: "expected key=value, got '\(assignment)'")
+            throw ConfigError(source: "--set", line: nil, key: nil, problem: "expected key=value, got '\(abbreviated(assignment))'")
         }
         try set(String(assignment[..<eq]).trimmingCharacters(in: .whitespaces),
                 String(assignment[assignment.index(after: eq)...]).trimmingCharacters(in: .whitespaces),

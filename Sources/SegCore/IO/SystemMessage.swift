@@ -1,0 +1,25 @@
+import Foundation
+
+/// What went wrong with a file, in the words of a command-line tool ("permission denied", "no
+/// such file or directory"): the POSIX error under a Foundation error, a segdist error's own
+/// text, never a raw `NSCocoaErrorDomain … Code=257` dump.
+public func systemMessage(_ error: Error) -> String {
+    let e = error as NSError
+    if let posix = e.userInfo[NSUnderlyingErrorKey] as? NSError, posix.domain == NSPOSIXErrorDomain {
+        return String(cString: strerror(Int32(posix.code))).lowercased()
+    }
+    if e.domain == NSPOSIXErrorDomain { return String(cString: strerror(Int32(e.code))).lowercased() }
+    if e.domain == NSCocoaErrorDomain {
+        switch e.code {
+        case NSFileReadNoPermissionError, NSFileWriteNoPermissionError: return "permission denied"
+        case NSFileReadNoSuchFileError, NSFileNoSuchFileError: return "no such file or directory"
+        case NSFileWriteOutOfSpaceError: return "no space left on device"
+        case NSFileWriteVolumeReadOnlyError: return "read-only file system"
+        default: break
+        }
+    }
+    if let described = error as? CustomStringConvertible, !(error is NSError && type(of: error) == NSError.self) {
+        return described.description
+    }
+    return e.localizedDescription
+}
