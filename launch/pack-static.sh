@@ -1,20 +1,53 @@
 #!/usr/bin/env bash
-# Packs a segdist that runs on a machine without Swift (a GPU node): the release binary with
-# the Swift runtime linked in, stripped and xz-compressed, plus the PyTorch fixture file for
-# `segdist verify`. Its remaining dynamic dependencies (OpenBLAS, libpng, OpenMPI 4.x) are the
-# usual system libraries; CUDA, NVRTC, cuBLAS and TurboJPEG are loaded at run time if present.
-#   launch/pack-static.sh OUT_DIR      -> OUT_DIR/segdist.xz, OUT_DIR/torch-reference.safetensors
-# On the other machine:  xz -dk OUT_DIR/segdist.xz && chmod +x OUT_DIR/segdist && OUT_DIR/segdist verify --device cuda --fixtures OUT_DIR/torch-reference.safetensors
-# The kernels are compiled for the vector instructions of the building CPU (see Package.swift):
-# for a node whose CPU may have fewer, build with SEGDIST_KERNELS=avx2 or generic.
+# Packs a segdist that starts on a machine without Swift and without Debian's OpenBLAS, libpng,
+# TurboJPEG or OpenMPI (a bare GPU node with only a driver, CUDA and PyTorch):
+#   OUT_DIR/segdist-pack.tar.xz holding segdist/ with
+#     segdist            a wrapper that points the loader at lib/ and runs bin/segdist
+#     bin/segdist        the release binary, Swift's runtime linked in, stripped
+#     lib/               its shared-library closure beyond glibc (what ldd lists: OpenBLAS and
+#                        gfortran, libpng, OpenMPI's libmpi and its libraries, libstdc++, ...),
+#                        and libturbojpeg.so.0, which segdist dlopens for JPEGs
+#     torch-reference.safetensors   the PyTorch fixtures, for `segdist verify`
+#     torch_unet.py      the reference UNet (from ../shared/reference), for launch/gpu-check.sh
+# A single-process run needs no MPI installed: libmpi is carried and MPI starts only under
+# mpirun. CUDA, NVRTC, cuBLAS and cuDNN are the node's, loaded at run time. The kernels are built
+# for AVX2 (SEGDIST_KERNELS overrides: avx512 for a node known to have it, generic for any x86-64).
+#   launch/pack-static.sh OUT_DIR
+# On the other machine:  tar -xJf OUT_DIR/segdist-pack.tar.xz && segdist/segdist verify --device cuda --fixtures segdist/torch-reference.safetensors
+# launch/test-pack.sh OUT_DIR runs the pack in a chroot holding only glibc and the pack.
 set -euo pipefail
 out=${1:?usage: launch/pack-static.sh OUT_DIR}
+mkdir -p "$out"; out=$(cd "$out" && pwd)
 cd "$(dirname "$0")/.."
-swift build -c release --static-swift-stdlib
-mkdir -p "$out"
-cp .build/release/segdist "$out/segdist"
-strip "$out/segdist"
-xz -f -9 "$out/segdist"
+SEGDIST_KERNELS=${SEGDIST_KERNELS:-avx2} swift build -c release --static-swift-stdlib --scratch-path .build-pack
+stage=$(mktemp -d)
+pack=$stage/segdist
+mkdir -p "$pack/bin" "$pack/lib"
+cp .build-pack/release/segdist "$pack/bin/segdist"
+strip "$pack/bin/segdist"
+# the closure beyond glibc (and the loader), under the names the binary asks for
+glibc='^(libc|libm|libdl|libpthread|librt|libresolv|libutil|ld-linux-x86-64)\.so'
+jpeg=$(ldconfig -p | awk '/libturbojpeg\.so\.0 /{if (!p) p = $NF} END {print p}')
+for lib in $(ldd "$pack/bin/segdist" | awk '/=> \//{print $1 "=" $3}') ${jpeg:+libturbojpeg.so.0=$jpeg}; do
+  name=${lib%%=*}; path=${lib#*=}
+  [[ $name =~ $glibc ]] && continue
+  cp -L "$path" "$pack/lib/$name"
+done
+# libturbojpeg's own closure
+for lib in $(ldd "$pack/lib/libturbojpeg.so.0" 2>/dev/null | awk '/=> \//{print $1 "=" $3}'); do
+  name=${lib%%=*}; path=${lib#*=}
+  [[ $name =~ $glibc ]] || [ -e "$pack/lib/$name" ] || cp -L "$path" "$pack/lib/$name"
+done
+cat > "$pack/segdist" <<'WRAP'
+#!/bin/sh
+# segdist with the libraries it was packed with (see launch/pack-static.sh)
+case "$0" in */*) here=${0%/*} ;; *) here=. ;; esac
+LD_LIBRARY_PATH="$here/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" exec "$here/bin/segdist" "$@"
+WRAP
+chmod +x "$pack/segdist"
 shared=${SEGDIST_SHARED:-../shared}
-if [ -f "$shared/fixtures/torch-reference.safetensors" ]; then cp "$shared/fixtures/torch-reference.safetensors" "$out/"; fi
-ls -la "$out"
+if [ -f "$shared/fixtures/torch-reference.safetensors" ]; then cp "$shared/fixtures/torch-reference.safetensors" "$pack/"; fi
+if [ -f "$shared/reference/torch_unet.py" ]; then cp "$shared/reference/torch_unet.py" "$pack/"; fi
+tar -C "$stage" -cJf "$out/segdist-pack.tar.xz" segdist
+rm -rf "$stage"
+ls -la "$out/segdist-pack.tar.xz"

@@ -1,5 +1,7 @@
 import Foundation
+#if canImport(XCTest)
 import XCTest
+#endif
 import SegCore
 
 /// The GPU for tests that run on one: GPU 0 with segdist's kernels, or why there is none (then
@@ -11,6 +13,7 @@ public enum CUDATesting {
         do { return .success(try CUDABackend(ordinal: 0)) } catch { return .failure(error) }
     }()
 
+    #if canImport(XCTest)
     /// The GPU backend, or XCTSkip saying why `what` cannot run here.
     public static func backendOrSkip(_ what: String) throws -> CUDABackend {
         switch backend {
@@ -18,6 +21,7 @@ public enum CUDATesting {
         case let .failure(error): throw XCTSkip("\(what) needs a usable GPU: \(error)")
         }
     }
+    #endif
 
     /// Sets SEGDIST_NVRTC to PyPI's libnvrtc when that is where NVRTC is (asking python3 once).
     public static func locateNVRTC() { _ = located }

@@ -1,3 +1,4 @@
+#if canImport(XCTest)
 import Foundation
 import XCTest
 
@@ -28,3 +29,4 @@ public func runSegdist(_ args: [String], in dir: String = NSTemporaryDirectory()
     p.waitUntilExit()
     return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e.data, as: UTF8.self))
 }
+#endif

@@ -41,7 +41,8 @@ struct TrainCommand: ParsableCommand {
             }
             var args = Array(CommandLine.arguments.dropFirst())
             if args.first == "train" { args.removeFirst() }
-            let code = try Launch.relaunchUnderMPI(ranks: ranks, arguments: ["train"] + args)
+            var code: Int32 = 0
+            try reportingErrors { code = try Launch.relaunchUnderMPI(ranks: ranks, arguments: ["train"] + args) }
             throw ExitCode(code)
         }
         var communicator: Communicator = LocalCommunicator()

@@ -18,8 +18,6 @@ public func systemMessage(_ error: Error) -> String {
         default: break
         }
     }
-    if let described = error as? CustomStringConvertible, !(error is NSError && type(of: error) == NSError.self) {
-        return described.description
-    }
-    return e.localizedDescription
+    // segdist's own errors say what they are; Foundation's others have a localized text
+    return type(of: error) == NSError.self ? e.localizedDescription : String(describing: error)
 }
