@@ -204,7 +204,7 @@ final class TrainingRunTests: XCTestCase {
         XCTAssertGreaterThan(run.step, 1)
         // a metrics line that does not fit is dropped whole, with a warning, and nothing throws
         let metricsBefore = (try? String(contentsOfFile: config.checkpointDir + "/metrics.jsonl", encoding: .utf8)) ?? ""
-        XCTAssertNoThrow(try run.appendMetrics(["kind": "test", "step": 999, "padding": String(repeating: "x", count: 64_000)]))
+        XCTAssertNoThrow(try run.recorder.append(["kind": "test", "step": 999, "padding": String(repeating: "x", count: 64_000)]))
         XCTAssertEqual((try? String(contentsOfFile: config.checkpointDir + "/metrics.jsonl", encoding: .utf8)) ?? "", metricsBefore)
         // every metrics line is whole JSON, and every checkpoint left there loads
         let text = (try? String(contentsOfFile: config.checkpointDir + "/metrics.jsonl", encoding: .utf8)) ?? ""
