@@ -35,33 +35,37 @@ public struct PNGImage: Equatable {
         self.init(width: w, height: h, channels: channels, pixels: buffer)
     }
 
-    /// The PNG file's bytes.
-    public func encoded() throws -> Data {
+    /// The PNG file's bytes, compressed once: into a buffer of the worst case's size (libpng
+    /// says the size it needs when that is short, and then it is written again). `fast` trades
+    /// size for speed (libpng's PNG_IMAGE_FLAG_FAST: pictures to look at, not data).
+    public func encoded(fast: Bool = false) throws -> Data {
         func describe() -> png_image {
             var image = png_image()
             image.version = UInt32(PNG_IMAGE_VERSION)
             image.width = UInt32(width); image.height = UInt32(height)
             image.format = channels == 1 ? UInt32(PNG_FORMAT_GRAY) : UInt32(PNG_FORMAT_RGB)
+            if fast { image.flags |= UInt32(PNG_IMAGE_FLAG_FAST) }
             return image
         }
-        // libpng tells the size first, then writes into memory of that size.
-        var image = describe()
-        var size: png_alloc_size_t = 0
-        var ok = pixels.withUnsafeBytes { png_image_write_to_memory(&image, nil, &size, 0, $0.baseAddress, 0, nil) }
-        var data = Data(count: Int(size))
-        if ok != 0 {
-            image = describe()
-            ok = data.withUnsafeMutableBytes { out in
-                pixels.withUnsafeBytes { png_image_write_to_memory(&image, out.baseAddress, &size, 0, $0.baseAddress, 0, nil) }
+        let raw = height * (width * channels + 1)
+        var size = png_alloc_size_t(raw + raw / 64 + 4096)
+        for _ in 0..<2 {
+            var image = describe()
+            var data = Data(count: Int(size))
+            var capacity = size
+            let ok = data.withUnsafeMutableBytes { out in
+                pixels.withUnsafeBytes { png_image_write_to_memory(&image, out.baseAddress, &capacity, 0, $0.baseAddress, 0, nil) }
             }
+            if ok != 0 { return data.prefix(Int(capacity)) }
+            guard capacity > size else { throw ImageError(path: "PNG", problem: "could not be encoded (\(Self.message(&image)))") }
+            size = capacity
         }
-        guard ok != 0 else { throw ImageError(path: "PNG", problem: "could not be encoded (\(Self.message(&image)))") }
-        return data.prefix(Int(size))
+        throw ImageError(path: "PNG", problem: "could not be encoded")
     }
 
     /// Writes atomically (see `writeFileAtomically`).
-    public func write(to path: String) throws {
-        try writeFileAtomically(try encoded(), to: path)
+    public func write(to path: String, fast: Bool = false) throws {
+        try writeFileAtomically(try encoded(fast: fast), to: path)
     }
 
     private static func message(_ image: inout png_image) -> String {

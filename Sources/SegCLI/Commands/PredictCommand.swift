@@ -112,7 +112,7 @@ struct PredictCommand: ParsableCommand {
         let (sh, sw) = ((h + step - 1) / step, (w + step - 1) / step)
         let pick = { (i: Int) in (i / sw) * step * w + (i % sw) * step }
         try drawPredictionPanel(input: shrink(image.picture), truth: truth.map(shrink), foreground: (0..<(sh * sw)).map { foreground[pick($0)] },
-                                predicted: (0..<(sh * sw)).map { predicted[pick($0)] }).write(to: output + "/panel.png")
+                                predicted: (0..<(sh * sw)).map { predicted[pick($0)] }).write(to: output + "/panel.png", fast: true)
         written.append("panel.png")
         print("wrote " + written.map { output + "/" + $0 }.joined(separator: ", "))
     }

@@ -12,18 +12,28 @@ public func conv2dForward(x: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                         inChannels: g.channels, outChannels: Cout, height: g.height, width: g.width)
         return
     }
-    Parallel.chunks(batch) { _, images in
-        let scratch = g.isPointwise ? nil : UnsafeMutablePointer<Float>.allocate(capacity: K * P)
+    // Work items are (image, band of output rows): a band of at most `bandColumns` output
+    // pixels is one im2col + one GEMM, so one large image fills every core as a batch does; the
+    // bands depend on the geometry alone, so an image's result does not depend on its batch.
+    let rowsPerBand = max(1, min(g.outH, bandColumns / max(1, g.outW))), bands = (g.outH + rowsPerBand - 1) / rowsPerBand
+    Parallel.chunks(batch * bands) { _, items in
+        let scratch = g.isPointwise ? nil : UnsafeMutablePointer<Float>.allocate(capacity: K * rowsPerBand * g.outW)
         defer { scratch?.deallocate() }
-        for n in images {
+        for item in items {
+            let n = item / bands, first = (item % bands) * rowsPerBand
+            let rows = first..<min(g.outH, first + rowsPerBand), p0 = first * g.outW, columns = rows.count * g.outW
             let xn = x + n * g.channels * g.inPixels, yn = y + n * Cout * P
-            if let scratch { im2col(xn, scratch, g) }
-            sgemm(m: Cout, n: P, k: K, a: weight, lda: K, b: scratch.map { UnsafePointer($0) } ?? xn, ldb: P,
-                  beta: 0, c: yn, ldc: P)
-            if let bias { addChannelBias(yn, bias, channels: Cout, pixels: P) }
+            if let scratch { im2col(xn, scratch, g, outputRows: rows) }
+            sgemm(m: Cout, n: columns, k: K, a: weight, lda: K, b: scratch.map { UnsafePointer($0) } ?? xn + p0,
+                  ldb: scratch == nil ? P : columns, beta: 0, c: yn + p0, ldc: P)
+            if let bias { addChannelBias(yn + p0, bias, channels: Cout, pixels: columns, stride: P) }
         }
     }
 }
+
+/// Output pixels per band of `conv2dForward` (128 x 256: a whole 128-pixel training image is
+/// one band, a 1024-pixel image 32 of them).
+let bandColumns = 32768
 
 /// Accumulates dweight (+=) and dbias (+=) and, when `dx` is given, overwrites dx with the
 /// input gradient. `dx` is optional because a network's first layer needs no input gradient.
@@ -193,9 +203,9 @@ extension ConvGeometry {
 // MARK: - Small shared loops
 
 @inline(__always)
-func addChannelBias(_ y: UnsafeMutablePointer<Float>, _ bias: UnsafePointer<Float>, channels: Int, pixels: Int) {
+func addChannelBias(_ y: UnsafeMutablePointer<Float>, _ bias: UnsafePointer<Float>, channels: Int, pixels: Int, stride: Int? = nil) {
     for c in 0..<channels {
-        let b = bias[c], row = y + c * pixels
+        let b = bias[c], row = y + c * (stride ?? pixels)
         for i in 0..<pixels { row[i] += b }
     }
 }

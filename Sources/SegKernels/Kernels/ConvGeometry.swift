@@ -42,6 +42,12 @@ public struct ConvGeometry: Equatable, Hashable, Sendable {
 
 /// Unfolds one image `(channels, height, width)` into `col (patchSize, outH * outW)`.
 public func im2col(_ image: UnsafePointer<Float>, _ col: UnsafeMutablePointer<Float>, _ g: ConvGeometry) {
+    im2col(image, col, g, outputRows: 0..<g.outH)
+}
+
+/// The columns of output rows `outputRows` only: a (K, rows x outW) matrix, the same values as
+/// those columns of the whole image's.
+public func im2col(_ image: UnsafePointer<Float>, _ col: UnsafeMutablePointer<Float>, _ g: ConvGeometry, outputRows: Range<Int>) {
     let ow = g.outW, oh = g.outH, s = g.stride
     var row = col
     for c in 0..<g.channels {
@@ -52,8 +58,8 @@ public func im2col(_ image: UnsafePointer<Float>, _ col: UnsafeMutablePointer<Fl
             for kj in 0..<g.kernelW {
                 let offW = kj * g.dilation - g.padding
                 let colsValid = g.validRange(offset: offW, size: g.width, count: ow)
-                for y in 0..<oh {
-                    let dst = row + y * ow
+                for y in outputRows {
+                    let dst = row + (y - outputRows.lowerBound) * ow
                     guard rowsValid.contains(y), !colsValid.isEmpty else {
                         dst.update(repeating: 0, count: ow); continue
                     }
@@ -69,7 +75,7 @@ public func im2col(_ image: UnsafePointer<Float>, _ col: UnsafeMutablePointer<Fl
                         (dst + colsValid.upperBound).update(repeating: 0, count: ow - colsValid.upperBound)
                     }
                 }
-                row += oh * ow
+                row += outputRows.count * ow
             }
         }
     }

@@ -79,7 +79,11 @@ public func winogradConv3x3(_ variant: WinogradVariant, x: UnsafePointer<Float>,
     let u = UnsafeMutablePointer<Float>.allocate(capacity: points * cout * cin)
     defer { u.deallocate() }
     variant.weights(weight, u, cout, cin)
-    Parallel.chunks(batch) { _, images in
+    // The work is (image, block of tile rows) pairs, spread over the workers: a batch of one
+    // image (prediction, a micro-batch of one) still fills every core. Blocks write disjoint
+    // output rows and each is computed the same way whichever worker takes it.
+    let blocks = (th + rows - 1) / rows
+    Parallel.chunks(batch * blocks) { _, items in
         let v = UnsafeMutablePointer<Float>.allocate(capacity: points * cin * t)
         let m = UnsafeMutablePointer<Float>.allocate(capacity: points * cout * t)
         let size = variant.inputScratch(w, rows)
@@ -87,16 +91,16 @@ public func winogradConv3x3(_ variant: WinogradVariant, x: UnsafePointer<Float>,
         scratch.initialize(repeating: 0, count: size)   // the padding columns are never written
         let outScratch = UnsafeMutablePointer<Float>.allocate(capacity: variant.outputScratch(tw))
         defer { v.deallocate(); m.deallocate(); scratch.deallocate(); outScratch.deallocate() }
-        for n in images {
-            forEachBlock(th, size: rows) { block in
-                let tb = block.count * tw
-                variant.input(x + n * cin * h * w, v, cin, h, w, block, scratch)
-                for xi in 0..<points {
-                    sgemm(m: cout, n: tb, k: cin, a: u + xi * cout * cin, lda: cin, b: v + xi * tb, ldb: points * tb,
-                          beta: 0, c: m + xi * tb, ldc: points * tb)
-                }
-                variant.output(m, y + n * cout * h * w, bias, cout, h, w, block, outScratch)
+        for item in items {
+            let n = item / blocks, first = (item % blocks) * rows
+            let block = first..<min(th, first + rows)
+            let tb = block.count * tw
+            variant.input(x + n * cin * h * w, v, cin, h, w, block, scratch)
+            for xi in 0..<points {
+                sgemm(m: cout, n: tb, k: cin, a: u + xi * cout * cin, lda: cin, b: v + xi * tb, ldb: points * tb,
+                      beta: 0, c: m + xi * tb, ldc: points * tb)
             }
+            variant.output(m, y + n * cout * h * w, bias, cout, h, w, block, outScratch)
         }
     }
 }
