@@ -14,6 +14,10 @@ public protocol Communicator: CollectiveSum {
     func barrier(label: String)
     /// Ends every process of the job with `message` (printed once, by this rank).
     func abort(_ message: String, code: Int32) -> Never
+    /// Whether collectives may be handed GPU memory directly (a CUDA-aware MPI).
+    var acceptsDeviceMemory: Bool { get }
+    /// Ends this process's part in the job (MPI_Finalize); nothing for one process.
+    func finalize()
 }
 
 public protocol PendingCollective {
@@ -25,8 +29,8 @@ public protocol PendingCollective {
 extension Communicator {
     public var isRoot: Bool { rank == 0 }
 
-    /// Whether collectives may be handed GPU memory directly (a CUDA-aware MPI).
-    public var acceptsDeviceMemory: Bool { (self as? MPICommunicator).map { _ in MPICommunicator.cudaAware } ?? false }
+    public var acceptsDeviceMemory: Bool { false }
+    public func finalize() {}
 
     public func broadcast(floats: UnsafeMutablePointer<Float>, count: Int, root: Int = 0) {
         broadcast(UnsafeMutableRawPointer(floats), count: count * MemoryLayout<Float>.stride, root: root)

@@ -15,11 +15,21 @@ public final class GradientReducer {
     public let communicator: Communicator
     public let buckets: [Range<Int>]
     private let gradients: Tensor
-    /// Where `gradients` live; for device memory each bucket is staged through `staging`.
+    /// Where `gradients` live.
     private let backend: Backend
-    private let staging: Tensor?
-    /// Whether MPI sums the device buffer itself (CUDA-aware MPI).
-    private let deviceDirect: Bool
+    /// How a bucket reaches MPI, decided once.
+    private let transport: Transport
+
+    enum Transport {
+        /// Host gradients: MPI sums them where they are (also one rank: nothing to send).
+        case host
+        /// Device gradients handed to a CUDA-aware MPI (after the device has written them).
+        case deviceDirect(HostStaging)
+        /// Device gradients copied through page-locked host memory, in place.
+        case pinned(HostStaging, staging: Tensor)
+        /// Device gradients downloaded and uploaded through a plain host tensor.
+        case copied(staging: Tensor)
+    }
     /// For each parameter, the buckets it overlaps.
     private let bucketsOfParameter: [[Int]]
     /// For each bucket, how many overlapping parameters are not final yet in this pass.
@@ -40,9 +50,14 @@ public final class GradientReducer {
         self.gradients = gradients
         self.backend = backend
         // device gradients go to MPI directly when it reads device memory, else through host staging
-        deviceDirect = gradients.device != .host && communicator.acceptsDeviceMemory && backend is HostStaging
-        staging = gradients.device == .host || communicator.size == 1 || deviceDirect ? nil
-            : (backend as? HostStaging)?.allocateStaging(gradients.count) ?? Tensor(zeros: [gradients.count])
+        if gradients.device == .host || communicator.size == 1 {
+            transport = .host
+        } else if let device = backend as? HostStaging {
+            transport = communicator.acceptsDeviceMemory ? .deviceDirect(device)
+                                                         : .pinned(device, staging: device.allocateStaging(gradients.count))
+        } else {
+            transport = .copied(staging: Tensor(zeros: [gradients.count]))
+        }
         let size = max(1, bucketElements), count = gradients.count
         let buckets = stride(from: 0, to: count, by: size).map { $0..<min(count, $0 + size) }
         self.buckets = buckets
@@ -78,23 +93,21 @@ public final class GradientReducer {
         started[b] = true
         guard communicator.size > 1 else { return }
         let base: UnsafeMutablePointer<Float>
-        if deviceDirect, let device = backend as? HostStaging {
-            // the bucket's gradients must be written before MPI reads them
-            device.synchronize()
-            base = UnsafeMutablePointer(bitPattern: UInt(bitPattern: gradients.buffer.address) + UInt(gradients.offset * 4))!
-        } else if let staging {
-            // a device bucket: copied down here, summed on the host, copied back up in `finish`
-            let range = buckets[b]
-            let slice = Tensor(shape: [range.count], buffer: gradients.buffer, offset: gradients.offset + range.lowerBound)
-            if let direct = backend as? HostStaging {
-                direct.copy(slice, toHost: staging.hostPointer + range.lowerBound)   // page-locked, in place
-            } else {
-                let host = backend.download(slice)
-                host.ptr { (staging.hostPointer + range.lowerBound).update(from: $0, count: range.count) }
-            }
-            base = staging.hostPointer
-        } else {
+        let range = buckets[b]
+        let slice = { Tensor(shape: [range.count], buffer: self.gradients.buffer, offset: self.gradients.offset + range.lowerBound) }
+        // a staged device bucket is copied down here, summed on the host, copied back up in `finish`
+        switch transport {
+        case .host:
             base = gradients.hostPointer
+        case let .deviceDirect(device):
+            device.synchronize()   // the bucket's gradients must be written before MPI reads them
+            base = UnsafeMutablePointer(bitPattern: UInt(bitPattern: gradients.buffer.address) + UInt(gradients.offset * 4))!
+        case let .pinned(device, staging):
+            device.copy(slice(), toHost: staging.hostPointer + range.lowerBound)   // page-locked, in place
+            base = staging.hostPointer
+        case let .copied(staging):
+            backend.download(slice()).ptr { (staging.hostPointer + range.lowerBound).update(from: $0, count: range.count) }
+            base = staging.hostPointer
         }
         pending.append(communicator.startSum(base + buckets[b].lowerBound, count: buckets[b].count,
                                              label: "gradient all-reduce (bucket \(b + 1) of \(buckets.count))"))
@@ -108,9 +121,10 @@ public final class GradientReducer {
         guard communicator.size > 1 else { return }
         let t0 = Date()
         for p in pending { p.wait() }
-        if let staging {
-            if let direct = backend as? HostStaging { direct.copy(fromHost: staging.hostPointer, into: gradients) }
-            else { backend.copy(backend.upload(staging), into: gradients) }
+        switch transport {
+        case .host, .deviceDirect: break
+        case let .pinned(device, staging): device.copy(fromHost: staging.hostPointer, into: gradients)
+        case let .copied(staging): backend.copy(backend.upload(staging), into: gradients)
         }
         exposedSeconds += Date().timeIntervalSince(t0)
     }

@@ -121,6 +121,26 @@ public enum Launch {
     }
 }
 
+/// This process's part in the job, set up in one place: the communicator (MPI under a
+/// launcher, else this process alone), the ranks on this node and this one's place among them.
+/// `communicator.finalize()` ends it.
+public struct RankContext {
+    public let communicator: Communicator
+    public let localRanks: Int, localRank: Int
+
+    /// Whether `--ranks N` asks this process to start the job under mpirun instead of being a rank.
+    public static func shouldLaunch(ranks: Int?) -> Bool { (ranks ?? 1) > 1 && !MPICommunicator.launchedByMPI }
+
+    /// Joins the job when an MPI launcher started this process (and, under `--ranks N`'s
+    /// launcher, ends with it), else runs alone.
+    public static func join(collectiveTimeout: Double) throws -> RankContext {
+        guard MPICommunicator.launchedByMPI else { return RankContext(communicator: LocalCommunicator(), localRanks: 1, localRank: 0) }
+        let communicator = try MPICommunicator(collectiveTimeout: collectiveTimeout)
+        Launch.endWithTheLauncher(rank: communicator.rank)
+        return RankContext(communicator: communicator, localRanks: MPICommunicator.localSize, localRank: MPICommunicator.localRank)
+    }
+}
+
 public struct LaunchError: Error, CustomStringConvertible {
     public let description: String
     public init(_ message: String) { description = message }

@@ -60,6 +60,8 @@ public final class MPICommunicator: Communicator {
     private var finalized = false
     deinit { finalize() }
 
+    public var acceptsDeviceMemory: Bool { Self.cudaAware }
+
     public func finalize() {
         guard !finalized else { return }
         finalized = true

@@ -62,7 +62,7 @@ public struct Benchmark {
         for s in 0..<steps {
             let t0 = DispatchTime.now().uptimeNanoseconds
             _ = try parallel.step(batch: slice)
-            (backend as? CUDABackend)?.gpu.synchronize()   // a GPU step ends when its kernels have run
+            backend.synchronize()   // a GPU step ends when its kernels have run
             let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6
             times.append(dt)
             progress?(s + 1, dt)
@@ -89,19 +89,9 @@ public struct Benchmark {
                       steps: steps, ms_per_step: median, images_per_s: Double(batch) / (median / 1000),
                       gflop_per_step: flops / 1e9, gflop_per_s: flops / 1e9 / (median / 1000),
                       parameters: model.store.parameterCount, peak_rss_mb: communicator.maximum(peakResidentMegabytes()),
-                      ranks: communicator.size, communication_share: exposed / median, kernels: kernelsDescription,
+                      ranks: communicator.size, communication_share: exposed / median, kernels: backend.kernelsDescription,
                       threads_per_rank: placement[..<communicator.size].map { Int($0) },
                       cpus_per_rank: placement[communicator.size...].map { Int($0) })
-    }
-}
-
-extension Benchmark {
-    /// What ran the step: the CPU kernels' vector instructions and OpenBLAS's path, or the GPU.
-    var kernelsDescription: String {
-        if let gpu = backend as? CUDABackend {
-            return "cuda-\(gpu.gpu.info.architecture)+\(gpu.convolutionPath) (\(gpu.gpu.info.name))"
-        }
-        return "\(kernelInstructionSet)+openblas-\(blasKernelName.lowercased())"
     }
 }
 

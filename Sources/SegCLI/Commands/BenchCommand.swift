@@ -38,13 +38,15 @@ struct BenchCommand: ParsableCommand {
     }
 
     func run() throws {
-        if let ranks, ranks > 1, !MPICommunicator.launchedByMPI {
-            throw ExitCode(try Launch.relaunchUnderMPI(ranks: ranks, arguments: Array(CommandLine.arguments.dropFirst())))
+        if RankContext.shouldLaunch(ranks: ranks) {
+            var code: Int32 = 0
+            try reportingErrors { code = try Launch.relaunchUnderMPI(ranks: ranks!, arguments: Array(CommandLine.arguments.dropFirst())) }
+            throw ExitCode(code)
         }
-        let communicator: Communicator = MPICommunicator.launchedByMPI ? try MPICommunicator(collectiveTimeout: 120) : LocalCommunicator()
+        let context = try RankContext.join(collectiveTimeout: 120)
+        let communicator = context.communicator, localRanks = context.localRanks
         guard batch >= communicator.size else { throw ValidationError("--batch \(batch) cannot be split over \(communicator.size) ranks") }
         MemoryPolicy.keepFreedMemoryForReuse()
-        let localRanks = MPICommunicator.launchedByMPI ? MPICommunicator.localSize : 1
         Parallel.configure(threads: threads ?? Launch.defaultThreads(localRanks: localRanks))
         if communicator.rank == 0, threads == nil, let warning = Launch.idleCoresWarning(rank: 0, localRanks: localRanks, threads: Parallel.threads) {
             FileHandle.standardError.write((warning + "\n").data(using: .utf8)!)
@@ -53,22 +55,22 @@ struct BenchCommand: ParsableCommand {
         bench.width = width; bench.batch = batch; bench.size = size; bench.steps = steps
         do {
             let placement = try DevicePlacement.choose(TrainingConfig.DeviceKind(rawValue: device)!,
-                                                       localRank: MPICommunicator.launchedByMPI ? MPICommunicator.localRank : 0,
+                                                       localRank: context.localRank,
                                                        ranksOnThisNode: localRanks, shareGPU: shareGpu)
             bench.backend = placement.backend
-            if communicator.rank == 0, let note = placement.note, bench.backend is CUDABackend || device != "auto" {
+            if communicator.rank == 0, let note = placement.note, bench.backend.device != .host || device != "auto" {
                 FileHandle.standardError.write((note + "\n").data(using: .utf8)!)
             }
         } catch {
             FileHandle.standardError.write("segdist: error: \(error)\n".data(using: .utf8)!)
-            (communicator as? MPICommunicator)?.finalize()
+            communicator.finalize()
             throw ExitCode(2)
         }
         let root = communicator.rank == 0
         let result = try bench.run(communicator: communicator, bucketMB: bucketMb) { step, ms in
             if root { FileHandle.standardError.write("step \(step)/\(steps): \(String(format: "%.0f", ms)) ms\n".data(using: .utf8)!) }
         }
-        (communicator as? MPICommunicator)?.finalize()
+        communicator.finalize()
         guard root else { return }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]

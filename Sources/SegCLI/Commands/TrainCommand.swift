@@ -24,7 +24,7 @@ struct TrainCommand: ParsableCommand {
     var debugRankInit = false
 
     func run() throws {
-        if let ranks, ranks > 1, !MPICommunicator.launchedByMPI {
+        if RankContext.shouldLaunch(ranks: ranks), let ranks {
             // Check the recipe here, once, before starting N processes that would each refuse it.
             try reportingErrors {
                 let checkpoint = try resume.map { try Checkpoint.resolve($0) }
@@ -45,19 +45,15 @@ struct TrainCommand: ParsableCommand {
             try reportingErrors { code = try Launch.relaunchUnderMPI(ranks: ranks, arguments: ["train"] + args) }
             throw ExitCode(code)
         }
-        var communicator: Communicator = LocalCommunicator()
         try reportingErrors {
             if let ranks, ranks < 1 { throw ValidationError("--ranks must be at least 1, got \(ranks)") }
             let checkpoint = try resume.map { try Checkpoint.resolve($0) }
             let config = try resolvedConfig(resuming: checkpoint)
-            if MPICommunicator.launchedByMPI {
-                communicator = try MPICommunicator(collectiveTimeout: Double(config.collectiveTimeout))
-                Launch.endWithTheLauncher(rank: communicator.rank)
-                if let ranks, ranks != communicator.size {
-                    throw LaunchError("--ranks \(ranks) but the launcher started \(communicator.size) ranks")
-                }
+            let context = try RankContext.join(collectiveTimeout: Double(config.collectiveTimeout))
+            let communicator = context.communicator, localRanks = context.localRanks
+            if let ranks, MPICommunicator.launchedByMPI, ranks != communicator.size {
+                throw LaunchError("--ranks \(ranks) but the launcher started \(communicator.size) ranks")
             }
-            let localRanks = MPICommunicator.launchedByMPI ? MPICommunicator.localSize : 1
             configureThreads(config.threads > 0 ? config.threads : Launch.defaultThreads(localRanks: localRanks))
             let root = communicator.rank == 0
             if root, config.threads == 0, let warning = Launch.idleCoresWarning(rank: 0, localRanks: localRanks, threads: Parallel.threads) {
@@ -67,7 +63,7 @@ struct TrainCommand: ParsableCommand {
                 try TrainingRun.checkAgreement(config: config, communicator: communicator)
             } catch {
                 if root { FileHandle.standardError.write("segdist: error: \(error)\n".data(using: .utf8)!) }
-                (communicator as? MPICommunicator)?.finalize()
+                communicator.finalize()
                 throw ExitCode(2)
             }
             if root {
@@ -78,7 +74,7 @@ struct TrainCommand: ParsableCommand {
             do {
                 let run = try TrainingRun(config: config, resume: checkpoint, communicator: communicator,
                                           initSeedOffset: debugRankInit ? communicator.rank : 0, ranksOnThisNode: localRanks,
-                                          localRank: MPICommunicator.launchedByMPI ? MPICommunicator.localRank : 0)
+                                          localRank: context.localRank)
                 if root, let note = run.deviceNote { FileHandle.standardError.write((note + "\n").data(using: .utf8)!) }
                 run.stopSignal = StopSignal()
                 if debugRankInit {
@@ -119,13 +115,13 @@ struct TrainCommand: ParsableCommand {
             } catch let agreed as AgreementError {
                 // every rank met it at the same point: end cleanly, one message (rank 0's)
                 if root { FileHandle.standardError.write("segdist: error: \(agreed)\n".data(using: .utf8)!) }
-                (communicator as? MPICommunicator)?.finalize()
+                communicator.finalize()
                 throw ExitCode(2)
             } catch where communicator.size > 1 {
                 // One rank failing must end them all, not leave the others waiting.
                 communicator.abort("segdist: error: rank \(communicator.rank): \(error)", code: 2)
             }
-            (communicator as? MPICommunicator)?.finalize()
+            communicator.finalize()
             // Ctrl-C: the checkpoint is written; the exit code says the run did not finish
             if interrupted { throw ExitCode(130) }
         }

@@ -105,6 +105,13 @@ public protocol Backend: AnyObject {
     // MARK: Optimizer updates over the flat buffers (written in place)
     func sgdUpdate(parameters: Tensor, gradients: Tensor, momentumBuffer: Tensor?, learningRate: Float, momentum: Float,
                    dampening: Float, weightDecay: Float, nesterov: Bool, firstStep: Bool)
+    /// Class indices on the backend (the CPU's are the host's).
+    func uploadIndices(_ t: IndexTensor) -> IndexTensor
+    /// Waits until the work queued so far has run (a GPU's kernels are asynchronous).
+    func synchronize()
+    /// What runs this backend's ops, in a few words (`segdist bench`'s "kernels").
+    var kernelsDescription: String { get }
+
     func adamUpdate(parameters: Tensor, gradients: Tensor, m: Tensor, v: Tensor, step: Int, learningRate: Float,
                     beta1: Float, beta2: Float, eps: Float, weightDecay: Float, decoupled: Bool)
 }
@@ -119,6 +126,10 @@ public struct BatchNormStatistics {
 }
 
 extension Backend {
+    public func uploadIndices(_ t: IndexTensor) -> IndexTensor { t }
+    public func synchronize() {}
+    public var kernelsDescription: String { String(describing: type(of: self)) }
+
     /// Probabilities: sigmoid per channel, or softmax over the channels.
     public func activate(_ logits: Tensor, _ activation: OutputActivation) -> Tensor {
         switch activation {
@@ -144,7 +155,4 @@ public protocol HostStaging: Backend {
     func copy(_ src: Tensor, toHost dst: UnsafeMutablePointer<Float>)
     /// Writes `count(dst)` floats from `src` (host) into `dst`'s memory (device).
     func copy(fromHost src: UnsafePointer<Float>, into dst: Tensor)
-    /// Waits until the device has finished the work queued so far (before another library,
-    /// a CUDA-aware MPI, reads its memory).
-    func synchronize()
 }

@@ -18,6 +18,9 @@ public final class CPUBackend: Backend {
     public let device = Device.host
     public init() {}
 
+    /// The kernels' vector instructions and OpenBLAS's path (`"avx512+openblas-cooperlake"`).
+    public var kernelsDescription: String { "\(kernelInstructionSet)+openblas-\(blasKernelName.lowercased())" }
+
     // MARK: Memory
 
     public func allocate(_ shape: [Int]) -> Tensor { Tensor(uninitialized: shape) }

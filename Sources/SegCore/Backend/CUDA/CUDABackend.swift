@@ -19,6 +19,9 @@ public final class CUDABackend: Backend {
     }
 
     /// "cuDNN 9.x" or "im2col + cuBLAS": how convolutions run.
+    /// The GPU and how its convolutions run (`"cuda-sm_90+cudnn (NVIDIA H200)"`).
+    public var kernelsDescription: String { "cuda-\(gpu.info.architecture)+\(convolutionPath) (\(gpu.info.name))" }
+
     public var convolutionPath: String {
         cudnn.map { "cuDNN \($0.version / 10000).\($0.version / 100 % 100)" } ?? "im2col + cuBLAS"
     }
