@@ -73,8 +73,20 @@ final class CUDAKernelTests: XCTestCase {
 
     /// The self-check every new GPU backend must pass runs (CPU against itself here, which
     /// checks the harness), and on a GPU, against the GPU.
-    func testTheSelfCheckPasses() throws {
-        try CUDASelfCheck.run(CPUBackend.shared, tolerance: 0)
+    /// The self-check passes a backend that computes what the CPU does (through device-labelled
+    /// memory, so nothing is compared with itself) and refuses one whose convolution is off.
+    func testTheSelfCheckPassesARightBackendAndRefusesAWrongOne() throws {
+        let right = DeviceStandIn()
+        try CUDASelfCheck.run(right)
+        XCTAssertGreaterThan(right.calls, 20, "the ops ran on the stand-in")
+        let wrong = DeviceStandIn()
+        wrong.convolutionError = 0.05
+        XCTAssertThrowsError(try CUDASelfCheck.run(wrong)) {
+            XCTAssertTrue("\($0)".contains("self-check: conv2d forward differs from the CPU"), "\($0)")
+        }
+    }
+
+    func testTheSelfCheckPassesOnTheGPU() throws {
         let gpu = try CUDATesting.backendOrSkip("GPU self-check")
         try CUDASelfCheck.run(gpu)
     }

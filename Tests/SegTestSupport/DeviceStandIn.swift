@@ -9,6 +9,8 @@ public final class DeviceStandIn: Backend {
     public let device = Device.cuda(7)
     private let cpu = CPUBackend.shared
     public private(set) var calls = 0
+    /// Makes conv2dForward wrong by this much on its first value (tests of checks that must notice).
+    public var convolutionError: Float = 0
     public init() {}
 
     // host view of device memory (no copy), and device label on host memory (keeps it alive)
@@ -56,7 +58,10 @@ public final class DeviceStandIn: Backend {
     public func add(_ a: Tensor, _ b: Tensor) -> Tensor { count(); return d(cpu.add(h(a), h(b))) }
 
     public func conv2dForward(_ x: Tensor, weight: Tensor, bias: Tensor?, geometry: ConvGeometry) -> Tensor {
-        count(); return d(cpu.conv2dForward(h(x), weight: h(weight), bias: h(bias), geometry: geometry))
+        count()
+        let y = cpu.conv2dForward(h(x), weight: h(weight), bias: h(bias), geometry: geometry)
+        if convolutionError != 0 { y.hostPointer[0] += convolutionError }
+        return d(y)
     }
     public func conv2dBackward(x: Tensor, weight: Tensor, dy: Tensor, geometry: ConvGeometry, inputGradient: Bool,
                                weightGradient: Tensor, biasGradient: Tensor?) -> Tensor? {

@@ -61,10 +61,20 @@ public final class CUDADevice: @unchecked Sendable {
         exit(1)
     }
 
-    /// While set (the self-check), a failed call is recorded instead of ending the process, so
-    /// `device: auto` can fall back to the CPU; `recorded` keeps the first failure.
-    var recording = false
-    var recorded: CUDAError?
+    /// Inside `recordingFailures` (the self-check) a failed call is recorded instead of ending
+    /// the process, so `device: auto` can fall back to the CPU; `recorded` keeps the first.
+    private var recording = false
+    private var recorded: CUDAError?
+
+    /// Runs `body` with failed CUDA calls recorded, not fatal, and throws the first of them (or
+    /// `body`'s own error).
+    func recordingFailures(_ body: () throws -> Void) throws {
+        recorded = nil
+        recording = true
+        defer { recording = false }
+        do { try body() } catch { throw recorded ?? (error as? CUDAError) ?? CUDAError("\(error)") }
+        if let failure = recorded { throw failure }
+    }
 
     func check(_ result: Int32, _ call: @autoclosure () -> String) {
         do { try driver.check(result, call()) } catch { report(error as? CUDAError ?? CUDAError("\(error)")) }

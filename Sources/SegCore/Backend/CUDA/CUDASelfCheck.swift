@@ -6,14 +6,8 @@ import Foundation
 public enum CUDASelfCheck {
     public static func run(_ gpu: Backend, tolerance: Double = 1e-3) throws {
         // a failing CUDA call during the check is an answer (thrown), not the end of the process
-        let device = (gpu as? CUDABackend)?.gpu
-        device?.recorded = nil
-        device?.recording = true
-        defer { device?.recording = false }
-        do { try compareOps(gpu, tolerance: tolerance) } catch {
-            throw device?.recorded ?? (error as? CUDAError) ?? CUDAError("\(error)")
-        }
-        if let failure = device?.recorded { throw failure }
+        guard let device = (gpu as? CUDABackend)?.gpu else { return try compareOps(gpu, tolerance: tolerance) }
+        try device.recordingFailures { try compareOps(gpu, tolerance: tolerance) }
     }
 
     static func compareOps(_ gpu: Backend, tolerance: Double) throws {
