@@ -76,12 +76,4 @@ extension ModelArchitecture {
         if names.contains("classifier.0.weight") && names.contains("backbone.conv1.weight") { return .fcn_resnet50 }
         return nil
     }
-
-    /// torchvision's own segmentation models: their state_dicts run as torchvision runs them.
-    public var isTorchvisionModel: Bool {
-        switch self {
-        case .fcn_resnet50, .fcn_resnet101, .deeplabv3_resnet50, .deeplabv3_resnet101: return true
-        default: return false
-        }
-    }
 }

@@ -54,14 +54,42 @@ public enum ModelArchitecture: String, CaseIterable, Sendable {
     /// of their use, and one convolution applied twice around a residual sum.
     case probe_reversed, probe_tied
 
-    /// The backbone depth in the model's name (nil for models without a ResNet backbone).
-    public var defaultBackboneDepth: Int? {
+    /// What the rest of segdist needs to know of an architecture, in one place (with `make`,
+    /// the only places a new model is added).
+    public struct Traits: Sendable {
+        /// Input sides must survive this many halvings (each max-pool floors).
+        public var downsamplings: Int
+        /// The backbone depth in the model's name (nil for models without a ResNet backbone).
+        public var defaultBackboneDepth: Int? = nil
+        /// Training-mode batch norm over one value per image (DeepLabV3's image pooling, PSPNet's
+        /// bins) needs at least two images in every forward pass (PyTorch refuses one as well).
+        public var needsTwoImagesPerPass = false
+        /// torchvision's own segmentation models: their state_dicts run as torchvision runs them.
+        public var isTorchvisionModel = false
+    }
+
+    public var traits: Traits {
         switch self {
-        case .fcn_resnet50, .deeplabv3_resnet50, .pspnet: return 50
-        case .fcn_resnet101, .deeplabv3_resnet101: return 101
-        default: return nil
+        case .unet, .unet_add, .unet_tconv: return Traits(downsamplings: 4)
+        case .unet_shallow: return Traits(downsamplings: 2)
+        case .fcn_m2nist: return Traits(downsamplings: 4)   // its smallest input: (n - 4) / 2 - 2) / 2 >= 1
+        case .fcn8s: return Traits(downsamplings: 5)
+        case .fcn_resnet50: return Traits(downsamplings: 5, defaultBackboneDepth: 50, isTorchvisionModel: true)
+        case .fcn_resnet101: return Traits(downsamplings: 5, defaultBackboneDepth: 101, isTorchvisionModel: true)
+        case .deeplabv3_resnet50:
+            return Traits(downsamplings: 5, defaultBackboneDepth: 50, needsTwoImagesPerPass: true, isTorchvisionModel: true)
+        case .deeplabv3_resnet101:
+            return Traits(downsamplings: 5, defaultBackboneDepth: 101, needsTwoImagesPerPass: true, isTorchvisionModel: true)
+        case .pspnet: return Traits(downsamplings: 5, defaultBackboneDepth: 50, needsTwoImagesPerPass: true)
+        case .probe_reversed: return Traits(downsamplings: 1)
+        case .probe_tied: return Traits(downsamplings: 0)
         }
     }
+
+    public var defaultBackboneDepth: Int? { traits.defaultBackboneDepth }
+    public var needsTwoImagesPerPass: Bool { traits.needsTwoImagesPerPass }
+    public var downsamplings: Int { traits.downsamplings }
+    public var isTorchvisionModel: Bool { traits.isTorchvisionModel }
 
     /// - Parameters:
     ///   - backboneDepth: overrides the ResNet depth of the name (18, 34, 50, 101).
@@ -86,23 +114,6 @@ public enum ModelArchitecture: String, CaseIterable, Sendable {
         case .fcn_m2nist: return M2NISTFCN(inputChannels: inputChannels, classes: classes, seed: seed)
         case .probe_reversed: return ReversedProbe(inputChannels: inputChannels, classes: classes, width: width, seed: seed)
         case .probe_tied: return TiedProbe(inputChannels: inputChannels, classes: classes, width: width, seed: seed)
-        }
-    }
-
-    /// Training-mode batch norm over one value per image (DeepLabV3's image pooling) needs at
-    /// least two images in every forward pass (PyTorch refuses one as well).
-    public var needsTwoImagesPerPass: Bool { self == .deeplabv3_resnet50 || self == .deeplabv3_resnet101 || self == .pspnet }
-
-    /// Input sides must survive this many halvings (each max-pool floors).
-    public var downsamplings: Int {
-        switch self {
-        case .unet, .unet_add, .unet_tconv: return 4
-        case .fcn8s: return 5
-        case .fcn_m2nist: return 4   // its smallest input: (n - 4) / 2 - 2) / 2 >= 1
-        case .unet_shallow: return 2
-        case .fcn_resnet50, .fcn_resnet101, .deeplabv3_resnet50, .deeplabv3_resnet101, .pspnet: return 5
-        case .probe_reversed: return 1
-        case .probe_tied: return 0
         }
     }
 }
