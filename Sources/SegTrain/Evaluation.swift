@@ -100,16 +100,31 @@ extension TrainingConfig {
 /// size): runs of consecutive samples of one size go through together, at most `batch` at a
 /// time; each image's predicted classes are counted against its mask.
 public func evaluate(_ pipeline: InferencePipeline, samples: [Sample], batch: Int) throws -> SegmentationScores {
+    try evaluate(pipeline, count: samples.count, batch: batch) { samples[$0] }
+}
+
+/// The same over validation samples `indices` of `data`, read a group at a time (a folder's
+/// images at their own size may not all fit in memory at once).
+public func evaluate(_ pipeline: InferencePipeline, data: SegmentationDataset, indices: Range<Int>, batch: Int) throws -> SegmentationScores {
+    try evaluate(pipeline, count: indices.count, batch: batch) { data.validationSample(indices.lowerBound + $0) }
+}
+
+func evaluate(_ pipeline: InferencePipeline, count: Int, batch: Int, sample: (Int) -> Sample) throws -> SegmentationScores {
     var scores = SegmentationScores(classes: pipeline.classes)
-    var first = 0
-    while first < samples.count {
-        var end = first + 1
-        while end < samples.count && end - first < max(1, batch)
-                && samples[end].height == samples[first].height && samples[end].width == samples[first].width { end += 1 }
-        let group = samples[first..<end]
-        let predictions = try pipeline.predict(group.map(\.image), height: group.first!.height, width: group.first!.width)
-        for (sample, prediction) in zip(group, predictions) { scores.add(predicted: prediction.classes, labels: sample.labels) }
-        first = end
+    var next: Sample? = count > 0 ? sample(0) : nil, i = 0
+    while let first = next {
+        var group = [first]
+        i += 1
+        next = nil
+        while i < count {
+            let s = sample(i)
+            guard group.count < max(1, batch), s.height == first.height, s.width == first.width else { next = s; break }
+            group.append(s)
+            i += 1
+        }
+        if next == nil && i < count { next = sample(i) }
+        let predictions = try pipeline.predict(group.map(\.image), height: first.height, width: first.width)
+        for (s, prediction) in zip(group, predictions) { scores.add(predicted: prediction.classes, labels: s.labels) }
     }
     return scores
 }

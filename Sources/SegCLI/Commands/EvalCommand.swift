@@ -24,8 +24,7 @@ struct EvalCommand: ParsableCommand {
             let data = try config.makeDataset()
             let pipeline = InferencePipeline(config: config, models: loaded.models)
             FileHandle.standardError.write("# \(data.validationCount) validation images; \(pipeline.summary)\n".data(using: .utf8)!)
-            let samples = (0..<data.validationCount).map { data.validationSample($0) }
-            let scores = try evaluate(pipeline, samples: samples, batch: config.batchSize)
+            let scores = try evaluate(pipeline, data: data, indices: 0..<data.validationCount, batch: config.batchSize)
             let path = output ?? URL(fileURLWithPath: loaded.files[0]).deletingLastPathComponent().appendingPathComponent("eval.json").path
             try printJSON(["checkpoint": loaded.files.count == 1 ? loaded.files[0] as Any : loaded.files as Any, "step": loaded.step as Any,
                            "images": scores.images, "dice": scores.dice,

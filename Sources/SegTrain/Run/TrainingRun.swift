@@ -53,8 +53,6 @@ public final class TrainingRun {
     var directoryLock: RunLock?
     /// The run this one branched from (resumed from its checkpoint into another directory).
     var parent: Checkpoint?
-    /// This rank's validation images, read once per run.
-    private var validationShard: [Sample]?
     /// Validation runs `predict`'s path (see `InferencePipeline`).
     private lazy var pipeline = InferencePipeline(config: config, models: [model])
 
@@ -221,12 +219,8 @@ public final class TrainingRun {
     /// image counts exactly once.
     func shardedEvaluation() throws -> SegmentationScores {
         let n = communicator.size, k = model.classes
-        if validationShard == nil {
-            // This rank's validation images, read once per run.
-            let total = data.validationCount, r = communicator.rank
-            validationShard = ((r * total / n)..<((r + 1) * total / n)).map { data.validationSample($0) }
-        }
-        let local = try evaluate(pipeline, samples: validationShard!, batch: config.batchSize)
+        let total = data.validationCount, r = communicator.rank
+        let local = try evaluate(pipeline, data: data, indices: (r * total / n)..<((r + 1) * total / n), batch: config.batchSize)
         guard n > 1 else { return local }
         var sums = local.sums
         sums.withUnsafeMutableBufferPointer { communicator.sumInPlace($0.baseAddress!, count: $0.count) }
