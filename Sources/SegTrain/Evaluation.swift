@@ -122,7 +122,6 @@ func evaluate(_ pipeline: InferencePipeline, count: Int, batch: Int, sample: (In
             group.append(s)
             i += 1
         }
-        if next == nil && i < count { next = sample(i) }
         let predictions = try pipeline.predict(group.map(\.image), height: first.height, width: first.width)
         for (s, prediction) in zip(group, predictions) { scores.add(predicted: prediction.classes, labels: s.labels) }
     }

@@ -106,7 +106,7 @@ final class ONNXExportTests: XCTestCase {
         return (model, result)
     }
 
-    /// Pixels as segdist's data pipeline and `Predictor.input` prepare them.
+    /// Pixels as segdist's data pipeline and `InferencePipeline` prepare them.
     func modelInput(_ pixels: Tensor, _ c: Case) -> Tensor {
         let perImage = pixels.count / pixels.shape[0]
         var values = pixels.storage

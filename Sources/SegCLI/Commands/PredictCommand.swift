@@ -80,16 +80,14 @@ struct PredictCommand: ParsableCommand {
             return PNGImage(width: m.width, height: m.height, channels: 1,
                             pixels: m.labels.map { $0 == Sample.ignored ? 128 : maskValue(class: Int($0), classes: k) })
         }
+        // the pipeline refuses an image that cannot fit in memory, with the estimate
         let (memory, plan) = pipeline.memory(height: image.height, width: image.width)
-        if let available = MemoryEstimate.availableBytes, memory.totalBytes > available {
-            throw ImageError(path: path, problem: String(format: "is %dx%d: predicting it needs %@, but %.2f GB is available; use smaller windows (--tile, --batch) or downscale it", image.width, image.height, memory.summary, Double(available) / 1e9))
-        }
         if let plan {
             FileHandle.standardError.write("\(path): \(image.width)x\(image.height) in \(plan.origins.count) windows of \(plan.tileWidth)x\(plan.tileHeight) (overlap \(plan.overlap), \(plan.batch) per pass; \(memory.summary))\n".data(using: .utf8)!)
         }
         let prediction: Prediction
         do { prediction = try pipeline.predict(pipeline.pixels(of: image), height: image.height, width: image.width) } catch let e as TrainingError {
-            throw ImageError(path: path, problem: e.description)
+            throw ImageError(path: path, problem: "is \(image.width)x\(image.height): \(e.description)")
         }
         try createDirectory(output)
         let (h, w) = (image.height, image.width)

@@ -67,11 +67,18 @@ public final class InferencePipeline {
         try predict([image], height: height, width: width)[0]
     }
 
-    /// The model's answers for scaled images of one size, each (channels, H, W), at that size.
-    public func predict(_ images: [[Float]], height: Int, width: Int) throws -> [Prediction] {
+    /// The size an image of `height` x `width` is resized to (`resized`) and then padded to
+    /// (`padded`: at least the model's smallest input) before the model sees it.
+    func modelSize(height: Int, width: Int) -> (resized: (h: Int, w: Int), padded: (h: Int, w: Int)) {
         let (mh, mw) = resize.size(height: height, width: width)
         let unit = 1 << architecture.downsamplings
-        let (ph, pw) = (max(mh, unit), max(mw, unit))
+        return ((mh, mw), (max(mh, unit), max(mw, unit)))
+    }
+
+    /// The model's answers for scaled images of one size, each (channels, H, W), at that size.
+    public func predict(_ images: [[Float]], height: Int, width: Int) throws -> [Prediction] {
+        let size = modelSize(height: height, width: width)
+        let (mh, mw) = size.resized, (ph, pw) = size.padded
         let inputs: [[Float]] = images.map { image in
             precondition(image.count == channels * height * width, "An image of \(channels)x\(height)x\(width) needs matching pixels")
             var x = resizedPlanes(image, planes: channels, height: height, width: width, toHeight: mh, toWidth: mw)
@@ -106,9 +113,12 @@ public final class InferencePipeline {
 
     /// What one image of this size needs in memory: whole, or in windows.
     public func memory(height: Int, width: Int) -> (estimate: MemoryEstimate, plan: TilePlan?) {
-        let (mh, mw) = resize.size(height: height, width: width)
-        let unit = 1 << architecture.downsamplings
-        let (ph, pw) = (max(mh, unit), max(mw, unit))
+        memoryAtModelSize(modelSize(height: height, width: width).padded)
+    }
+
+    /// `memory` for an input already at the model's size.
+    private func memoryAtModelSize(_ size: (h: Int, w: Int)) -> (estimate: MemoryEstimate, plan: TilePlan?) {
+        let (ph, pw) = size, unit = 1 << architecture.downsamplings
         let whole = wholeEstimate(ph, pw)
         let fits = whole.totalBytes <= min(MemoryEstimate.availableBytes ?? Int.max, 4 << 30)
         guard tile > 0 || !fits else { return (whole, nil) }
@@ -128,9 +138,9 @@ public final class InferencePipeline {
     /// Probabilities (classes, h, w) of each input, on the model's backend: the inputs in as
     /// few whole passes as fit in memory, or each image in windows.
     private func probabilities(_ model: SegmentationModel, _ inputs: [[Float]], height h: Int, width w: Int) throws -> [[Float]] {
-        let (estimate, plan) = memory(height: h, width: w)
+        let (estimate, plan) = memoryAtModelSize((h, w))
         if let available = MemoryEstimate.availableBytes, estimate.totalBytes > available {
-            throw TrainingError(String(format: "an image of %dx%d needs %@ to predict, but %.2f GB is available; use smaller windows (--tile, --batch) or downscale it", w, h, estimate.summary, Double(available) / 1e9))
+            throw TrainingError(String(format: "predicting it needs %@ (%dx%d as the model sees it), but %.2f GB is available; use smaller windows (--tile, --batch) or downscale it", estimate.summary, w, h, Double(available) / 1e9))
         }
         let backend = model.store.backend
         if let plan {

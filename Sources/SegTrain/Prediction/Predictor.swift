@@ -28,14 +28,6 @@ public struct Prediction {
 }
 
 public enum Predictor {
-    /// The image as the model saw its training images: (1, channels, H, W) in [0, 1] by
-    /// `scaling`; an RGB file for a grey model is converted with the ITU-R 601 luma weights.
-    public static func input(from file: ImageFile, channels: Int, scaling: InputScaling, normalization: Normalization? = nil) -> Tensor {
-        var values = scaling.planes(of: file, channels: channels)
-        normalization?.apply(to: &values, channels: channels)
-        return Tensor(shape: [1, channels, file.height, file.width], storage: values)
-    }
-
     /// Runs the model in evaluation mode on one (1, C, H, W) image; nothing is recorded.
     public static func predict(model: SegmentationModel, input: Tensor, activation: OutputActivation) -> Prediction {
         precondition(input.rank == 4 && input.shape[0] == 1, "predict takes one image (1, C, H, W), got \(input.shape)")
