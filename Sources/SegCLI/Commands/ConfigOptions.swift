@@ -74,74 +74,79 @@ let pipelineKeys = ["model", "in_channels", "classes", "loss", "input_scaling", 
 /// state_dicts (`--weights`, for the model the recipe names; what the tensors determine is read
 /// from them and printed).
 func loadModels(_ source: ModelSource, recipe: ConfigOptions, checkingData: Bool = true) throws -> LoadedModels {
+    let files: [String]
+    let load: (String) throws -> (config: TrainingConfig, model: SegmentationModel, step: Int?)
     switch (source.checkpoint.isEmpty, source.weights.isEmpty) {
     case (false, true):
-        var loaded: LoadedModels?
-        for path in source.checkpoint {
+        files = source.checkpoint
+        load = { path in
             let ckpt = try Checkpoint(path: path)
             let config = try recipe.resolve(fallback: (ckpt.configText, path), checkingData: checkingData)
-            if loaded == nil { configureThreads(config.threads) }
+            if path == files[0] { configureThreads(config.threads) }
             let model = config.makeModel()
             try ckpt.restore(model: model, optimizer: nil)
-            if var l = loaded {
-                let mine = config.rendered(keys: pipelineKeys), first = l.config.rendered(keys: pipelineKeys)
-                if mine != first {
-                    let differing = zip(mine.split(separator: "\n"), first.split(separator: "\n")).filter { $0 != $1 }.map { "'\($0.0)' where \(l.files[0]) has '\($0.1)'" }
-                    throw ValidationError("\(path) cannot join the ensemble: its recipe turns images into masks differently (\(differing.joined(separator: "; ")))")
-                }
-                l.models.append(model); l.files.append(path)
-                loaded = l
-            } else {
-                loaded = LoadedModels(config: config, models: [model], step: ckpt.step, files: [path])
-            }
+            return (config, model, ckpt.step)
         }
-        return loaded!
     case (true, false):
+        files = source.weights
         let named = try recipe.resolve(checkingData: checkingData)
-        let presets = named.model.isTorchvisionModel ? torchvisionPipeline : []
-        var loaded: LoadedModels?
-        for path in source.weights {
-            let file = try SafeTensorsFile(path: path)
-            try file.verifyChecksums()
-            let shapes = Dictionary(file.entries.map { ($0.name, $0.shape) }, uniquingKeysWith: { a, _ in a })
-            var settings = named.model.settings(fromShapes: shapes)
-            if settings.backboneDepth == named.model.defaultBackboneDepth { settings.backboneDepth = nil }
-            let config = try recipe.resolve(checkingData: checkingData, presets: presets, determined: settings.overrides)
-            if loaded == nil {
-                configureThreads(config.threads)
-                var note = "segdist: \(path): \(config.model.rawValue)"
-                if !settings.overrides.isEmpty { note += " with " + settings.overrides.joined(separator: ", ") + " (from its tensors)" }
-                if !presets.isEmpty { note += "; run as torchvision runs it (unless the recipe says otherwise)" }
-                FileHandle.standardError.write((note + "\n").data(using: .utf8)!)
-            }
-            let model = config.makeModel()
-            let report: StateDictReport
-            do {
-                report = try model.store.loadStateDict(file)
-            } catch let e as ModelError {
-                let guess = ModelArchitecture.guess(fromNames: Set(file.names)).flatMap { $0 == config.model ? nil : $0.rawValue }
-                throw ValidationError(e.description + " (the recipe's model is \(config.model.rawValue); " + (guess.map { "these tensors look like \($0)'s: set model=\($0)" } ?? "set model= to the one these weights were made for") + ")")
-            }
-            guard report.missing.isEmpty else {
-                throw ValidationError("\(path) lacks \(report.missing.count) of the \(config.model.rawValue) model's tensors (is model=\(config.model.rawValue) the one these weights were made for?): \(report.summary)")
-            }
-            if !report.unexpected.isEmpty {
-                FileHandle.standardError.write("segdist: note: \(path): ignored \(report.unexpected.count) tensor(s) the model has no place for: \(report.unexpected.prefix(8).joined(separator: ", "))\n".data(using: .utf8)!)
-            }
-            if var l = loaded {
-                guard config.rendered(keys: pipelineKeys) == l.config.rendered(keys: pipelineKeys) else {
-                    throw ValidationError("\(path) cannot join the ensemble: it is not the same kind of model as \(l.files[0])")
-                }
-                l.models.append(model); l.files.append(path)
-                loaded = l
-            } else {
-                loaded = LoadedModels(config: config, models: [model], step: nil, files: [path])
-            }
+        load = { path in
+            let (config, model) = try loadWeights(path, named: named, recipe: recipe, checkingData: checkingData, announce: path == files[0])
+            return (config, model, nil)
         }
-        return loaded!
     default:
         throw ValidationError("give --checkpoint (segdist checkpoints) or --weights (plain state_dicts), one or more of one kind")
     }
+    // an ensemble: every member turns images into masks the same way as the first
+    var loaded: LoadedModels?
+    for path in files {
+        let (config, model, step) = try load(path)
+        guard var l = loaded else { loaded = LoadedModels(config: config, models: [model], step: step, files: [path]); continue }
+        let mine = config.rendered(keys: pipelineKeys), first = l.config.rendered(keys: pipelineKeys)
+        if mine != first {
+            let differing = zip(mine.split(separator: "\n"), first.split(separator: "\n")).filter { $0 != $1 }.map { "'\($0.0)' where \(l.files[0]) has '\($0.1)'" }
+            throw ValidationError("\(path) cannot join the ensemble: its recipe turns images into masks differently (\(differing.joined(separator: "; ")))")
+        }
+        l.models.append(model); l.files.append(path)
+        loaded = l
+    }
+    return loaded!
+}
+
+/// A plain state_dict for the model `named` names: what its tensors determine is read from them
+/// (and, with `announce`, printed), torchvision's models get torchvision's pipeline unless the
+/// recipe says otherwise, and a shape that disagrees names the tensor and the likely model.
+func loadWeights(_ path: String, named: TrainingConfig, recipe: ConfigOptions, checkingData: Bool, announce: Bool) throws
+    -> (TrainingConfig, SegmentationModel) {
+    let presets = named.model.isTorchvisionModel ? torchvisionPipeline : []
+    let file = try SafeTensorsFile(path: path)
+    try file.verifyChecksums()
+    let shapes = Dictionary(file.entries.map { ($0.name, $0.shape) }, uniquingKeysWith: { a, _ in a })
+    var settings = named.model.settings(fromShapes: shapes)
+    if settings.backboneDepth == named.model.defaultBackboneDepth { settings.backboneDepth = nil }
+    let config = try recipe.resolve(checkingData: checkingData, presets: presets, determined: settings.overrides)
+    if announce {
+        configureThreads(config.threads)
+        var note = "segdist: \(path): \(config.model.rawValue)"
+        if !settings.overrides.isEmpty { note += " with " + settings.overrides.joined(separator: ", ") + " (from its tensors)" }
+        if !presets.isEmpty { note += "; run as torchvision runs it (unless the recipe says otherwise)" }
+        FileHandle.standardError.write((note + "\n").data(using: .utf8)!)
+    }
+    let model = config.makeModel()
+    let report: StateDictReport
+    do {
+        report = try model.store.loadStateDict(file)
+    } catch let e as ModelError {
+        let guess = ModelArchitecture.guess(fromNames: Set(file.names)).flatMap { $0 == config.model ? nil : $0.rawValue }
+        throw ValidationError(e.description + " (the recipe's model is \(config.model.rawValue); " + (guess.map { "these tensors look like \($0)'s: set model=\($0)" } ?? "set model= to the one these weights were made for") + ")")
+    }
+    guard report.missing.isEmpty else {
+        throw ValidationError("\(path) lacks \(report.missing.count) of the \(config.model.rawValue) model's tensors (is model=\(config.model.rawValue) the one these weights were made for?): \(report.summary)")
+    }
+    if !report.unexpected.isEmpty {
+        FileHandle.standardError.write("segdist: note: \(path): ignored \(report.unexpected.count) tensor(s) the model has no place for: \(report.unexpected.prefix(8).joined(separator: ", "))\n".data(using: .utf8)!)
+    }
+    return (config, model)
 }
 
 /// Runs `body`, turning any user-facing error into one line on stderr and exit code 2.
