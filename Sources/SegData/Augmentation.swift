@@ -111,7 +111,7 @@ public struct Augmentation: Sendable, Equatable {
 }
 
 /// A dataset whose training samples are augmented (validation samples pass unchanged).
-public struct AugmentedDataset: SegmentationDataset {
+public struct AugmentedDataset: TrainingTransform {
     public let base: SegmentationDataset
     public let augmentation: Augmentation
     let seed: UInt64
@@ -120,10 +120,6 @@ public struct AugmentedDataset: SegmentationDataset {
         self.base = base; self.augmentation = augmentation; self.seed = seed
     }
 
-    public var channels: Int { base.channels }
-    public var classes: Int { base.classes }
-    public var trainingCount: Int { base.trainingCount }
-    public var validationCount: Int { base.validationCount }
     public var imageSize: (height: Int, width: Int) { augmentation.crop.map { ($0, $0) } ?? base.imageSize }
     public var summary: String { base.summary + "; augmented: " + augmentation.summary }
     public var trainingSizes: Set<ImageSize>? { augmentation.crop == nil ? base.trainingSizes : nil }
@@ -131,5 +127,4 @@ public struct AugmentedDataset: SegmentationDataset {
     public func trainingSample(epoch: Int, index: Int) -> Sample {
         augmentation.training(base.trainingSample(epoch: epoch, index: index), seed: seed, epoch: epoch, index: index)
     }
-    public func validationSample(_ index: Int) -> Sample { base.validationSample(index) }
 }

@@ -41,6 +41,22 @@ public protocol SegmentationDataset: Sendable {
     var trainingSizes: Set<ImageSize>? { get }
 }
 
+/// A dataset that changes only `base`'s training samples (resizing, augmentation,
+/// normalisation): validation samples, counts and channels are `base`'s.
+public protocol TrainingTransform: SegmentationDataset {
+    var base: SegmentationDataset { get }
+}
+
+extension TrainingTransform {
+    public var channels: Int { base.channels }
+    public var classes: Int { base.classes }
+    public var trainingCount: Int { base.trainingCount }
+    public var validationCount: Int { base.validationCount }
+    public var imageSize: (height: Int, width: Int) { base.imageSize }
+    public var trainingSizes: Set<ImageSize>? { base.trainingSizes }
+    public func validationSample(_ index: Int) -> Sample { base.validationSample(index) }
+}
+
 extension SegmentationDataset {
     public var trainingSizes: Set<ImageSize>? { nil }
 

@@ -22,22 +22,15 @@ public struct Normalization: Sendable, Equatable {
 
 /// A dataset whose training images are normalised on the way out (validation samples stay in
 /// [0, 1]: the evaluation normalises them as `predict` normalises a file).
-public struct NormalizedDataset: SegmentationDataset {
+public struct NormalizedDataset: TrainingTransform {
     public let base: SegmentationDataset
     public let normalization: Normalization
 
     public init(_ base: SegmentationDataset, _ normalization: Normalization) { self.base = base; self.normalization = normalization }
 
-    public var channels: Int { base.channels }
-    public var classes: Int { base.classes }
-    public var trainingCount: Int { base.trainingCount }
-    public var validationCount: Int { base.validationCount }
-    public var imageSize: (height: Int, width: Int) { base.imageSize }
     public var summary: String { base.summary + "; normalised by mean \(normalization.mean), std \(normalization.std)" }
-    public var trainingSizes: Set<ImageSize>? { base.trainingSizes }
 
     public func trainingSample(epoch: Int, index: Int) -> Sample { normalized(base.trainingSample(epoch: epoch, index: index)) }
-    public func validationSample(_ index: Int) -> Sample { base.validationSample(index) }
 
     func normalized(_ s: Sample) -> Sample {
         var s = s

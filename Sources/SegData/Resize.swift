@@ -69,22 +69,17 @@ public func resizedLabels(_ labels: [UInt8], height h: Int, width w: Int, toHeig
 
 /// A dataset whose training samples are resized by `rule` (validation samples stay as the
 /// files are: the evaluation resizes for the model and back).
-public struct ResizedDataset: SegmentationDataset {
+public struct ResizedDataset: TrainingTransform {
     public let base: SegmentationDataset
     public let rule: ResizeRule
 
     public init(_ base: SegmentationDataset, _ rule: ResizeRule) { self.base = base; self.rule = rule }
 
-    public var channels: Int { base.channels }
-    public var classes: Int { base.classes }
-    public var trainingCount: Int { base.trainingCount }
-    public var validationCount: Int { base.validationCount }
     public var imageSize: (height: Int, width: Int) { rule.size(height: base.imageSize.height, width: base.imageSize.width) }
     public var summary: String { base.summary + "; resized to \(rule == .none ? "-" : rule.text) for the model" }
     public var trainingSizes: Set<ImageSize>? { base.trainingSizes.map { Set($0.map { ImageSize(rule.size(height: $0.height, width: $0.width)) }) } }
 
     public func trainingSample(epoch: Int, index: Int) -> Sample { resized(base.trainingSample(epoch: epoch, index: index)) }
-    public func validationSample(_ index: Int) -> Sample { base.validationSample(index) }
 
     func resized(_ s: Sample) -> Sample {
         let (oh, ow) = rule.size(height: s.height, width: s.width)
