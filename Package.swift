@@ -4,7 +4,8 @@ import PackageDescription
 
 // Imports flow one way:
 //   COpenBLAS, CSystem <- SegKernels (CPU kernels: convolution, batch norm, pooling, losses, optimizer loops)
-//   <- SegCore (tensors and their storage, backends, the autograd tape, optimizers, safetensors)
+//   <- SegCore (tensors and their storage, the Backend protocol and the CPU backend, the autograd tape, optimizers, safetensors)
+//   <- SegCUDA (the GPU backend; CCUDA: driver, NVRTC, cuBLAS, cuDNN loaded with dlopen)
 //   <- SegNN (parameter store, layers, models);  CPNG <- SegData (datasets, images);
 //   CMPI <- SegDist (communicators, gradient buckets, watchdog, launching)
 //   <- SegTrain (config, training loop, metrics, checkpoints, prediction, benchmark) <- SegCLI (the `segdist` command).
@@ -58,20 +59,24 @@ let package = Package(
         // CUDA driver, NVRTC and cuBLAS, loaded with dlopen when a GPU is asked for: no build-time dependency
         .systemLibrary(name: "CCUDA"),
         .target(name: "SegKernels", dependencies: ["COpenBLAS", "CSystem"], swiftSettings: kernels),
-        .target(name: "SegCore", dependencies: ["SegKernels", "CCUDA"]),
+        .target(name: "SegCore", dependencies: ["SegKernels"]),
+        // the GPU backend: the only target that imports CCUDA
+        .target(name: "SegCUDA", dependencies: ["SegCore", "CCUDA"]),
         .target(name: "SegNN", dependencies: ["SegCore"]),
         .target(name: "SegData", dependencies: ["SegCore", "CPNG", "CJPEG"]),
         .target(name: "SegDist", dependencies: ["SegCore", "CMPI"]),
-        .target(name: "SegTrain", dependencies: ["SegCore", "SegNN", "SegData", "SegDist"]),
+        .target(name: "SegTrain", dependencies: ["SegCore", "SegCUDA", "SegNN", "SegData", "SegDist"]),
         .executableTarget(name: "SegCLI", dependencies: [
-            "SegCore", "SegNN", "SegData", "SegDist", "SegTrain", "CSystem",
+            "SegCore", "SegCUDA", "SegNN", "SegData", "SegDist", "SegTrain", "CSystem",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: levelDefine),
-        .target(name: "SegTestSupport", dependencies: ["SegCore", "CPNG"], path: "Tests/SegTestSupport"),
+        .target(name: "SegTestSupport", dependencies: ["SegCore", "SegCUDA", "SegNN", "CPNG"], path: "Tests/SegTestSupport"),
         .testTarget(name: "SegCoreTests", dependencies: ["SegCore", "SegTestSupport"]),
+        .testTarget(name: "SegCUDATests", dependencies: ["SegCUDA", "SegCore", "SegTestSupport"]),
         .testTarget(name: "SegNNTests", dependencies: ["SegNN", "SegCore", "SegTestSupport"]),
         .testTarget(name: "SegDataTests", dependencies: ["SegData", "SegCore", "CPNG", "SegTestSupport"]),
-        .testTarget(name: "SegTrainTests", dependencies: ["SegTrain", "SegNN", "SegCore", "SegData", "SegDist", "SegTestSupport", "CPNG"]),
+        .testTarget(name: "SegDistTests", dependencies: ["SegDist", "SegTrain", "SegNN", "SegCore", "SegTestSupport"]),
+        .testTarget(name: "SegTrainTests", dependencies: ["SegTrain", "SegNN", "SegCore", "SegCUDA", "SegData", "SegDist", "SegTestSupport", "CPNG"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -8,28 +8,16 @@ import SegCore
 /// order — whatever order the model registered or used its parameters in. `finish` starts
 /// what is left (parameters the pass did not use) and waits for every bucket.
 ///
-/// MPI reads the buckets from host memory. A device backend either hands MPI device addresses
-/// (CUDA-aware MPI) or stages each bucket through `Backend.download` / `upload` around
-/// `startSum`; the buckets and the readiness signal stay as they are.
+/// How a bucket reaches MPI (`Transport`: host memory, device memory to a CUDA-aware MPI, or
+/// staged through page-locked or plain host memory) is decided once, at construction.
 public final class GradientReducer {
     public let communicator: Communicator
     public let buckets: [Range<Int>]
     private let gradients: Tensor
     /// Where `gradients` live.
     private let backend: Backend
-    /// How a bucket reaches MPI, decided once.
-    private let transport: Transport
-
-    enum Transport {
-        /// Host gradients: MPI sums them where they are (also one rank: nothing to send).
-        case host
-        /// Device gradients handed to a CUDA-aware MPI (after the device has written them).
-        case deviceDirect(HostStaging)
-        /// Device gradients copied through page-locked host memory, in place.
-        case pinned(HostStaging, staging: Tensor)
-        /// Device gradients downloaded and uploaded through a plain host tensor.
-        case copied(staging: Tensor)
-    }
+    /// How a bucket reaches MPI, decided once (`broadcast` of the model uses it too).
+    public let transport: Transport
     /// For each parameter, the buckets it overlaps.
     private let bucketsOfParameter: [[Int]]
     /// For each bucket, how many overlapping parameters are not final yet in this pass.
@@ -49,15 +37,7 @@ public final class GradientReducer {
         self.communicator = communicator
         self.gradients = gradients
         self.backend = backend
-        // device gradients go to MPI directly when it reads device memory, else through host staging
-        if gradients.device == .host || communicator.size == 1 {
-            transport = .host
-        } else if let device = backend as? HostStaging {
-            transport = communicator.acceptsDeviceMemory ? .deviceDirect(device)
-                                                         : .pinned(device, staging: device.allocateStaging(gradients.count))
-        } else {
-            transport = .copied(staging: Tensor(zeros: [gradients.count]))
-        }
+        transport = Transport(device: gradients.device, backend: backend, communicator: communicator, count: gradients.count)
         let size = max(1, bucketElements), count = gradients.count
         let buckets = stride(from: 0, to: count, by: size).map { $0..<min(count, $0 + size) }
         self.buckets = buckets
@@ -101,7 +81,7 @@ public final class GradientReducer {
             base = gradients.hostPointer
         case let .deviceDirect(device):
             device.synchronize()   // the bucket's gradients must be written before MPI reads them
-            base = UnsafeMutablePointer(bitPattern: UInt(bitPattern: gradients.buffer.address) + UInt(gradients.offset * 4))!
+            base = Transport.address(gradients)
         case let .pinned(device, staging):
             device.copy(slice(), toHost: staging.hostPointer + range.lowerBound)   // page-locked, in place
             base = staging.hostPointer

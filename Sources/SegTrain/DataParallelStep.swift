@@ -84,13 +84,9 @@ public final class DataParallelStep {
         broadcastBuffers(root: root)
     }
 
-    /// MPI reads host memory: a device buffer goes down, across and back up.
+    /// Through the reducer's transport: a device buffer goes the way the gradients go.
     private func broadcast(_ t: Tensor, root: Int) {
-        let backend = trainer.model.store.backend
-        guard t.device != .host else { communicator.broadcast(floats: t.hostPointer, count: t.count, root: root); return }
-        let host = backend.download(t)
-        communicator.broadcast(floats: host.hostPointer, count: host.count, root: root)
-        backend.copy(backend.upload(host), into: t)
+        reducer.transport.broadcast(t, root: root, over: communicator, backend: trainer.model.store.backend)
     }
 
     /// Running statistics and batch counters from rank 0 (before evaluating or saving).

@@ -1,5 +1,6 @@
 import Foundation
 import SegCore
+import SegCUDA
 
 /// Where a rank computes: the config's `device` resolved against what this machine has.
 ///

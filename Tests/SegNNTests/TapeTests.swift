@@ -1,6 +1,7 @@
 import XCTest
 import SegCore
 import SegNN
+import SegTestSupport
 
 /// The tape: gradients of values used twice are summed, parameter gradients are final when the
 /// tape says so (whatever the registration order), and inference records nothing.
@@ -36,9 +37,13 @@ final class TapeTests: XCTestCase {
     }
 
     func testAParameterGradientIsFinalWhenTheTapeSaysSo() {
-        for arch in ModelArchitecture.allCases {
-            let model = arch.make(inputChannels: 1, classes: 2, width: 3, seed: 1, auxiliary: arch.defaultBackboneDepth != nil)
-            let (snapshots, order) = recordAndBackward(model, size: max(8, 1 << arch.downsamplings))
+        let models: [(String, SegmentationModel, Int)] = ModelArchitecture.allCases.map {
+            ($0.rawValue, $0.make(inputChannels: 1, classes: 2, width: 3, seed: 1, auxiliary: $0.defaultBackboneDepth != nil),
+             max(8, 1 << $0.downsamplings))
+        } + [("probe_reversed", ReversedProbe(inputChannels: 1, classes: 2, width: 3, seed: 1), 8),
+             ("probe_tied", TiedProbe(inputChannels: 1, classes: 2, width: 3, seed: 1), 8)]
+        for (arch, model, size) in models {
+            let (snapshots, order) = recordAndBackward(model, size: size)
             XCTAssertEqual(order.count, model.store.parameterSlots.count, "\(arch): every parameter is declared final once")
             XCTAssertEqual(Set(order).count, order.count, "\(arch): no parameter is declared twice")
             for slot in model.store.parameterSlots {
@@ -50,10 +55,10 @@ final class TapeTests: XCTestCase {
 
     func testReadinessFollowsUseNotRegistration() {
         // registered head, mid, bn, stem; used stem, bn, mid, head: final in registration order
-        let reversed = ModelArchitecture.probe_reversed.make(inputChannels: 1, classes: 2, width: 3, seed: 1)
+        let reversed = ReversedProbe(inputChannels: 1, classes: 2, width: 3, seed: 1)
         XCTAssertEqual(recordAndBackward(reversed).order, Array(0..<8))
         // stem 0,1  bn 2,3  shared 4,5 (used twice)  head 6,7
-        let tied = ModelArchitecture.probe_tied.make(inputChannels: 1, classes: 2, width: 3, seed: 1)
+        let tied = TiedProbe(inputChannels: 1, classes: 2, width: 3, seed: 1)
         XCTAssertEqual(recordAndBackward(tied).order, [6, 7, 4, 5, 2, 3, 0, 1])
     }
 

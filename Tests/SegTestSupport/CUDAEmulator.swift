@@ -1,5 +1,6 @@
 import Foundation
 import SegCore
+import SegCUDA
 
 /// Builds `Tests/Fixtures/cuda-emulator`: segdist's CUDA kernels compiled as host C++ behind a
 /// stand-in CUDA driver and cuBLAS (one library for SEGDIST_LIBCUDA and SEGDIST_CUBLAS), so the

@@ -3,6 +3,7 @@ import Foundation
 import XCTest
 #endif
 import SegCore
+import SegCUDA
 
 /// The GPU for tests that run on one: GPU 0 with segdist's kernels, or why there is none (then
 /// such a test is skipped, saying why). NVRTC from PyPI's wheel is found through python3

@@ -1,5 +1,6 @@
-// The differentiable ops. Each computes its output through the backend and, when the pass
-// records, saves what its backward needs in the closure it puts on the tape. Backward closures
+// The differentiable ops. Each computes its output through the backend and hands it to the
+// pass's one hook, `emit`: the traced op (exporters), the multiply-adds (FLOP count) and the
+// closure with what its backward needs (the tape), each taken when the pass has that channel. Backward closures
 // return input gradients (the tape sums them) and accumulate parameter gradients in place.
 
 extension Pass {
@@ -14,9 +15,9 @@ extension Pass {
                              stride: stride, padding: padding, dilation: dilation)
         let y = backend.conv2dForward(x, weight: weight.value, bias: bias?.value, geometry: g)
         let needsDx = wants(x)
-        work?.add(x.shape[0] * ws[0] * g.outPixels * g.patchSize, needsInputGradient: needsDx, column: g.patchSize * g.outPixels)
-        note(.conv2d(weight: weight.value, bias: bias?.value, stride: stride, padding: padding, dilation: dilation), [x], y)
-        return record(y, inputs: [x], parameters: [weight, bias]) { [backend] dy in
+        return emit(y, .conv2d(weight: weight.value, bias: bias?.value, stride: stride, padding: padding, dilation: dilation),
+                    inputs: [x], parameters: [weight, bias],
+                    cost: OpCost(multiplyAdds: x.shape[0] * ws[0] * g.outPixels * g.patchSize, column: g.patchSize * g.outPixels)) { [backend] dy in
             [backend.conv2dBackward(x: x, weight: weight.value, dy: dy, geometry: g, inputGradient: needsDx,
                                     weightGradient: weight.gradient, biasGradient: bias?.gradient)]
         }
@@ -31,10 +32,10 @@ extension Pass {
                                         padding: padding, outputPadding: outputPadding, dilation: dilation)
         let y = backend.convTranspose2dForward(x, weight: weight.value, bias: bias?.value, geometry: g)
         let needsDx = wants(x)
-        work?.add(x.shape[0] * g.outPixels * g.patchSize * ws[0], needsInputGradient: needsDx, column: g.patchSize * g.outPixels)
-        note(.convTranspose2d(weight: weight.value, bias: bias?.value, stride: stride, padding: padding,
-                              outputPadding: outputPadding, dilation: dilation), [x], y)
-        return record(y, inputs: [x], parameters: [weight, bias]) { [backend] dy in
+        return emit(y, .convTranspose2d(weight: weight.value, bias: bias?.value, stride: stride, padding: padding,
+                                        outputPadding: outputPadding, dilation: dilation),
+                    inputs: [x], parameters: [weight, bias],
+                    cost: OpCost(multiplyAdds: x.shape[0] * g.outPixels * g.patchSize * ws[0], column: g.patchSize * g.outPixels)) { [backend] dy in
             [backend.convTranspose2dBackward(x: x, weight: weight.value, dy: dy, geometry: g, inputGradient: needsDx,
                                              weightGradient: weight.gradient, biasGradient: bias?.gradient)]
         }
@@ -52,14 +53,14 @@ extension Pass {
         guard training else {
             let y = backend.batchNormEvalForward(x, gamma: weight.value, beta: bias.value, runningMean: runningMean,
                                                  runningVar: runningVar, eps: eps, relu: relu)
-            note(.batchNorm(gamma: weight.value, beta: bias.value, mean: runningMean, variance: runningVar, eps: eps, relu: relu), [x], y)
-            return y
+            return emit(y, .batchNorm(gamma: weight.value, beta: bias.value, mean: runningMean, variance: runningVar, eps: eps, relu: relu),
+                        inputs: [x])
         }
         let group = batchNormGroup
         let (y, stats) = backend.batchNormTrainForward(x, gamma: weight.value, beta: bias.value, runningMean: runningMean,
                                                        runningVar: runningVar, momentum: momentum, eps: eps, relu: relu,
                                                        group: group)
-        return record(y, inputs: [x], parameters: [weight, bias]) { [backend] dy in
+        return emit(y, nil, inputs: [x], parameters: [weight, bias]) { [backend] dy in
             // y is the fused ReLU's mask
             [backend.batchNormTrainBackward(x: x, y: y, dy: dy, gamma: weight.value, statistics: stats,
                                             gammaGradient: weight.gradient, betaGradient: bias.gradient, relu: relu,
@@ -72,9 +73,8 @@ extension Pass {
     /// Max pooling, as `F.max_pool2d(x, kernel, stride, padding, ceil_mode=ceilMode)`.
     public func maxPool2d(_ x: Tensor, kernel: Int = 2, stride: Int? = nil, padding: Int = 0, ceilMode: Bool = false) -> Tensor {
         let (y, indices) = backend.maxPool2dForward(x, kernel: kernel, stride: stride ?? kernel, padding: padding, ceilMode: ceilMode)
-        note(.maxPool2d(kernel: kernel, stride: stride ?? kernel, padding: padding, ceilMode: ceilMode), [x], y)
         let shape = x.shape
-        return record(y, inputs: [x]) { [backend] dy in [backend.maxPool2dBackward(dy: dy, indices: indices, inputShape: shape)] }
+        return emit(y, .maxPool2d(kernel: kernel, stride: stride ?? kernel, padding: padding, ceilMode: ceilMode), inputs: [x]) { [backend] dy in [backend.maxPool2dBackward(dy: dy, indices: indices, inputShape: shape)] }
     }
 
     /// Bilinear resize to `height x width`, as `F.interpolate(mode="bilinear")`.
@@ -92,16 +92,15 @@ extension Pass {
     private func resizeBilinear(_ x: Tensor, height: Int, width: Int, alignCorners: Bool, reference: Tensor?) -> Tensor {
         if x.shape[2] == height && x.shape[3] == width && alignCorners && trace == nil { return x }
         let y = backend.bilinearForward(x, height: height, width: width, alignCorners: alignCorners)
-        note(.resizeBilinear(alignCorners: alignCorners, reference: reference.map(ValueID.init)), [x] + (reference.map { [$0] } ?? []), y)
         let shape = x.shape
-        return record(y, inputs: [x]) { [backend] dy in [backend.bilinearBackward(dy: dy, inputShape: shape, alignCorners: alignCorners)] }
+        return emit(y, .resizeBilinear(alignCorners: alignCorners, reference: reference.map(ValueID.init)),
+                    inputs: [x], traced: [x] + (reference.map { [$0] } ?? [])) { [backend] dy in [backend.bilinearBackward(dy: dy, inputShape: shape, alignCorners: alignCorners)] }
     }
 
     public func adaptiveAvgPool2d(_ x: Tensor, height: Int, width: Int) -> Tensor {
         let y = backend.adaptiveAvgPool2dForward(x, height: height, width: width)
-        note(.adaptiveAvgPool2d(height: height, width: width), [x], y)
         let shape = x.shape
-        return record(y, inputs: [x]) { [backend] dy in [backend.adaptiveAvgPool2dBackward(dy: dy, inputShape: shape)] }
+        return emit(y, .adaptiveAvgPool2d(height: height, width: width), inputs: [x]) { [backend] dy in [backend.adaptiveAvgPool2dBackward(dy: dy, inputShape: shape)] }
     }
 
     /// Zero padding by (left, right, top, bottom), negative amounts cropping, as `F.pad`.
@@ -116,17 +115,16 @@ extension Pass {
     private func pad(_ x: Tensor, _ padding: Padding, reference: Tensor?) -> Tensor {
         if padding.isZero && trace == nil { return x }
         let y = backend.padForward(x, padding)
-        note(.pad(padding, reference: reference.map(ValueID.init)), [x] + (reference.map { [$0] } ?? []), y)
         let shape = x.shape
-        return record(y, inputs: [x]) { [backend] dy in [backend.padBackward(dy: dy, inputShape: shape, padding)] }
+        return emit(y, .pad(padding, reference: reference.map(ValueID.init)), inputs: [x],
+                    traced: [x] + (reference.map { [$0] } ?? [])) { [backend] dy in [backend.padBackward(dy: dy, inputShape: shape, padding)] }
     }
 
     /// Channel concatenation, as `torch.cat([a, b], dim=1)`.
     public func concatChannels(_ a: Tensor, _ b: Tensor) -> Tensor {
         let y = backend.concatChannels(a, b)
-        note(.concatChannels, [a, b], y)
         let first = a.shape[1]
-        return record(y, inputs: [a, b]) { [backend] dy in
+        return emit(y, .concatChannels, inputs: [a, b]) { [backend] dy in
             let (da, db) = backend.splitChannels(dy, first: first)
             return [da, db]
         }
@@ -136,8 +134,7 @@ extension Pass {
 
     public func add(_ a: Tensor, _ b: Tensor) -> Tensor {
         let y = backend.add(a, b)
-        note(.add, [a, b], y)
-        return record(y, inputs: [a, b]) { dy in [dy, dy] }
+        return emit(y, .add, inputs: [a, b]) { dy in [dy, dy] }
     }
 
     /// y = s * x.
@@ -146,8 +143,7 @@ extension Pass {
         let y = backend.allocate(x.shape)
         backend.copy(x, into: y)
         backend.scaleInPlace(y, by: factor)
-        note(.scaled(s), [x], y)
-        return record(y, inputs: [x]) { [backend] dy in
+        return emit(y, .scaled(s), inputs: [x]) { [backend] dy in
             let dx = backend.allocate(dy.shape)
             backend.copy(dy, into: dx)
             backend.scaleInPlace(dx, by: factor)
@@ -157,14 +153,12 @@ extension Pass {
 
     public func relu(_ x: Tensor) -> Tensor {
         let y = backend.relu(x)
-        note(.relu, [x], y)
-        return record(y, inputs: [x]) { [backend] dy in [backend.reluBackward(y: y, dy: dy)] }
+        return emit(y, .relu, inputs: [x]) { [backend] dy in [backend.reluBackward(y: y, dy: dy)] }
     }
 
     public func sigmoid(_ x: Tensor) -> Tensor {
         let y = backend.sigmoid(x)
-        note(.sigmoid, [x], y)
-        return record(y, inputs: [x]) { [backend] dy in [backend.sigmoidBackward(y: y, dy: dy)] }
+        return emit(y, .sigmoid, inputs: [x]) { [backend] dy in [backend.sigmoidBackward(y: y, dy: dy)] }
     }
 
     /// Inverted dropout in training (masks from the pass's `randomness`); the identity in
@@ -172,7 +166,7 @@ extension Pass {
     public func dropout(_ x: Tensor, p: Float) -> Tensor {
         guard training, p > 0, let randomness else { return x }
         let (y, mask) = backend.dropout(x, p: p, seed: randomness.nextSiteSeed(), firstSample: randomness.firstSample)
-        return record(y, inputs: [x]) { [backend] dy in [backend.multiply(dy, mask)] }
+        return emit(y, nil, inputs: [x]) { [backend] dy in [backend.multiply(dy, mask)] }
     }
 
     // MARK: Losses (scalar outputs; their gradient is computed with the loss and scaled in backward)
@@ -198,7 +192,7 @@ extension Pass {
     }
 
     private func recordLoss(_ loss: Tensor, logits: Tensor, gradient: Tensor) -> Tensor {
-        record(loss, inputs: [logits]) { [backend] dy in
+        emit(loss, nil, inputs: [logits]) { [backend] dy in
             backend.scaleInPlace(gradient, by: dy)
             return [gradient]
         }

@@ -70,17 +70,24 @@ public struct Pass {
     /// Whether `t`'s gradient is wanted in this pass.
     @inline(__always) func wants(_ t: Tensor) -> Bool { tape?.tracks(t) ?? false }
 
-    /// Appends the op that made `output` to the trace, if there is one.
+    /// The one hook every op calls with what it made: `op` goes to the trace (exporters; nil
+    /// for ops that exist only in training), `cost` to the multiply-add count, and `backward`
+    /// with the inputs and parameters to the tape. Each side channel takes it only when the
+    /// pass has one, so an untraced, untaped inference pass pays nothing.
     @inline(__always)
-    func note(_ op: @autoclosure () -> TracedOp, _ inputs: @autoclosure () -> [Tensor], _ output: Tensor) {
-        if let trace { trace.append(op(), inputs: inputs(), output: output) }
-    }
-
-    /// Records `output` with its backward on the tape, if there is one.
-    @inline(__always)
-    func record(_ output: Tensor, inputs: [Tensor], parameters: [Parameter?] = [],
-                backward: @escaping (Tensor) -> [Tensor?]) -> Tensor {
-        guard let tape else { return output }
+    func emit(_ output: Tensor, _ op: @autoclosure () -> TracedOp?, inputs: [Tensor], traced: [Tensor]? = nil,
+              parameters: [Parameter?] = [], cost: OpCost? = nil,
+              backward: ((Tensor) -> [Tensor?])? = nil) -> Tensor {
+        if let trace, let op = op() { trace.append(op, inputs: traced ?? inputs, output: output) }
+        if let work, let cost { work.add(cost.multiplyAdds, needsInputGradient: wants(inputs[0]), column: cost.column) }
+        guard let tape, let backward else { return output }
         return tape.record(output, inputs: inputs, parameters: parameters, backward: backward)
     }
+}
+
+/// What a convolution costs, for `ConvolutionWork`: its multiply-adds and the im2col matrix of
+/// one image (floats).
+struct OpCost {
+    let multiplyAdds: Int
+    let column: Int
 }

@@ -1,25 +1,16 @@
 /// Where ops run: a backend owns the memory of the tensors it makes and implements every op
-/// the tape records, the losses, the metric counts and the optimizer updates. `CPUBackend`
-/// runs the kernels of SegKernels on host memory.
+/// the tape records, the losses, the metric counts and the optimizer updates.
 ///
-/// ## How a CUDA backend plugs in
-/// 1. A `CUDABackend: Backend` whose `device` is `.cuda(ordinal)`; `allocate` returns
-///    `TensorStorage(device: .cuda(i), byteCount:, address: cuMemAlloc'd pointer, release: cuMemFree)`.
-///    Driver, NVRTC, cuBLAS and cuDNN entry points are loaded with `dlopen` in a C shim, so no
-///    CUDA header or library is needed to build.
-/// 2. Each method below launches a kernel (or a cuDNN / cuBLAS call) on those addresses; every
-///    shape and geometry argument is already computed on the host. Nothing else in segdist
-///    dereferences tensor memory: layers, models, the tape, losses, metrics and optimizers
-///    only call these methods.
-/// 3. `upload` / `download` copy between host and device: the training step uploads the batch
-///    and downloads only the loss and metric counts. `ParameterStore.move(to:)` puts the two
-///    flat buffers (parameters, gradients) and the running statistics on the device in one
-///    allocation each, so zeroing, the optimizer and the all-reduce stay a few large calls.
-/// 4. The gradient all-reduce (SegDist's `GradientReducer`) hands MPI host pointers today; on a
-///    device it either passes device pointers to a CUDA-aware MPI or stages each bucket through
-///    `download` / `upload` — the bucket ranges and the readiness signal stay as they are.
-/// 5. Synchronized batch norm sums its per-channel statistics through `CollectiveSum` on the
-///    host: a device backend downloads those 2-3 x C values, sums, and uploads them.
+/// - `CPUBackend` (here) runs the kernels of SegKernels on host memory.
+/// - `CUDABackend` (target SegCUDA, the only one that imports CCUDA) keeps tensors in device
+///   memory and launches NVRTC-compiled kernels, cuBLAS and cuDNN; `DevicePlacement` in SegTrain
+///   is the one place that makes it.
+///
+/// Every shape and geometry argument is computed on the host before a call; nothing above the
+/// backends dereferences tensor memory or names a concrete backend: layers, models, the tape,
+/// losses, metrics, optimizers and the gradient all-reduce only call these methods
+/// (`upload`/`download` to move a batch in and the loss and metric counts out,
+/// `Communicator.acceptsDeviceMemory` to decide how gradients reach MPI).
 public protocol Backend: AnyObject {
     var device: Device { get }
 

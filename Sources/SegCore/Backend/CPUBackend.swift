@@ -90,15 +90,21 @@ public final class CPUBackend: Backend {
 
     // MARK: Normalisation
 
+    /// The kernel's stages with the group's sums between them (synchronized batch norm).
     public func batchNormTrainForward(_ x: Tensor, gamma: Tensor, beta: Tensor, runningMean: Tensor, runningVar: Tensor,
                                       momentum: Float, eps: Float, relu: Bool,
                                       group: CollectiveSum?) -> (Tensor, BatchNormStatistics) {
         let (n, c, h, w) = x.nchw
         let y = allocate(x.shape)
         var saved = BatchNormSaved(channels: c)
-        SegKernels.batchNorm2dTrainForward(x: x.mem, gamma: gamma.mem, beta: beta.mem, y: y.mem, runningMean: runningMean.mem,
-                                           runningVar: runningVar.mem, saved: &saved, batch: n, channels: c, pixels: h * w,
-                                           momentum: momentum, eps: eps, relu: relu, group: group)
+        var sums = [Double](repeating: 0, count: c + 1), squares = [Double](repeating: 0, count: c)
+        SegKernels.batchNorm2dSums(x: x.mem, sums: &sums, batch: n, channels: c, pixels: h * w)
+        group?.sumInPlace(&sums, count: c + 1)
+        SegKernels.batchNorm2dSquaredDeviations(x: x.mem, sums: sums, squares: &squares, batch: n, channels: c, pixels: h * w)
+        group?.sumInPlace(&squares, count: c)
+        SegKernels.batchNorm2dNormalize(x: x.mem, gamma: gamma.mem, beta: beta.mem, y: y.mem, runningMean: runningMean.mem,
+                                        runningVar: runningVar.mem, sums: sums, squares: squares, saved: &saved,
+                                        batch: n, channels: c, pixels: h * w, momentum: momentum, eps: eps, relu: relu)
         return (y, BatchNormStatistics(mean: Tensor(shape: [c], storage: saved.mean),
                                        invStd: Tensor(shape: [c], storage: saved.invStd), count: saved.count))
     }
@@ -111,9 +117,14 @@ public final class CPUBackend: Backend {
         var saved = BatchNormSaved(channels: c)
         saved.mean = s.mean.storage; saved.invStd = s.invStd.storage; saved.count = s.count
         let dx = allocate(x.shape)
-        SegKernels.batchNorm2dTrainBackward(x: x.mem, y: y.mem, dy: dy.mem, gamma: gamma.mem, saved: saved, dx: dx.mem,
-                                            dgamma: gammaGradient.mem, dbeta: betaGradient.mem, batch: n, channels: c,
-                                            pixels: h * w, relu: relu, group: group)
+        var local = [Double](repeating: 0, count: 2 * c)
+        SegKernels.batchNorm2dGradientSums(x: x.mem, y: y.mem, dy: dy.mem, saved: saved, sums: &local, batch: n, channels: c,
+                                           pixels: h * w, relu: relu)
+        var totals = local
+        group?.sumInPlace(&totals, count: 2 * c)
+        SegKernels.batchNorm2dBackwardApply(x: x.mem, y: y.mem, dy: dy.mem, gamma: gamma.mem, saved: saved, local: local,
+                                            totals: totals, dx: dx.mem, dgamma: gammaGradient.mem, dbeta: betaGradient.mem,
+                                            batch: n, channels: c, pixels: h * w, relu: relu)
         return dx
     }
 

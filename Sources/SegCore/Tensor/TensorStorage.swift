@@ -34,8 +34,8 @@ public enum HostMemoryMeter {
 
 /// One allocation of memory on one device: the handle every tensor's values sit behind.
 ///
-/// Host storage is malloc'd memory (16-byte aligned) this object owns: plain malloc reuses the
-/// freed activations of the last step; aligned allocation measurably fragmented the heap. A device backend makes storage
+/// Host storage is memory from plain malloc (glibc aligns it to 16 bytes) this object owns: malloc reuses
+/// the freed activations of the last step; aligned allocation measurably fragmented the heap. A device backend makes storage
 /// with its own address and release function (`cuMemFree` for CUDA); host code never
 /// dereferences such an address — it goes through the backend (`Backend.download`).
 public final class TensorStorage {

@@ -13,39 +13,47 @@ public struct BatchNormSaved {
     }
 }
 
-/// Training mode: normalises with batch statistics, writes them to `saved`, and moves the running
-/// statistics by `momentum` (running_var takes the unbiased variance, as PyTorch).
-/// With `relu`, y = max(0, bn(x)) in the same pass. With `group`, the statistics are those of
-/// the batch of every process in the group (synchronized batch norm).
-public func batchNorm2dTrainForward(x: UnsafePointer<Float>, gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>,
-                                    y: UnsafeMutablePointer<Float>, runningMean: UnsafeMutablePointer<Float>,
-                                    runningVar: UnsafeMutablePointer<Float>, saved: inout BatchNormSaved,
-                                    batch: Int, channels: Int, pixels: Int, momentum: Float, eps: Float, relu: Bool,
-                                    group: CollectiveSum? = nil) {
-    // sums[c] = sum of x over channel c; the last slot counts the values.
-    var sums = [Double](repeating: 0, count: channels + 1)
-    sums.withUnsafeMutableBufferPointer { out in
-        Parallel.forEach(channels) { c in out[c] = channelSum(x, batch: batch, channels: channels, pixels: pixels, channel: c) }
-        out[channels] = Double(batch * pixels)
-        group?.sumInPlace(out.baseAddress!, count: channels + 1)
+// Training mode runs in stages so that synchronized batch norm can sum the statistics of
+// every process between them (the backend calls its group between the stages, as the CUDA
+// backend does between its kernels): sums -> [group sum] -> squared deviations -> [group sum]
+// -> normalize; backward: gradient sums -> [group sum] -> apply.
+
+/// Forward stage 1: sums[c] = the sum of x over channel c, sums[channels] = batch * pixels
+/// (the count of values, so a group sum adds the counts too). `sums` holds channels + 1 values.
+public func batchNorm2dSums(x: UnsafePointer<Float>, sums: UnsafeMutablePointer<Double>, batch: Int, channels: Int, pixels: Int) {
+    Parallel.forEach(channels) { c in sums[c] = channelSum(x, batch: batch, channels: channels, pixels: pixels, channel: c) }
+    sums[channels] = Double(batch * pixels)
+}
+
+/// Forward stage 2: squares[c] = the sum of (x - mean_c)^2, mean_c taken from stage 1's
+/// (group-summed) sums.
+public func batchNorm2dSquaredDeviations(x: UnsafePointer<Float>, sums: UnsafePointer<Double>, squares: UnsafeMutablePointer<Double>,
+                                         batch: Int, channels: Int, pixels: Int) {
+    let count = sums[channels]
+    Parallel.forEach(channels) { c in
+        let mean = Float(sums[c] / count)
+        var sq: Double = 0
+        for n in 0..<batch { sq += Double(rowSquaredDeviation(x + (n * channels + c) * pixels, mean, pixels)) }
+        squares[c] = sq
     }
+}
+
+/// Forward stage 3: writes the batch statistics to `saved`, moves the running statistics by
+/// `momentum` (running_var takes the unbiased variance, as PyTorch) and normalises x into y;
+/// with `relu`, y = max(0, bn(x)) in the same pass.
+public func batchNorm2dNormalize(x: UnsafePointer<Float>, gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>,
+                                 y: UnsafeMutablePointer<Float>, runningMean: UnsafeMutablePointer<Float>,
+                                 runningVar: UnsafeMutablePointer<Float>, sums: UnsafePointer<Double>, squares: UnsafePointer<Double>,
+                                 saved: inout BatchNormSaved, batch: Int, channels: Int, pixels: Int,
+                                 momentum: Float, eps: Float, relu: Bool) {
     let M = sums[channels]
-    let means = (0..<channels).map { Float(sums[$0] / M) }
-    var squares = [Double](repeating: 0, count: channels)
-    squares.withUnsafeMutableBufferPointer { out in
-        Parallel.forEach(channels) { c in
-            var sq: Double = 0
-            for n in 0..<batch { sq += Double(rowSquaredDeviation(x + (n * channels + c) * pixels, means[c], pixels)) }
-            out[c] = sq
-        }
-        group?.sumInPlace(out.baseAddress!, count: channels)
-    }
     for c in 0..<channels {
+        let mean = Float(sums[c] / M)
         let variance = squares[c] / M
         let inv = Float(1 / (variance + Double(eps)).squareRoot())
-        saved.mean[c] = means[c]; saved.invStd[c] = inv
+        saved.mean[c] = mean; saved.invStd[c] = inv
         let unbiased = M > 1 ? variance * M / (M - 1) : variance
-        runningMean[c] = (1 - momentum) * runningMean[c] + momentum * means[c]
+        runningMean[c] = (1 - momentum) * runningMean[c] + momentum * mean
         runningVar[c] = (1 - momentum) * runningVar[c] + momentum * Float(unbiased)
     }
     saved.count = M
@@ -57,6 +65,19 @@ public func batchNorm2dTrainForward(x: UnsafePointer<Float>, gamma: UnsafePointe
             }
         }
     }
+}
+
+/// Training mode on one process's batch: the three stages with nothing between them.
+public func batchNorm2dTrainForward(x: UnsafePointer<Float>, gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>,
+                                    y: UnsafeMutablePointer<Float>, runningMean: UnsafeMutablePointer<Float>,
+                                    runningVar: UnsafeMutablePointer<Float>, saved: inout BatchNormSaved,
+                                    batch: Int, channels: Int, pixels: Int, momentum: Float, eps: Float, relu: Bool) {
+    var sums = [Double](repeating: 0, count: channels + 1), squares = [Double](repeating: 0, count: channels)
+    batchNorm2dSums(x: x, sums: &sums, batch: batch, channels: channels, pixels: pixels)
+    batchNorm2dSquaredDeviations(x: x, sums: sums, squares: &squares, batch: batch, channels: channels, pixels: pixels)
+    batchNorm2dNormalize(x: x, gamma: gamma, beta: beta, y: y, runningMean: runningMean, runningVar: runningVar,
+                         sums: sums, squares: squares, saved: &saved, batch: batch, channels: channels, pixels: pixels,
+                         momentum: momentum, eps: eps, relu: relu)
 }
 
 /// Evaluation mode: normalises with the running statistics.
@@ -94,50 +115,62 @@ private func applyAffine(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Fl
 }
 
 
-/// Backward of the training-mode forward. With `relu`, `y` (the forward output) masks dy.
-/// Overwrites dx; accumulates dgamma and dbeta (+=).
-public func batchNorm2dTrainBackward(x: UnsafePointer<Float>, y: UnsafePointer<Float>, dy: UnsafePointer<Float>,
-                                     gamma: UnsafePointer<Float>, saved: BatchNormSaved,
-                                     dx: UnsafeMutablePointer<Float>, dgamma: UnsafeMutablePointer<Float>,
-                                     dbeta: UnsafeMutablePointer<Float>, batch: Int, channels: Int, pixels: Int,
-                                     relu: Bool, group: CollectiveSum? = nil) {
-    let M = Float(saved.count > 0 ? saved.count : Double(batch * pixels))
-    // sums[c] = sum of dz, sums[channels + c] = sum of dz * (x - mean); dz is dy after the relu mask
-    var sums = [Double](repeating: 0, count: 2 * channels)
+/// Backward stage 1: sums[c] = the sum of dz, sums[channels + c] = the sum of dz * (x - mean)
+/// over channel c, dz being dy masked by the fused ReLU's output y when `relu`. `sums` holds
+/// 2 * channels values.
+public func batchNorm2dGradientSums(x: UnsafePointer<Float>, y: UnsafePointer<Float>, dy: UnsafePointer<Float>, saved: BatchNormSaved,
+                                    sums: UnsafeMutablePointer<Double>, batch: Int, channels: Int, pixels: Int, relu: Bool) {
     saved.mean.withUnsafeBufferPointer { meanP in
-        sums.withUnsafeMutableBufferPointer { out in
+        Parallel.forEach(channels) { c in
+            var sumDz: Double = 0, sumDzX: Double = 0
+            for n in 0..<batch {
+                let off = (n * channels + c) * pixels
+                let (a, b) = maskedSums(x + off, y + off, dy + off, mean: meanP[c], count: pixels, relu: relu)
+                sumDz += Double(a); sumDzX += Double(b)
+            }
+            sums[c] = sumDz; sums[channels + c] = sumDzX
+        }
+    }
+}
+
+/// Backward stage 2: accumulates dgamma and dbeta (+=) from this process's own sums (`local`:
+/// parameter gradients are summed over the group with the other gradients afterwards) and
+/// overwrites dx from the group's sums (`totals`; the same as `local` without a group).
+public func batchNorm2dBackwardApply(x: UnsafePointer<Float>, y: UnsafePointer<Float>, dy: UnsafePointer<Float>,
+                                     gamma: UnsafePointer<Float>, saved: BatchNormSaved, local: UnsafePointer<Double>,
+                                     totals: UnsafePointer<Double>, dx: UnsafeMutablePointer<Float>,
+                                     dgamma: UnsafeMutablePointer<Float>, dbeta: UnsafeMutablePointer<Float>,
+                                     batch: Int, channels: Int, pixels: Int, relu: Bool) {
+    let M = Float(saved.count > 0 ? saved.count : Double(batch * pixels))
+    saved.mean.withUnsafeBufferPointer { meanP in
+        saved.invStd.withUnsafeBufferPointer { invP in
             Parallel.forEach(channels) { c in
-                var sumDz: Double = 0, sumDzX: Double = 0
+                let mean = meanP[c], inv = invP[c]
+                let sDz = Float(totals[c]), sDzXhat = Float(totals[channels + c]) * inv
+                dbeta[c] += Float(local[c])
+                dgamma[c] += Float(local[channels + c]) * inv
+                // dx = gamma * inv * (dz - mean(dz) - xhat * mean(dz * xhat))
+                let k = gamma[c] * inv, meanDz = sDz / M, coef = sDzXhat / M * inv
                 for n in 0..<batch {
                     let off = (n * channels + c) * pixels
-                    let (a, b) = maskedSums(x + off, y + off, dy + off, mean: meanP[c], count: pixels, relu: relu)
-                    sumDz += Double(a); sumDzX += Double(b)
-                }
-                out[c] = sumDz; out[channels + c] = sumDzX
-            }
-        }
-        // Parameter gradients take this process's own sums: gradients are summed over the
-        // group afterwards. The input gradient needs the group's sums.
-        let local = sums
-        if let group { sums.withUnsafeMutableBufferPointer { group.sumInPlace($0.baseAddress!, count: 2 * channels) } }
-        saved.invStd.withUnsafeBufferPointer { invP in
-            sums.withUnsafeBufferPointer { totals in
-                Parallel.forEach(channels) { c in
-                    let mean = meanP[c], inv = invP[c]
-                    let sDz = Float(totals[c]), sDzXhat = Float(totals[channels + c]) * inv
-                    dbeta[c] += Float(local[c])
-                    dgamma[c] += Float(local[channels + c]) * inv
-                    // dx = gamma * inv * (dz - mean(dz) - xhat * mean(dz * xhat))
-                    let k = gamma[c] * inv, meanDz = sDz / M, coef = sDzXhat / M * inv
-                    for n in 0..<batch {
-                        let off = (n * channels + c) * pixels
-                        batchNormInputGradient(x + off, y + off, dy + off, dx + off, mean: mean, scale: k, meanDz: meanDz,
-                                               coef: coef, count: pixels, relu: relu)
-                    }
+                    batchNormInputGradient(x + off, y + off, dy + off, dx + off, mean: mean, scale: k, meanDz: meanDz,
+                                           coef: coef, count: pixels, relu: relu)
                 }
             }
         }
     }
+}
+
+/// Backward of the training-mode forward on one process's batch. With `relu`, `y` (the forward
+/// output) masks dy. Overwrites dx; accumulates dgamma and dbeta (+=).
+public func batchNorm2dTrainBackward(x: UnsafePointer<Float>, y: UnsafePointer<Float>, dy: UnsafePointer<Float>,
+                                     gamma: UnsafePointer<Float>, saved: BatchNormSaved,
+                                     dx: UnsafeMutablePointer<Float>, dgamma: UnsafeMutablePointer<Float>,
+                                     dbeta: UnsafeMutablePointer<Float>, batch: Int, channels: Int, pixels: Int, relu: Bool) {
+    var sums = [Double](repeating: 0, count: 2 * channels)
+    batchNorm2dGradientSums(x: x, y: y, dy: dy, saved: saved, sums: &sums, batch: batch, channels: channels, pixels: pixels, relu: relu)
+    batchNorm2dBackwardApply(x: x, y: y, dy: dy, gamma: gamma, saved: saved, local: sums, totals: sums, dx: dx,
+                             dgamma: dgamma, dbeta: dbeta, batch: batch, channels: channels, pixels: pixels, relu: relu)
 }
 
 /// dy at lanes i..<i+8, zeroed where the fused ReLU's output y was not positive.

@@ -38,24 +38,14 @@ extension AuxiliaryHeadModel {
     }
 }
 
+/// The models `model:` names. Everything segdist knows of one is its row of `entry` below —
+/// adding a model is adding a case and its row.
 public enum ModelArchitecture: String, CaseIterable, Sendable {
-    case unet, unet_add, unet_shallow
-    /// The portrait UNet (transposed-conv upsampling, mateuszbuda's names; `width` = init_features).
-    case unet_tconv
-    /// The M2NIST notebook's tiny FCN (`width` unused).
-    case fcn_m2nist
-    /// torchvision's segmentation models (ResNet backbone; `width` = stem channels, 64 there).
+    case unet, unet_add, unet_shallow, unet_tconv, fcn_m2nist
     case fcn_resnet50, fcn_resnet101, deeplabv3_resnet50, deeplabv3_resnet101
-    /// FCN-8s on VGG16-BN (torchvision's `features.N` names; `width` = 64 there).
-    case fcn8s
-    /// PSPNet on a dilated ResNet (semseg's layout; `backbone_depth`, `width` as above).
-    case pspnet
-    /// Diagnostic models for the gradient-readiness tests: parameters registered in the reverse
-    /// of their use, and one convolution applied twice around a residual sum.
-    case probe_reversed, probe_tied
+    case fcn8s, pspnet
 
-    /// What the rest of segdist needs to know of an architecture, in one place (with `make`,
-    /// the only places a new model is added).
+    /// What the rest of segdist needs to know of an architecture.
     public struct Traits: Sendable {
         /// Input sides must survive this many halvings (each max-pool floors).
         public var downsamplings: Int
@@ -68,24 +58,96 @@ public enum ModelArchitecture: String, CaseIterable, Sendable {
         public var isTorchvisionModel = false
     }
 
-    public var traits: Traits {
+    /// What a model is built from.
+    public struct Spec {
+        public var inputChannels: Int, classes: Int, width: Int, seed: UInt64
+        /// The ResNet depth (the name's unless the config overrides it).
+        public var backboneDepth: Int
+        /// The auxiliary FCN head on layer3 (ResNet models).
+        public var auxiliary: Bool
+    }
+
+    /// One row of the model table.
+    public struct Entry {
+        /// Where it comes from and whose state_dict names it carries (help text, README).
+        public let origin: String
+        public let traits: Traits
+        /// ONNX export: whether the graph takes any input size (false: the traced size only).
+        public let exportsAnySize: Bool
+        let build: (Spec) -> SegmentationModel
+        /// Width, channels, classes, depth, aux head read from a state_dict's shapes.
+        let settings: ([String: [Int]]) -> TensorDeterminedSettings
+        /// A state_dict's names are this model's (nil: never guessed — it shares another's names).
+        let recognises: ((Set<String>) -> Bool)?
+    }
+
+    public var entry: Entry {
         switch self {
-        case .unet, .unet_add, .unet_tconv: return Traits(downsamplings: 4)
-        case .unet_shallow: return Traits(downsamplings: 2)
-        case .fcn_m2nist: return Traits(downsamplings: 4)   // its smallest input: (n - 4) / 2 - 2) / 2 >= 1
-        case .fcn8s: return Traits(downsamplings: 5)
-        case .fcn_resnet50: return Traits(downsamplings: 5, defaultBackboneDepth: 50, isTorchvisionModel: true)
-        case .fcn_resnet101: return Traits(downsamplings: 5, defaultBackboneDepth: 101, isTorchvisionModel: true)
-        case .deeplabv3_resnet50:
-            return Traits(downsamplings: 5, defaultBackboneDepth: 50, needsTwoImagesPerPass: true, isTorchvisionModel: true)
-        case .deeplabv3_resnet101:
-            return Traits(downsamplings: 5, defaultBackboneDepth: 101, needsTwoImagesPerPass: true, isTorchvisionModel: true)
-        case .pspnet: return Traits(downsamplings: 5, defaultBackboneDepth: 50, needsTwoImagesPerPass: true)
-        case .probe_reversed: return Traits(downsamplings: 1)
-        case .probe_tied: return Traits(downsamplings: 0)
+        case .unet:
+            return Entry(origin: "UNet, milesial layout (the lab's); bilinear up, concatenated skips", traits: Traits(downsamplings: 4),
+                         exportsAnySize: true, build: { UNet(inputChannels: $0.inputChannels, classes: $0.classes, width: $0.width, depth: 4, skip: .concat, seed: $0.seed) },
+                         settings: unetSettings, recognises: { $0.contains("inc.conv.conv.0.weight") && $0.contains("down3.mpconv.1.conv.0.weight") })
+        case .unet_add:
+            return Entry(origin: "UNet_add (the lab's): skips added instead of concatenated", traits: Traits(downsamplings: 4),
+                         exportsAnySize: true, build: { UNet(inputChannels: $0.inputChannels, classes: $0.classes, width: $0.width, depth: 4, skip: .add, seed: $0.seed) },
+                         settings: unetSettings, recognises: nil)
+        case .unet_shallow:
+            return Entry(origin: "UNet_shallow (the lab's): two levels", traits: Traits(downsamplings: 2),
+                         exportsAnySize: true, build: { UNet(inputChannels: $0.inputChannels, classes: $0.classes, width: $0.width, depth: 2, skip: .concat, seed: $0.seed) },
+                         settings: unetSettings, recognises: { $0.contains("inc.conv.conv.0.weight") && !$0.contains("down3.mpconv.1.conv.0.weight") })
+        case .unet_tconv:
+            return Entry(origin: "the portrait UNet: transposed-conv upsampling, mateuszbuda's names; width = init_features",
+                         traits: Traits(downsamplings: 4), exportsAnySize: true,
+                         build: { TransposedConvUNet(inputChannels: $0.inputChannels, classes: $0.classes, width: $0.width, seed: $0.seed) },
+                         settings: { shapes in
+                             var s = TensorDeterminedSettings(first: "encoder1.enc1conv1.weight", shapes)
+                             s.classes = shapes["conv.weight"]?.first; return s
+                         }, recognises: { $0.contains("encoder1.enc1conv1.weight") })
+        case .fcn_m2nist:
+            // its smallest input: ((n - 4) / 2 - 2) / 2 >= 1
+            return Entry(origin: "the M2NIST notebook's tiny FCN (width unused)", traits: Traits(downsamplings: 4), exportsAnySize: true,
+                         build: { M2NISTFCN(inputChannels: $0.inputChannels, classes: $0.classes, seed: $0.seed) },
+                         settings: { shapes in
+                             var s = TensorDeterminedSettings()
+                             s.inputChannels = shapes["encoder.0.weight"].flatMap { $0.count > 1 ? $0[1] : nil }
+                             s.classes = shapes["classifier.2.weight"]?.first; return s
+                         }, recognises: { $0.contains("encoder.0.weight") && $0.contains("upsample.0.weight") })
+        case .fcn_resnet50, .fcn_resnet101:
+            return Entry(origin: "torchvision's \(rawValue): dilated ResNet, FCN head; width = stem channels (64 there)",
+                         traits: Traits(downsamplings: 5, defaultBackboneDepth: self == .fcn_resnet50 ? 50 : 101, isTorchvisionModel: true),
+                         exportsAnySize: true,
+                         build: { BackboneSegmenter(head: .fcn, inputChannels: $0.inputChannels, classes: $0.classes, depth: $0.backboneDepth,
+                                                    width: $0.width, auxiliary: $0.auxiliary, seed: $0.seed) },
+                         settings: { resnetSettings($0, classifier: "classifier.4.weight", aux: "aux_classifier.") },
+                         recognises: self == .fcn_resnet101 ? nil : { $0.contains("classifier.0.weight") && $0.contains("backbone.conv1.weight") })
+        case .deeplabv3_resnet50, .deeplabv3_resnet101:
+            return Entry(origin: "torchvision's \(rawValue): dilated ResNet, ASPP head; width = stem channels (64 there)",
+                         traits: Traits(downsamplings: 5, defaultBackboneDepth: self == .deeplabv3_resnet50 ? 50 : 101,
+                                        needsTwoImagesPerPass: true, isTorchvisionModel: true),
+                         exportsAnySize: true,
+                         build: { BackboneSegmenter(head: .deeplabv3, inputChannels: $0.inputChannels, classes: $0.classes, depth: $0.backboneDepth,
+                                                    width: $0.width, auxiliary: $0.auxiliary, seed: $0.seed) },
+                         settings: { resnetSettings($0, classifier: "classifier.4.weight", aux: "aux_classifier.") },
+                         recognises: self == .deeplabv3_resnet101 ? nil : { $0.contains("classifier.0.convs.0.0.weight") })
+        case .fcn8s:
+            return Entry(origin: "FCN-8s on VGG16-BN (torchvision's features.N names; width = 64 there)", traits: Traits(downsamplings: 5),
+                         exportsAnySize: true, build: { FCN8s(inputChannels: $0.inputChannels, classes: $0.classes, width: $0.width, seed: $0.seed) },
+                         settings: { shapes in
+                             var s = TensorDeterminedSettings(first: "features.0.weight", shapes)
+                             s.classes = shapes["score_fr.weight"]?.first; return s
+                         }, recognises: { $0.contains("score_fr.weight") })
+        case .pspnet:
+            return Entry(origin: "PSPNet on a dilated ResNet (semseg's layout; backbone_depth, width as the ResNet models)",
+                         traits: Traits(downsamplings: 5, defaultBackboneDepth: 50, needsTwoImagesPerPass: true),
+                         exportsAnySize: false,   // the pyramid pooling's bins are fixed at the traced size
+                         build: { PSPNet(inputChannels: $0.inputChannels, classes: $0.classes, depth: $0.backboneDepth, width: $0.width,
+                                         auxiliary: $0.auxiliary, seed: $0.seed) },
+                         settings: { resnetSettings($0, classifier: "cls.4.weight", aux: "aux.") },
+                         recognises: { $0.contains("cls.4.weight") })
         }
     }
 
+    public var traits: Traits { entry.traits }
     public var defaultBackboneDepth: Int? { traits.defaultBackboneDepth }
     public var needsTwoImagesPerPass: Bool { traits.needsTwoImagesPerPass }
     public var downsamplings: Int { traits.downsamplings }
@@ -96,24 +158,7 @@ public enum ModelArchitecture: String, CaseIterable, Sendable {
     ///   - auxiliary: adds the auxiliary FCN head on layer3 (ResNet models).
     public func make(inputChannels: Int, classes: Int, width: Int, seed: UInt64, backboneDepth: Int? = nil,
                      auxiliary: Bool = false) -> SegmentationModel {
-        let depth = backboneDepth ?? defaultBackboneDepth ?? 50
-        switch self {
-        case .fcn_resnet50, .fcn_resnet101:
-            return BackboneSegmenter(head: .fcn, inputChannels: inputChannels, classes: classes, depth: depth, width: width,
-                                     auxiliary: auxiliary, seed: seed)
-        case .deeplabv3_resnet50, .deeplabv3_resnet101:
-            return BackboneSegmenter(head: .deeplabv3, inputChannels: inputChannels, classes: classes, depth: depth, width: width,
-                                     auxiliary: auxiliary, seed: seed)
-        case .unet: return UNet(inputChannels: inputChannels, classes: classes, width: width, depth: 4, skip: .concat, seed: seed)
-        case .unet_add: return UNet(inputChannels: inputChannels, classes: classes, width: width, depth: 4, skip: .add, seed: seed)
-        case .unet_shallow: return UNet(inputChannels: inputChannels, classes: classes, width: width, depth: 2, skip: .concat, seed: seed)
-        case .fcn8s: return FCN8s(inputChannels: inputChannels, classes: classes, width: width, seed: seed)
-        case .pspnet:
-            return PSPNet(inputChannels: inputChannels, classes: classes, depth: depth, width: width, auxiliary: auxiliary, seed: seed)
-        case .unet_tconv: return TransposedConvUNet(inputChannels: inputChannels, classes: classes, width: width, seed: seed)
-        case .fcn_m2nist: return M2NISTFCN(inputChannels: inputChannels, classes: classes, seed: seed)
-        case .probe_reversed: return ReversedProbe(inputChannels: inputChannels, classes: classes, width: width, seed: seed)
-        case .probe_tied: return TiedProbe(inputChannels: inputChannels, classes: classes, width: width, seed: seed)
-        }
+        entry.build(Spec(inputChannels: inputChannels, classes: classes, width: width, seed: seed,
+                         backboneDepth: backboneDepth ?? defaultBackboneDepth ?? 50, auxiliary: auxiliary))
     }
 }

@@ -6,8 +6,8 @@ struct ConfigKey {
     enum Kind {
         case int(ClosedRange<Int>)
         case float(ClosedRange<Float>)
-        /// One of `options`; `diagnostic` values are accepted too but not advertised (test models).
-        case choice([String], diagnostic: [String] = [])
+        /// One of `options`.
+        case choice([String])
         case bool
         case string
         /// A whole number in the range, or the word (`auto`, `none`).
@@ -44,7 +44,7 @@ private func choice<E: RawRepresentable & CaseIterable>(_ name: String, _ help: 
                                                           _ path: WritableKeyPath<TrainingConfig, E>) -> ConfigKey
 where E.RawValue == String {
     let all = E.allCases.map(\.rawValue)
-    return ConfigKey(name: name, kind: .choice(all.filter { !$0.hasPrefix("probe_") }, diagnostic: all.filter { $0.hasPrefix("probe_") }), help: help, get: { $0[keyPath: path].rawValue },
+    return ConfigKey(name: name, kind: .choice(all), help: help, get: { $0[keyPath: path].rawValue },
               set: { $0[keyPath: path] = E(rawValue: $1)! })
 }
 
@@ -77,7 +77,7 @@ func formatFloat(_ v: Float) -> String {
 }
 
 let configKeys: [ConfigKey] = [
-    choice("model", "the network (also accepted: probe_reversed, probe_tied, diagnostic models for the gradient-readiness tests)", \.model),
+    choice("model", "the network (see the README's model table)", \.model),
     int("width", 1...1024, "channels of the first level (the lab: 64; the ResNet stem: 64 in torchvision)", \.width),
     ConfigKey(name: "backbone_depth", kind: .choice(["auto", "18", "34", "50", "101"]),
               help: "ResNet depth of fcn_/deeplabv3_ models; auto = the depth in the model's name",
@@ -202,7 +202,7 @@ extension ConfigKey.Kind {
         switch self {
         case let .int(r): return "\(r.lowerBound)...\(r.upperBound)"
         case let .float(r): return "\(formatFloat(r.lowerBound))...\(formatFloat(r.upperBound))"
-        case let .choice(options, _): return options.joined(separator: " | ")
+        case let .choice(options): return options.joined(separator: " | ")
         case .bool: return "true | false"
         case .string: return "text"
         case let .intOr(word, r): return "\(word) | \(r.lowerBound)...\(r.upperBound)"

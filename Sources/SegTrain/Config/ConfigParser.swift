@@ -122,8 +122,8 @@ extension TrainingConfig {
                 throw fail(range.lowerBound > 0 && v <= 0 ? "must be positive, got \(value)"
                            : "must be in \(formatFloat(range.lowerBound))...\(formatFloat(range.upperBound)), got \(value)")
             }
-        case let .choice(options, diagnostic):
-            guard options.contains(value) || diagnostic.contains(value) else { throw fail("must be one of \(options.joined(separator: ", ")), got '\(abbreviated(value))'") }
+        case let .choice(options):
+            guard options.contains(value) else { throw fail("must be one of \(options.joined(separator: ", ")), got '\(abbreviated(value))'") }
         case let .floatList(range), let .floatListOrAuto(range):
             if case .floatListOrAuto = spec.kind, value == "auto" { break }
             if value != "none" {

@@ -1,6 +1,7 @@
 import XCTest
 import Foundation
-@testable import SegCore
+import SegCore
+@testable import SegCUDA
 import SegTestSupport
 
 /// The GPU path's parts that need no GPU: the CUDA libraries are loaded with dlopen (a machine

@@ -1,5 +1,6 @@
 import CCUDA
 import Foundation
+import SegCore
 
 /// Convolutions through cuDNN when it is installed: one plan per shape (descriptors and the
 /// fastest FMA-math algorithm of cuDNN's heuristics for the forward pass, the input gradient

@@ -1,4 +1,5 @@
 import Foundation
+import SegCore
 
 /// The backend of one GPU: tensors live in device memory (`TensorStorage` with a device
 /// address), convolutions are im2col / col2im kernels around cuBLAS GEMMs, and every other op

@@ -1,5 +1,6 @@
 import CCUDA
 import Foundation
+import SegCore
 
 /// Runs a CCUDA loader with the library file the environment variable `variable` names, or
 /// with nil (the usual sonames) when it is unset; returns whether it loaded, and that path.

@@ -1,5 +1,6 @@
 import CCUDA
 import Foundation
+import SegCore
 
 /// NVRTC, CUDA's run-time compiler, loaded with `dlopen`: segdist's kernels ship as CUDA C
 /// source (`CUDAKernelSource`) and are compiled once per GPU architecture into PTX, which the

@@ -1,4 +1,5 @@
 import Foundation
+import SegCore
 
 /// A new GPU backend runs the ops a UNet training step uses on small random inputs and must
 /// agree with the CPU backend (relative 1e-3) before anything trains on it: a driver, compiler

@@ -1,5 +1,6 @@
 import CCUDA
 import Foundation
+import SegCore
 
 /// One GPU made ready for work: its primary context, segdist's kernels loaded from PTX, a
 /// cuBLAS handle, and a caching allocator. Every launch and copy is checked; a failure ends

@@ -1,4 +1,5 @@
 import SegCore
+import SegNN
 
 // Two small networks that break the layout a hand-written backward would rely on; with them,
 // N-rank training must still equal one rank (the gradient all-reduce starts from the tape's
