@@ -30,7 +30,11 @@ public final class CUDABackend: Backend {
     public var usesCuDNN: Bool { cudnn != nil }
 
     /// Convolutions by im2col + cuBLAS from now on (when cuDNN disagreed with the CPU).
-    public func disableCuDNN() { cudnn = nil }
+    /// Convolves with im2col + cuBLAS from now on, forgetting a failure of cuDNN's calls.
+    public func disableCuDNN() { cudnn = nil; gpu.forgetFailure() }
+
+    /// Throws the first failed CUDA call (see `CUDADevice`'s error policy).
+    public func checkHealthy() throws { try gpu.throwIfFailed() }
 
     // MARK: Addresses
 

@@ -3,8 +3,15 @@ import Foundation
 import SegCore
 
 /// One GPU made ready for work: its primary context, segdist's kernels loaded from PTX, a
-/// cuBLAS handle, and a caching allocator. Every launch and copy is checked; a failure ends
-/// the process with the failing call and the driver's words (ops cannot throw mid-graph).
+/// cuBLAS handle, and a caching allocator.
+///
+/// Error policy: every launch, copy and library call is checked, and the first failure — the
+/// call and the driver's words — is kept (as CUDA keeps a sticky error); after it the device
+/// does no further work. Ops cannot throw mid-graph, so the caller decides what a failure
+/// means where it can: `throwIfFailed` (`Backend.checkHealthy`) throws it. The training step,
+/// the inference pipeline and `segdist verify` make it fatal (the run ends naming the call,
+/// every checkpoint written before intact); the self-check makes it an answer (`device: auto`
+/// falls back to the CPU).
 public final class CUDADevice: @unchecked Sendable {
     public let info: GPUInfo
     let driver: CUDADriver
@@ -55,39 +62,30 @@ public final class CUDADevice: @unchecked Sendable {
         functions = found
     }
 
-    /// Ends the process with `message`: a GPU failure in the middle of a step leaves nothing to
-    /// recover, and every checkpoint written so far is complete (atomic writes).
-    func fail(_ message: String) -> Never {
-        FileHandle.standardError.write(Data("segdist: GPU \(info.ordinal) (\(info.name)): \(message)\n".utf8))
-        exit(1)
+    private let failureLock = NSLock()
+    private var failure: CUDAError?
+
+    /// The first failed call since the device was made (or since `forgetFailure`).
+    var firstFailure: CUDAError? { failureLock.lock(); defer { failureLock.unlock() }; return failure }
+    /// Whether work should go on: false once a call has failed.
+    @inline(__always) var healthy: Bool { firstFailure == nil }
+
+    /// Throws the first failure, if there was one.
+    public func throwIfFailed() throws {
+        if let failure = firstFailure { throw CUDAError("GPU \(info.ordinal) (\(info.name)): \(failure.description)") }
     }
 
-    /// Inside `recordingFailures` (the self-check) a failed call is recorded instead of ending
-    /// the process, so `device: auto` can fall back to the CPU; `recorded` keeps the first.
-    private var recording = false
-    private var recorded: CUDAError?
-
-    /// Runs `body` with failed CUDA calls recorded, not fatal, and throws the first of them (or
-    /// `body`'s own error).
-    func recordingFailures(_ body: () throws -> Void) throws {
-        recorded = nil
-        recording = true
-        defer { recording = false }
-        do { try body() } catch { throw recorded ?? (error as? CUDAError) ?? CUDAError("\(error)") }
-        if let failure = recorded { throw failure }
-    }
+    /// Forgets a failure of a library the caller then stops using (cuDNN); a failure of the
+    /// context itself happens again on the next call and is kept again.
+    func forgetFailure() { failureLock.lock(); failure = nil; failureLock.unlock() }
 
     func check(_ result: Int32, _ call: @autoclosure () -> String) {
         do { try driver.check(result, call()) } catch { report(error as? CUDAError ?? CUDAError("\(error)")) }
     }
 
-    /// Ends the process with `error`, or records it while `recording`.
+    /// Keeps `error` when it is the first.
     func report(_ error: CUDAError) {
-        if recording {
-            if recorded == nil { recorded = error }
-            return
-        }
-        fail(error.description)
+        failureLock.lock(); if failure == nil { failure = error }; failureLock.unlock()
     }
 
     /// Work from any thread runs in this GPU's context (a context is current per thread).
@@ -97,7 +95,9 @@ public final class CUDADevice: @unchecked Sendable {
 
     /// `bytes` of device memory (rounded up to 512), from the cache when a block of that size
     /// was freed. Out of memory: the cache is returned to the driver and the allocation tried
-    /// once more, then the process ends saying how much was asked and how much is free.
+    /// once more, then the failure (how much was asked, how much is free) is kept and
+    /// `unallocated` returned, an address no further work touches (the device is no longer
+    /// healthy) and `release` ignores.
     func allocate(bytes: Int) -> UInt64 {
         let size = max(512, (bytes + 511) / 512 * 512)
         lock.lock()
@@ -117,13 +117,19 @@ public final class CUDADevice: @unchecked Sendable {
             var free = 0, total = 0
             _ = driver.api.memGetInfo(&free, &total)
             func mib(_ bytes: Int) -> String { String(format: "%.1f MiB", Double(bytes) / 1_048_576) }
-            fail("out of GPU memory: asked for \(mib(size)) with \(mib(free)) free of \(mib(total)); "
-                 + "set a smaller micro_batch (or batch_size, image_size, width)")
+            report(CUDAError("out of GPU memory: asked for \(mib(size)) with \(mib(free)) free of \(mib(total)); "
+                             + "set a smaller micro_batch (or batch_size, image_size, width)"))
+            return Self.unallocated
         }
         return address
     }
 
+    /// What `allocate` returns when the memory ran out: never a device address (nothing lives
+    /// in the first page), never dereferenced, never cached.
+    static let unallocated: UInt64 = 4096
+
     func release(_ address: UInt64, bytes: Int) {
+        guard address != Self.unallocated else { return }
         let size = max(512, (bytes + 511) / 512 * 512)
         lock.lock(); cached[size, default: []].append(address); cachedBytes += size; lock.unlock()
     }
@@ -135,23 +141,23 @@ public final class CUDADevice: @unchecked Sendable {
     }
 
     func upload(_ source: UnsafeRawPointer, to address: UInt64, bytes: Int) {
-        guard bytes > 0 else { return }
+        guard bytes > 0, healthy else { return }
         makeCurrent(); check(driver.api.memcpyHtoD(address, source, bytes), "cuMemcpyHtoD(\(bytes) bytes)")
     }
 
     func download(_ address: UInt64, to destination: UnsafeMutableRawPointer, bytes: Int) {
-        guard bytes > 0 else { return }
+        guard bytes > 0, healthy else { return }
         makeCurrent(); check(driver.api.memcpyDtoH(destination, address, bytes), "cuMemcpyDtoH(\(bytes) bytes)")
     }
 
     func copy(_ source: UInt64, to destination: UInt64, bytes: Int) {
-        guard bytes > 0 else { return }
+        guard bytes > 0, healthy else { return }
         makeCurrent(); check(driver.api.memcpyDtoD(destination, source, bytes), "cuMemcpyDtoD(\(bytes) bytes)")
     }
 
     /// Sets `count` 32-bit words to `word` (0 for zeros of float, int32 and, in pairs, double).
     func fill32(_ address: UInt64, word: UInt32, count: Int) {
-        guard count > 0 else { return }
+        guard count > 0, healthy else { return }
         makeCurrent(); check(driver.api.memsetD32(address, word, count), "cuMemsetD32(\(count) words)")
     }
 
@@ -177,6 +183,7 @@ public final class CUDADevice: @unchecked Sendable {
     /// Launches `name` with `blocks` x `threads`; by default enough blocks for `count`
     /// grid-stride iterations, capped at 32 blocks per multiprocessor.
     func launch(_ name: String, count: Int, blocks: Int? = nil, threads: Int = 256, _ arguments: [Argument]) {
+        guard healthy else { return }
         guard let function = functions[name] else { return report(CUDAError("no kernel named \(name)")) }
         let grid = blocks ?? max(1, min((count + threads - 1) / threads, 32 * max(info.multiprocessors, 1)))
         guard count > 0 || blocks != nil else { return }
@@ -202,7 +209,7 @@ public final class CUDADevice: @unchecked Sendable {
     /// Row-major C (m x n) = op(A) op(B) + beta C through cuBLAS (column-major: C^T = op(B)^T op(A)^T).
     func gemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int, a: UInt64, lda: Int, b: UInt64, ldb: Int,
               beta: Float, c: UInt64, ldc: Int) {
-        guard m > 0, n > 0, k > 0 else { return }
+        guard m > 0, n > 0, k > 0, healthy else { return }
         var alpha: Float = 1, betaValue = beta
         makeCurrent()
         let status = blas.sgemm(blasHandle, Int32(transB ? SEGDIST_CUBLAS_OP_T : SEGDIST_CUBLAS_OP_N),

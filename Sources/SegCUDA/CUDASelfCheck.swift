@@ -6,9 +6,13 @@ import SegCore
 /// or kernel problem then ends the run with the op's name instead of training on garbage.
 public enum CUDASelfCheck {
     public static func run(_ gpu: Backend, tolerance: Double = 1e-3) throws {
-        // a failing CUDA call during the check is an answer (thrown), not the end of the process
-        guard let device = (gpu as? CUDABackend)?.gpu else { return try compareOps(gpu, tolerance: tolerance) }
-        try device.recordingFailures { try compareOps(gpu, tolerance: tolerance) }
+        // a failing CUDA call during the check is an answer (thrown), not the end of the process;
+        // it is named before the disagreement it caused
+        do { try compareOps(gpu, tolerance: tolerance) } catch {
+            try gpu.checkHealthy()
+            throw error
+        }
+        try gpu.checkHealthy()
     }
 
     static func compareOps(_ gpu: Backend, tolerance: Double) throws {

@@ -123,6 +123,7 @@ final class CuDNNConvolutions {
 
     private func run(_ algorithm: segdist_cudnn_perf, _ call: String, beta: Float = 0,
                      _ body: (UnsafeRawPointer, UnsafeMutableRawPointer?, Int, UnsafeRawPointer) -> Int32) {
+        guard device.healthy else { return }
         let workspace = algorithm.memory > 0 ? DeviceScratch(device, bytes: algorithm.memory) : nil
         var one: Float = 1, b = beta
         device.makeCurrent()

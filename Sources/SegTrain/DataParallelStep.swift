@@ -73,6 +73,8 @@ public final class DataParallelStep {
             backend.scaleInPlace(store.gradients, by: backend.upload(Tensor(repeating: Float(1 / globalDenominator), shape: [1])))
         }
         trainer.applyGradients()
+        // a GPU's failed call ends the run here, before anything of this step is recorded or saved
+        try backend.checkHealthy()
         return Float(globalLoss)
     }
 

@@ -100,6 +100,10 @@ public protocol Backend: AnyObject {
     func uploadIndices(_ t: IndexTensor) -> IndexTensor
     /// Waits until the work queued so far has run (a GPU's kernels are asynchronous).
     func synchronize()
+    /// Throws the first failure of the device's own calls since it was made (a GPU's failed
+    /// launch or copy, or its memory running out); nothing on the CPU, whose kernels cannot fail.
+    /// Ops cannot throw mid-graph: the caller decides where a failure ends the work.
+    func checkHealthy() throws
     /// What runs this backend's ops, in a few words (`segdist bench`'s "kernels").
     var kernelsDescription: String { get }
 
@@ -119,6 +123,7 @@ public struct BatchNormStatistics {
 extension Backend {
     public func uploadIndices(_ t: IndexTensor) -> IndexTensor { t }
     public func synchronize() {}
+    public func checkHealthy() throws {}
     public var kernelsDescription: String { String(describing: type(of: self)) }
 
     /// Probabilities: sigmoid per channel, or softmax over the channels.

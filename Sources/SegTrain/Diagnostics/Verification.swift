@@ -128,6 +128,7 @@ public enum Verification {
                 }
             }
         }
+        try b.checkHealthy()
         return findings
     }
 
@@ -176,6 +177,7 @@ public enum Verification {
             findings.append(Finding(group: "\(c) counters", name: "every BatchNorm counts one tracked batch",
                                     difference: store.counters.allSatisfy { $0 == 1 } ? 0 : 1, tolerance: 0))
         }
+        try b.checkHealthy()
         return findings
     }
 

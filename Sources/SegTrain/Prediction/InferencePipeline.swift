@@ -144,10 +144,12 @@ public final class InferencePipeline {
         }
         let backend = model.store.backend
         if let plan {
-            return inputs.map { x in
+            let out = inputs.map { x in
                 Predictor.predictTiled(model: model, input: Tensor(shape: [1, channels, h, w], storage: x), activation: activation,
                                        plan: plan) { done, all in self.progress?(h, w, done, all) }.probabilities.storage
             }
+            try backend.checkHealthy()   // a GPU failure ends the work here, never as a garbage mask
+            return out
         }
         let limit = min(MemoryEstimate.availableBytes ?? Int.max, 4 << 30)
         let perPass = max(1, min(inputs.count, (limit - estimate.modelBytes) / max(1, estimate.activationBytes + estimate.scratchBytes)))
@@ -160,6 +162,7 @@ public final class InferencePipeline {
             let p = backend.download(backend.activate(logits, activation)).storage
             for b in 0..<group.count { out.append(Array(p[(b * classes * n)..<((b + 1) * classes * n)])) }
         }
+        try backend.checkHealthy()
         return out
     }
 }
