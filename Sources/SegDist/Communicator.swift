@@ -77,6 +77,7 @@ extension Communicator {
 /// job ends without MPI_Abort and rank 0 prints it once.
 public struct AgreementError: Error, CustomStringConvertible {
     public let description: String
+    public init(description: String) { self.description = description }
 }
 
 /// The group of one: every collective is the identity.

@@ -131,6 +131,33 @@ public struct RankContext {
     /// Whether `--ranks N` asks this process to start the job under mpirun instead of being a rank.
     public static func shouldLaunch(ranks: Int?) -> Bool { (ranks ?? 1) > 1 && !MPICommunicator.launchedByMPI }
 
+    /// The launcher's side of `--ranks N`: starts N ranks of this command under mpirun and
+    /// returns their exit code.
+    public static func launch(ranks: Int, arguments: [String]) throws -> Int32 {
+        try Launch.relaunchUnderMPI(ranks: ranks, arguments: arguments)
+    }
+
+    /// Runs `body` (which returns the exit code) as this rank's part of the job and ends that
+    /// part the one way a job must end, whatever the command:
+    /// - done: MPI is finalized and the code returned;
+    /// - an error every rank met at the same point (`AgreementError`, the start agreement and
+    ///   every `agree`): every rank finalizes, rank 0 prints it once, code 2;
+    /// - any other error: with other ranks, the whole job is aborted naming this rank (none is
+    ///   left waiting in a collective); alone, it is rethrown for the command to report.
+    public func run(_ body: () throws -> Int32) throws -> Int32 {
+        do {
+            let code = try body()
+            communicator.finalize()
+            return code
+        } catch let agreed as AgreementError {
+            if communicator.rank == 0 { FileHandle.standardError.write(Data("segdist: error: \(agreed)\n".utf8)) }
+            communicator.finalize()
+            return 2
+        } catch where communicator.size > 1 {
+            communicator.abort("segdist: error: rank \(communicator.rank): \(error)", code: 2)
+        }
+    }
+
     /// Joins the job when an MPI launcher started this process (and, under `--ranks N`'s
     /// launcher, ends with it), else runs alone.
     public static func join(collectiveTimeout: Double) throws -> RankContext {

@@ -30,21 +30,19 @@ public final class ThreadCommunicator: Communicator {
     public static func run<T>(ranks size: Int, timeout: TimeInterval = 60,
                               _ body: @escaping (ThreadCommunicator) throws -> T) throws -> [T] {
         let communicators = group(size, timeout: timeout)
-        var results = [Result<T, Error>?](repeating: nil, count: size)
-        let lock = NSLock()
+        let results = Results<T>(size)
         let done = DispatchGroup()
         for communicator in communicators {
             done.enter()
             let thread = Thread {
-                let result = Result { try body(communicator) }
-                lock.lock(); results[communicator.rank] = result; lock.unlock()
+                results.set(communicator.rank, Result { try body(communicator) })
                 done.leave()
             }
             thread.stackSize = 16 << 20   // a training step's recursion, as on a main thread
             thread.start()
         }
         done.wait()
-        return try results.map { try $0!.get() }
+        return try results.values.map { try $0!.get() }
     }
 
     public func sumInPlace(_ values: UnsafeMutablePointer<Double>, count: Int) { sum(values, count: count, label: "sum") }
@@ -82,6 +80,15 @@ public final class ThreadCommunicator: Communicator {
         shared.meet(rank: rank, label: label)
         values.update(from: total, count: count)
     }
+}
+
+/// Each rank's result, written by its thread.
+private final class Results<T>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var slots: [Result<T, Error>?]
+    init(_ size: Int) { slots = Array(repeating: nil, count: size) }
+    func set(_ rank: Int, _ result: Result<T, Error>) { lock.lock(); slots[rank] = result; lock.unlock() }
+    var values: [Result<T, Error>?] { lock.lock(); defer { lock.unlock() }; return slots }
 }
 
 /// The meeting point of a thread group: a reusable barrier and one published pointer per rank.

@@ -40,7 +40,7 @@ struct BenchCommand: ParsableCommand {
     func run() throws {
         if RankContext.shouldLaunch(ranks: ranks) {
             var code: Int32 = 0
-            try reportingErrors { code = try Launch.relaunchUnderMPI(ranks: ranks!, arguments: Array(CommandLine.arguments.dropFirst())) }
+            try reportingErrors { code = try RankContext.launch(ranks: ranks!, arguments: Array(CommandLine.arguments.dropFirst())) }
             throw ExitCode(code)
         }
         let context = try RankContext.join(collectiveTimeout: 120)
@@ -53,28 +53,26 @@ struct BenchCommand: ParsableCommand {
         }
         var bench = Benchmark(architecture: ModelArchitecture(rawValue: model)!)
         bench.width = width; bench.batch = batch; bench.size = size; bench.steps = steps
-        do {
+        let root = communicator.rank == 0
+        var result: Benchmark.Result?, code: Int32 = 0
+        try reportingErrors { code = try context.run { () throws -> Int32 in
             let placement = try DevicePlacement.choose(TrainingConfig.DeviceKind(rawValue: device)!,
                                                        localRank: context.localRank,
                                                        ranksOnThisNode: localRanks, shareGPU: shareGpu)
             bench.backend = placement.backend
-            if communicator.rank == 0, let note = placement.note, bench.backend.device != .host || device != "auto" {
+            if root, let note = placement.note, bench.backend.device != .host || device != "auto" {
                 FileHandle.standardError.write((note + "\n").data(using: .utf8)!)
             }
-        } catch {
-            FileHandle.standardError.write("segdist: error: \(error)\n".data(using: .utf8)!)
-            communicator.finalize()
-            throw ExitCode(2)
-        }
-        let root = communicator.rank == 0
-        let result = try bench.run(communicator: communicator, bucketMB: bucketMb) { step, ms in
-            if root { FileHandle.standardError.write("step \(step)/\(steps): \(String(format: "%.0f", ms)) ms\n".data(using: .utf8)!) }
-        }
-        communicator.finalize()
+            result = try bench.run(communicator: communicator, bucketMB: bucketMb) { step, ms in
+                if root { FileHandle.standardError.write("step \(step)/\(steps): \(String(format: "%.0f", ms)) ms\n".data(using: .utf8)!) }
+            }
+            return 0
+        } }
+        if code != 0 { throw ExitCode(code) }
         guard root else { return }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
-        var json = String(data: try encoder.encode(result), encoding: .utf8)!
+        var json = String(data: try encoder.encode(result!), encoding: .utf8)!
         json = json.replacingOccurrences(of: #"(\d+\.\d{3})\d+"#, with: "$1", options: .regularExpression)
         print(json)
     }

@@ -42,7 +42,7 @@ struct TrainCommand: ParsableCommand {
             var args = Array(CommandLine.arguments.dropFirst())
             if args.first == "train" { args.removeFirst() }
             var code: Int32 = 0
-            try reportingErrors { code = try Launch.relaunchUnderMPI(ranks: ranks, arguments: ["train"] + args) }
+            try reportingErrors { code = try RankContext.launch(ranks: ranks, arguments: ["train"] + args) }
             throw ExitCode(code)
         }
         try reportingErrors {
@@ -59,19 +59,12 @@ struct TrainCommand: ParsableCommand {
             if root, config.threads == 0, let warning = Launch.idleCoresWarning(rank: 0, localRanks: localRanks, threads: Parallel.threads) {
                 FileHandle.standardError.write((warning + "\n").data(using: .utf8)!)
             }
-            do {
+            let code = try context.run { () throws -> Int32 in
                 try TrainingRun.checkAgreement(config: config, communicator: communicator)
-            } catch {
-                if root { FileHandle.standardError.write("segdist: error: \(error)\n".data(using: .utf8)!) }
-                communicator.finalize()
-                throw ExitCode(2)
-            }
-            if root {
-                FileHandle.standardError.write(("# segdist \(segdistVersion): \(communicator.size) rank(s) x \(Parallel.threads) thread(s); effective config\n"
-                    + config.rendered()).data(using: .utf8)!)
-            }
-            var interrupted = false
-            do {
+                if root {
+                    FileHandle.standardError.write(("# segdist \(segdistVersion): \(communicator.size) rank(s) x \(Parallel.threads) thread(s); effective config\n"
+                        + config.rendered()).data(using: .utf8)!)
+                }
                 let run = try TrainingRun(config: config, resume: checkpoint, communicator: communicator,
                                           initSeedOffset: debugRankInit ? communicator.rank : 0, ranksOnThisNode: localRanks,
                                           localRank: context.localRank)
@@ -111,19 +104,10 @@ struct TrainCommand: ParsableCommand {
                                    "stopped_by": summary.stoppedBySignal == 0 ? "" : Launch.signalName(summary.stoppedBySignal),
                                    "communication_share": (summary.communicationShare * 1000).rounded() / 1000])
                 }
-                interrupted = summary.interrupted
-            } catch let agreed as AgreementError {
-                // every rank met it at the same point: end cleanly, one message (rank 0's)
-                if root { FileHandle.standardError.write("segdist: error: \(agreed)\n".data(using: .utf8)!) }
-                communicator.finalize()
-                throw ExitCode(2)
-            } catch where communicator.size > 1 {
-                // One rank failing must end them all, not leave the others waiting.
-                communicator.abort("segdist: error: rank \(communicator.rank): \(error)", code: 2)
+                // Ctrl-C: the checkpoint is written; the exit code says the run did not finish
+                return summary.interrupted ? 130 : 0
             }
-            communicator.finalize()
-            // Ctrl-C: the checkpoint is written; the exit code says the run did not finish
-            if interrupted { throw ExitCode(130) }
+            if code != 0 { throw ExitCode(code) }
         }
     }
 }

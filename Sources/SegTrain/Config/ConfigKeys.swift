@@ -88,7 +88,7 @@ let configKeys: [ConfigKey] = [
               get: { $0.initPrefix.isEmpty ? "none" : $0.initPrefix }, set: { $0.initPrefix = $1 == "none" ? "" : $1 }),
     ConfigKey(name: "init_strict", kind: .bool, help: "refuse init_from unless it holds exactly the model's tensors",
               get: { String($0.initStrict) }, set: { $0.initStrict = $1 == "true" }),
-    ConfigKey(name: "aux_loss", kind: .bool, help: "auxiliary FCN head on layer3, loss weight 0.5 (fcn_/deeplabv3_ models)",
+    ConfigKey(name: "aux_loss", kind: .bool, help: "auxiliary head on layer3: loss weight 0.5 for fcn_/deeplabv3_ (torchvision's), 0.4 for pspnet (semseg's)",
               get: { String($0.auxLoss) }, set: { $0.auxLoss = $1 == "true" }),
     int("in_channels", 1...64, "image channels (1 for shapes, 3 for rgb_shapes)", \.inChannels),
     int("classes", 1...255, "output channels, background included (3 with squares); 1 = one sigmoid channel for the foreground (bce or dice)", \.classes),

@@ -141,7 +141,8 @@ extension TrainingRun {
         }
         let mismatched = communicator.sum(differences.isEmpty ? 0 : 1)
         if mismatched > 0 {
-            throw TrainingError("\(Int(mismatched)) of \(communicator.size) ranks run a different config or version than rank 0 (see above); refusing to train")
+            // every rank knows: an agreed failure, ended cleanly with one message
+            throw AgreementError(description: "\(Int(mismatched)) of \(communicator.size) ranks run a different config or version than rank 0 (see above); refusing to train")
         }
     }
 

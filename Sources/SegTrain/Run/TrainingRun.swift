@@ -7,8 +7,8 @@ import SegNN
 /// One training run on one or more ranks: global batches of `batch_size` consecutive sample
 /// indices split over the ranks, periodic sharded evaluation, and, on rank 0, metrics, pictures
 /// and checkpoints in `checkpoint_dir`. How a run starts (placement, resume, the directory, the
-/// ranks' agreement) is in TrainingRun+Start.swift, its checkpoints in TrainingRun+Checkpoints,
-/// its records in RunRecorder.
+/// ranks' agreement) is in TrainingRun+Start.swift, its checkpoints in TrainingRun+Checkpoints, its
+/// validation in TrainingRun+Evaluation, its records in RunRecorder.
 public final class TrainingRun {
     public struct Summary: Equatable {
         public var steps: Int
@@ -54,7 +54,7 @@ public final class TrainingRun {
     /// The run this one branched from (resumed from its checkpoint into another directory).
     var parent: Checkpoint?
     /// Validation runs `predict`'s path (see `InferencePipeline`).
-    private lazy var pipeline = InferencePipeline(config: config, models: [model])
+    lazy var pipeline = InferencePipeline(config: config, models: [model])
 
     /// - Parameters:
     ///   - ranksOnThisNode: the processes sharing this machine's memory (and GPUs).
@@ -186,80 +186,4 @@ public final class TrainingRun {
         let code = communicator.size > 1 ? communicator.maximum(signalled) : signalled
         return code > 0 ? Int(code) : nil
     }
-
-    /// Validation on every rank's share, then on rank 0 its metrics, events, the best
-    /// checkpoint and the curves; returns the foreground Dice.
-    func evaluateAndRecord(_ progress: ProgressReporter?, clock: StepClock) throws -> Double {
-        parallel.broadcastBuffers()
-        let scores = try shardedEvaluation()
-        let improved = scores.foregroundDice > (bestDice ?? -1)
-        if improved { bestDice = scores.foregroundDice }
-        if isRoot {
-            let record: [String: Any] = ["kind": "eval", "step": step, "epoch": epoch, "images": scores.images,
-                                         "dice": scores.dice, "jaccard": scores.jaccard,
-                                         "foreground_dice": scores.foregroundDice,
-                                         "foreground_jaccard": scores.foregroundJaccard,
-                                         "pooled_foreground_dice": scores.pooledForegroundDice,
-                                         "pixel_counts": scores.classPixelCounts,
-                                         "elapsed_s": clock.elapsed, "best_dice": bestDice as Any]
-            try recorder.evaluation(step, scores: scores, record: record, panel: validationPanel, totalSteps: config.totalSteps)
-        }
-        progress?.note(String(format: "step %d: validation Dice %.4f  Jaccard %.4f  (per class Dice %@; pooled Dice %.4f)", step,
-                              scores.foregroundDice, scores.foregroundJaccard,
-                              scores.dice.map { String(format: "%.3f", $0) }.joined(separator: " "), scores.pooledForegroundDice))
-        if isRoot {
-            if improved { try writeCheckpoint(named: "best.safetensors") }
-            recorder.drawCurves(totalSteps: config.totalSteps)
-        }
-        return scores.foregroundDice
-    }
-
-    /// Each rank scores its contiguous share of the validation images, each whole at its own
-    /// size through `predict`'s pipeline; the per-class sums are added over the ranks, so every
-    /// image counts exactly once.
-    func shardedEvaluation() throws -> SegmentationScores {
-        let n = communicator.size, k = model.classes
-        let total = data.validationCount, r = communicator.rank
-        let local = try evaluate(pipeline, data: data, indices: (r * total / n)..<((r + 1) * total / n), batch: config.batchSize)
-        guard n > 1 else { return local }
-        var sums = local.sums
-        sums.withUnsafeMutableBufferPointer { communicator.sumInPlace($0.baseAddress!, count: $0.count) }
-        return SegmentationScores(classes: k, sums: sums)
-    }
-
-    /// The first validation image, its truth and the model's prediction, as `predict` draws them.
-    func validationPanel() throws -> PNGImage {
-        let sample = data.validationSample(0)
-        let n = sample.height * sample.width, c = sample.channels == 3 ? 3 : 1
-        var pixels = [UInt8](repeating: 0, count: n * c)
-        for p in 0..<n {
-            for ch in 0..<c { pixels[p * c + ch] = UInt8(max(0, min(255, (sample.image[ch * n + p] * 255).rounded()))) }
-        }
-        let image = PNGImage(width: sample.width, height: sample.height, channels: c, pixels: pixels)
-        let truth = PNGImage(width: sample.width, height: sample.height, channels: 1,
-                             pixels: sample.labels.map { $0 == Sample.ignored ? 128 : $0 == 0 ? 0 : 255 })
-        let prediction = try pipeline.predict(sample.image, height: sample.height, width: sample.width)
-        return drawPredictionPanel(input: image, truth: truth, foreground: prediction.foreground,
-                                   predicted: prediction.classCount == 1 ? prediction.classes : prediction.classes.map { $0 == 0 ? 0 : 1 })
-    }
-
-}
-
-public struct TrainingError: Error, CustomStringConvertible {
-    public let description: String
-    public init(_ message: String) { description = message }
-}
-
-/// What is wrong with a path that could not be created or written, in words: a parent that is a
-/// file, a missing permission, or the system's own message.
-public func describeFileProblem(at path: String, _ error: Error) -> String {
-    var url = URL(fileURLWithPath: "/")
-    for component in URL(fileURLWithPath: path).pathComponents.dropFirst() {
-        url.appendPathComponent(component)
-        var isDirectory: ObjCBool = false
-        if FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory), !isDirectory.boolValue {
-            return "\(url.path) is a file, not a directory"
-        }
-    }
-    return systemMessage(error)
 }
