@@ -417,6 +417,53 @@ public final class CUDABackend: Backend {
     public func sigmoid(_ x: Tensor) -> Tensor { unary("sigmoid_f32", x) }
     public func sigmoidBackward(y: Tensor, dy: Tensor) -> Tensor { binary("sigmoid_backward_f32", y, dy) }
     public func multiply(_ a: Tensor, _ b: Tensor) -> Tensor { binary("multiply_f32", a, b) }
+    public func hardActivation(_ kind: HardActivation, _ x: Tensor) -> Tensor { unary("\(kind.rawValue)_f32", x) }
+    public func hardActivationBackward(_ kind: HardActivation, x: Tensor, dy: Tensor) -> Tensor {
+        binary("\(kind.rawValue)_backward_f32", x, dy)
+    }
+    public func scaleChannels(_ x: Tensor, by scales: Tensor) -> Tensor {
+        let (n, c, h, w) = x.nchw
+        precondition(scales.count == n * c, "scaleChannels: \(scales.shape) scales for input \(x.shape)")
+        let y = allocate(x.shape)
+        gpu.launch("scale_channels_f32", count: x.count, [p(x), p(scales), p(y), l(h * w), l(x.count)])
+        return y
+    }
+    public func scaleChannelsBackward(x: Tensor, scales: Tensor, dy: Tensor) -> (Tensor, Tensor) {
+        let (n, c, h, w) = x.nchw
+        let dx = allocate(x.shape), ds = allocate(scales.shape)
+        gpu.launch("scale_channels_input_grad_f32", count: x.count, [p(dy), p(scales), p(dx), l(h * w), l(x.count)])
+        gpu.launch("scale_channels_scale_grad_f32", count: n * c, blocks: n * c, [p(x), p(dy), p(ds), l(h * w)])
+        return (dx, ds)
+    }
+
+    /// Direct kernels (MobileNet's depthwise convolutions are memory-bound, not GEMM-shaped).
+    private func groupedArguments(_ x: Tensor, _ weight: Tensor, _ g: ConvGeometry, _ groups: Int) -> [CUDADevice.Argument] {
+        [i(x.shape[0]), i(g.channels), i(g.height), i(g.width), i(weight.shape[0]), i(g.kernelH), i(g.kernelW),
+         i(g.stride), i(g.padding), i(g.dilation), i(groups)]
+    }
+
+    public func groupedConv2dForward(_ x: Tensor, weight: Tensor, bias: Tensor?, geometry g: ConvGeometry, groups: Int) -> Tensor {
+        if groups == 1 { return conv2dForward(x, weight: weight, bias: bias, geometry: g) }
+        let y = allocate([x.shape[0], weight.shape[0], g.outH, g.outW])
+        gpu.launch("grouped_conv_forward_f32", count: y.count, [p(x), p(weight), p(bias), p(y)] + groupedArguments(x, weight, g, groups))
+        return y
+    }
+
+    public func groupedConv2dBackward(x: Tensor, weight: Tensor, dy: Tensor, geometry g: ConvGeometry, groups: Int, inputGradient: Bool,
+                                      weightGradient: Tensor, biasGradient: Tensor?) -> Tensor? {
+        if groups == 1 {
+            return conv2dBackward(x: x, weight: weight, dy: dy, geometry: g, inputGradient: inputGradient,
+                                  weightGradient: weightGradient, biasGradient: biasGradient)
+        }
+        let cout = weight.shape[0]
+        if let biasGradient { sumPerChannel(dy, into: biasGradient, batch: x.shape[0], channels: cout, pixels: g.outPixels) }
+        gpu.launch("grouped_conv_weight_grad_f32", count: weight.count, blocks: weight.count,
+                   [p(x), p(dy), p(weightGradient)] + groupedArguments(x, weight, g, groups))
+        guard inputGradient else { return nil }
+        let dx = allocate(x.shape)
+        gpu.launch("grouped_conv_input_grad_f32", count: dx.count, [p(dy), p(weight), p(dx)] + groupedArguments(x, weight, g, groups))
+        return dx
+    }
 
     /// The masks are drawn on the host from the same per-sample streams as on the CPU (so a
     /// GPU run drops the same units), then uploaded.

@@ -20,6 +20,9 @@ public enum CUDAKernelSource {
         "concat_channels_f32", "split_channels_f32",
         "bce_sums_f32", "bce_gradient_f32", "softmax_channels_f32", "argmax_channels_f32", "target_classes_f32",
         "cross_entropy_sums_f32", "cross_entropy_gradient_f32", "overlap_counts_f32",
+        "hardswish_f32", "hardswish_backward_f32", "hardsigmoid_f32", "hardsigmoid_backward_f32",
+        "scale_channels_f32", "scale_channels_input_grad_f32", "scale_channels_scale_grad_f32",
+        "grouped_conv_forward_f32", "grouped_conv_input_grad_f32", "grouped_conv_weight_grad_f32",
     ]
 
     public static let source = #"""
@@ -78,6 +81,102 @@ __global__ void adam_update_f32(float *p, const float *g, float *m, float *v, i6
         v[i] = b2 * v[i] + (1 - b2) * grad * grad;
         p[i] -= step_size * m[i] / (sqrtf(v[i]) / sqrt_bc2 + eps);
     }
+}
+
+// MARK: MobileNetV3's activations and channel scaling (SegKernels/Kernels/HardActivations.swift)
+__global__ void hardswish_f32(const float *x, float *y, i64 n) {
+    LOOP(i, n) { float v = x[i]; y[i] = v * fminf(fmaxf(v + 3.0f, 0.0f), 6.0f) / 6.0f; }
+}
+__global__ void hardswish_backward_f32(const float *x, const float *dy, float *dx, i64 n) {
+    LOOP(i, n) { float v = x[i]; dx[i] = v < -3.0f ? 0.0f : v <= 3.0f ? dy[i] * (v / 3.0f + 0.5f) : dy[i]; }
+}
+__global__ void hardsigmoid_f32(const float *x, float *y, i64 n) { LOOP(i, n) y[i] = fminf(fmaxf(x[i] + 3.0f, 0.0f), 6.0f) / 6.0f; }
+__global__ void hardsigmoid_backward_f32(const float *x, const float *dy, float *dx, i64 n) {
+    LOOP(i, n) dx[i] = x[i] > -3.0f && x[i] < 3.0f ? dy[i] / 6.0f : 0.0f;
+}
+// y = x * s per plane of P values; s holds one value per plane
+__global__ void scale_channels_f32(const float *x, const float *s, float *y, i64 P, i64 n) { LOOP(i, n) y[i] = x[i] * s[i / P]; }
+__global__ void scale_channels_input_grad_f32(const float *dy, const float *s, float *dx, i64 P, i64 n) { LOOP(i, n) dx[i] = dy[i] * s[i / P]; }
+// one block per plane: ds[plane] = sum of dy * x over the plane
+__global__ void scale_channels_scale_grad_f32(const float *x, const float *dy, float *ds, i64 P) {
+    const float *a = x + (i64)blockIdx.x * P, *b = dy + (i64)blockIdx.x * P;
+    double v = 0;
+    for (i64 k = threadIdx.x; k < P; k += blockDim.x) v += (double)(b[k] * a[k]);
+    __shared__ double total;
+    if (threadIdx.x == 0) total = 0;
+    __syncthreads();
+    block_sum_into(v, &total);
+    __syncthreads();
+    if (threadIdx.x == 0) ds[blockIdx.x] = (float)total;
+}
+
+// MARK: grouped and depthwise convolutions (SegKernels/Kernels/GroupedConv2d.swift), direct:
+// C input and Co output channels in G groups, weight (Co, C / G, KH, KW); OH, OW from the window
+#define CONV_OUT(size, k) (((size) + 2 * P - D * ((k) - 1) - 1) / S + 1)
+__global__ void grouped_conv_forward_f32(const float *x, const float *w, const float *bias, float *y, int N, int C, int H, int W,
+                                         int Co, int KH, int KW, int S, int P, int D, int G) {
+    int OH = CONV_OUT(H, KH), OW = CONV_OUT(W, KW), ci = C / G, co = Co / G;
+    LOOP(i, (i64)N * Co * OH * OW) {
+        int ow = i % OW, oh = (i / OW) % OH, oc = (i / ((i64)OW * OH)) % Co; i64 n = i / ((i64)OW * OH * Co);
+        int first = (oc / co) * ci;
+        float acc = bias ? bias[oc] : 0.0f;
+        for (int c = 0; c < ci; c++) {
+            const float *plane = x + (n * C + first + c) * H * W;
+            const float *taps = w + ((i64)oc * ci + c) * KH * KW;
+            for (int kh = 0; kh < KH; kh++) {
+                int ih = oh * S - P + kh * D;
+                if (ih < 0 || ih >= H) continue;
+                for (int kw = 0; kw < KW; kw++) {
+                    int iw = ow * S - P + kw * D;
+                    if (iw >= 0 && iw < W) acc += taps[kh * KW + kw] * plane[ih * W + iw];
+                }
+            }
+        }
+        y[i] = acc;
+    }
+}
+// dx[n, c, ih, iw]: every output of c's group whose window reads (ih, iw)
+__global__ void grouped_conv_input_grad_f32(const float *dy, const float *w, float *dx, int N, int C, int H, int W,
+                                            int Co, int KH, int KW, int S, int P, int D, int G) {
+    int OH = CONV_OUT(H, KH), OW = CONV_OUT(W, KW), ci = C / G, co = Co / G;
+    LOOP(i, (i64)N * C * H * W) {
+        int iw = i % W, ih = (i / W) % H, c = (i / ((i64)W * H)) % C; i64 n = i / ((i64)W * H * C);
+        int group = c / ci, cc = c % ci;
+        float acc = 0;
+        for (int oc = group * co; oc < (group + 1) * co; oc++) {
+            const float *grad = dy + (n * Co + oc) * OH * OW;
+            const float *taps = w + ((i64)oc * ci + cc) * KH * KW;
+            for (int kh = 0; kh < KH; kh++) {
+                int t = ih + P - kh * D;
+                if (t < 0 || t % S != 0 || t / S >= OH) continue;
+                for (int kw = 0; kw < KW; kw++) {
+                    int u = iw + P - kw * D;
+                    if (u >= 0 && u % S == 0 && u / S < OW) acc += taps[kh * KW + kw] * grad[(t / S) * OW + u / S];
+                }
+            }
+        }
+        dx[i] = acc;
+    }
+}
+// one block per weight value: dw += the sum over (n, oh, ow) of dy * the input it multiplied
+__global__ void grouped_conv_weight_grad_f32(const float *x, const float *dy, float *dw, int N, int C, int H, int W,
+                                             int Co, int KH, int KW, int S, int P, int D, int G) {
+    int OH = CONV_OUT(H, KH), OW = CONV_OUT(W, KW), ci = C / G, co = Co / G;
+    int idx = blockIdx.x, kw = idx % KW, kh = (idx / KW) % KH, cc = (idx / (KW * KH)) % ci, oc = idx / (KW * KH * ci);
+    int c = (oc / co) * ci + cc;
+    double v = 0;
+    for (i64 k = threadIdx.x; k < (i64)N * OH * OW; k += blockDim.x) {
+        int ow = k % OW, oh = (k / OW) % OH; i64 n = k / ((i64)OW * OH);
+        int ih = oh * S - P + kh * D, iw = ow * S - P + kw * D;
+        if (ih >= 0 && ih < H && iw >= 0 && iw < W)
+            v += (double)(dy[((n * Co + oc) * OH + oh) * OW + ow] * x[((n * C + c) * H + ih) * W + iw]);
+    }
+    __shared__ double total;
+    if (threadIdx.x == 0) total = 0;
+    __syncthreads();
+    block_sum_into(v, &total);
+    __syncthreads();
+    if (threadIdx.x == 0) dw[idx] += (float)total;
 }
 
 // MARK: convolution helpers, as SegKernels.im2col / col2im

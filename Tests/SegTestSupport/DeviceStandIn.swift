@@ -136,6 +136,23 @@ public final class DeviceStandIn: Backend {
         count(); let (y, m) = cpu.dropout(h(x), p: p, seed: seed, firstSample: firstSample); return (d(y), d(m))
     }
     public func multiply(_ a: Tensor, _ b: Tensor) -> Tensor { count(); return d(cpu.multiply(h(a), h(b))) }
+    public func hardActivation(_ kind: HardActivation, _ x: Tensor) -> Tensor { count(); return d(cpu.hardActivation(kind, h(x))) }
+    public func hardActivationBackward(_ kind: HardActivation, x: Tensor, dy: Tensor) -> Tensor {
+        count(); return d(cpu.hardActivationBackward(kind, x: h(x), dy: h(dy)))
+    }
+    public func scaleChannels(_ x: Tensor, by scales: Tensor) -> Tensor { count(); return d(cpu.scaleChannels(h(x), by: h(scales))) }
+    public func scaleChannelsBackward(x: Tensor, scales: Tensor, dy: Tensor) -> (Tensor, Tensor) {
+        count(); let (dx, ds) = cpu.scaleChannelsBackward(x: h(x), scales: h(scales), dy: h(dy)); return (d(dx), d(ds))
+    }
+    public func groupedConv2dForward(_ x: Tensor, weight: Tensor, bias: Tensor?, geometry: ConvGeometry, groups: Int) -> Tensor {
+        count(); return d(cpu.groupedConv2dForward(h(x), weight: h(weight), bias: h(bias), geometry: geometry, groups: groups))
+    }
+    public func groupedConv2dBackward(x: Tensor, weight: Tensor, dy: Tensor, geometry: ConvGeometry, groups: Int, inputGradient: Bool,
+                                      weightGradient: Tensor, biasGradient: Tensor?) -> Tensor? {
+        count()
+        return d(cpu.groupedConv2dBackward(x: h(x), weight: h(weight), dy: h(dy), geometry: geometry, groups: groups,
+                                           inputGradient: inputGradient, weightGradient: h(weightGradient), biasGradient: h(biasGradient)))
+    }
 
     public func bceWithLogits(logits: Tensor, targets: Tensor) -> (Tensor, Tensor) {
         count(); let (l, g) = cpu.bceWithLogits(logits: h(logits), targets: h(targets)); return (d(l), d(g))

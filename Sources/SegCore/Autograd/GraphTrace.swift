@@ -3,7 +3,7 @@
 /// in. Parameters and running statistics are views of the model's flat buffers, so an exporter
 /// finds their names from `ValueID(storage, offset)`.
 public enum TracedOp {
-    case conv2d(weight: Tensor, bias: Tensor?, stride: Int, padding: Int, dilation: Int)
+    case conv2d(weight: Tensor, bias: Tensor?, stride: Int, padding: Int, dilation: Int, groups: Int)
     case convTranspose2d(weight: Tensor, bias: Tensor?, stride: Int, padding: Int, outputPadding: Int, dilation: Int)
     /// Evaluation-mode batch norm (running statistics), optionally followed by a ReLU.
     case batchNorm(gamma: Tensor, beta: Tensor, mean: Tensor, variance: Tensor, eps: Float, relu: Bool)
@@ -19,6 +19,10 @@ public enum TracedOp {
     case scaled(Float)
     case relu
     case sigmoid
+    case hardswish
+    case hardsigmoid
+    /// x (N, C, H, W) times the second input (N, C, 1, 1).
+    case scaleChannels
 }
 
 /// A value of a traced pass: the storage object its memory belongs to and the element offset.

@@ -6,20 +6,27 @@
 extension Pass {
     // MARK: Convolutions
 
-    /// y = conv2d(x, weight (Cout, Cin, k, k)) + bias, as `F.conv2d`.
+    /// y = conv2d(x, weight (Cout, Cin / groups, k, k)) + bias, as `F.conv2d` (groups > 1:
+    /// grouped; groups = Cin: depthwise).
     public func conv2d(_ x: Tensor, weight: Parameter, bias: Parameter?, stride: Int = 1, padding: Int = 0,
-                       dilation: Int = 1) -> Tensor {
+                       dilation: Int = 1, groups: Int = 1) -> Tensor {
         let (_, c, h, w) = x.nchw, ws = weight.value.shape
-        precondition(ws.count == 4 && c == ws[1], "conv2d: weight \(ws) does not take \(c) input channels")
+        precondition(ws.count == 4 && c == ws[1] * groups && ws[0] % groups == 0,
+                     "conv2d: weight \(ws) in \(groups) group(s) does not take \(c) input channels")
         let g = ConvGeometry(channels: c, height: h, width: w, kernelH: ws[2], kernelW: ws[3],
                              stride: stride, padding: padding, dilation: dilation)
-        let y = backend.conv2dForward(x, weight: weight.value, bias: bias?.value, geometry: g)
+        let y = groups == 1 ? backend.conv2dForward(x, weight: weight.value, bias: bias?.value, geometry: g)
+                            : backend.groupedConv2dForward(x, weight: weight.value, bias: bias?.value, geometry: g, groups: groups)
         let needsDx = wants(x)
-        return emit(y, .conv2d(weight: weight.value, bias: bias?.value, stride: stride, padding: padding, dilation: dilation),
+        let perOutput = g.patchSize / groups
+        return emit(y, .conv2d(weight: weight.value, bias: bias?.value, stride: stride, padding: padding, dilation: dilation, groups: groups),
                     inputs: [x], parameters: [weight, bias],
-                    cost: OpCost(multiplyAdds: x.shape[0] * ws[0] * g.outPixels * g.patchSize, column: g.patchSize * g.outPixels)) { [backend] dy in
-            [backend.conv2dBackward(x: x, weight: weight.value, dy: dy, geometry: g, inputGradient: needsDx,
-                                    weightGradient: weight.gradient, biasGradient: bias?.gradient)]
+                    cost: OpCost(multiplyAdds: x.shape[0] * ws[0] * g.outPixels * perOutput, column: groups == 1 ? g.patchSize * g.outPixels : 0)) { [backend] dy in
+            groups == 1
+                ? [backend.conv2dBackward(x: x, weight: weight.value, dy: dy, geometry: g, inputGradient: needsDx,
+                                          weightGradient: weight.gradient, biasGradient: bias?.gradient)]
+                : [backend.groupedConv2dBackward(x: x, weight: weight.value, dy: dy, geometry: g, groups: groups, inputGradient: needsDx,
+                                                 weightGradient: weight.gradient, biasGradient: bias?.gradient)]
         }
     }
 
@@ -159,6 +166,29 @@ extension Pass {
     public func sigmoid(_ x: Tensor) -> Tensor {
         let y = backend.sigmoid(x)
         return emit(y, .sigmoid, inputs: [x]) { [backend] dy in [backend.sigmoidBackward(y: y, dy: dy)] }
+    }
+
+    /// x * relu6(x + 3) / 6, as `F.hardswish`.
+    public func hardswish(_ x: Tensor) -> Tensor { hard(.hardswish, x, traced: .hardswish) }
+
+    /// relu6(x + 3) / 6, as `F.hardsigmoid`.
+    public func hardsigmoid(_ x: Tensor) -> Tensor { hard(.hardsigmoid, x, traced: .hardsigmoid) }
+
+    private func hard(_ kind: HardActivation, _ x: Tensor, traced: TracedOp) -> Tensor {
+        let y = backend.hardActivation(kind, x)
+        return emit(y, traced, inputs: [x]) { [backend] dy in [backend.hardActivationBackward(kind, x: x, dy: dy)] }
+    }
+
+    /// x (N, C, H, W) * scales (N, C, 1, 1), broadcast as PyTorch does (the squeeze-and-excitation
+    /// block's `scale * input`, LR-ASPP's `x * s`).
+    public func scaleChannels(_ x: Tensor, by scales: Tensor) -> Tensor {
+        precondition(scales.rank == 4 && scales.shape[0] == x.shape[0] && scales.shape[1] == x.shape[1] && scales.count == x.shape[0] * x.shape[1],
+                     "scaleChannels: scales \(scales.shape) for input \(x.shape)")
+        let y = backend.scaleChannels(x, by: scales)
+        return emit(y, .scaleChannels, inputs: [x, scales]) { [backend] dy in
+            let (dx, ds) = backend.scaleChannelsBackward(x: x, scales: scales, dy: dy)
+            return [dx, ds]
+        }
     }
 
     /// Inverted dropout in training (masks from the pass's `randomness`); the identity in

@@ -38,6 +38,10 @@ public protocol Backend: AnyObject {
     /// Accumulates into the weight and bias gradients; returns the input gradient when asked.
     func conv2dBackward(x: Tensor, weight: Tensor, dy: Tensor, geometry: ConvGeometry, inputGradient: Bool,
                         weightGradient: Tensor, biasGradient: Tensor?) -> Tensor?
+    /// Grouped (groups > 1; depthwise when groups = input channels), weight (Cout, C / groups, k, k).
+    func groupedConv2dForward(_ x: Tensor, weight: Tensor, bias: Tensor?, geometry: ConvGeometry, groups: Int) -> Tensor
+    func groupedConv2dBackward(x: Tensor, weight: Tensor, dy: Tensor, geometry: ConvGeometry, groups: Int, inputGradient: Bool,
+                               weightGradient: Tensor, biasGradient: Tensor?) -> Tensor?
     /// `geometry` describes the output image read by the window (see `ConvGeometry.transposed`).
     func convTranspose2dForward(_ x: Tensor, weight: Tensor, bias: Tensor?, geometry: ConvGeometry) -> Tensor
     func convTranspose2dBackward(x: Tensor, weight: Tensor, dy: Tensor, geometry: ConvGeometry, inputGradient: Bool,
@@ -75,6 +79,13 @@ public protocol Backend: AnyObject {
     /// sample's mask does not depend on how the batch is split. Returns the output and the mask.
     func dropout(_ x: Tensor, p: Float, seed: UInt64, firstSample: Int) -> (Tensor, Tensor)
     func multiply(_ a: Tensor, _ b: Tensor) -> Tensor
+    func hardActivation(_ kind: HardActivation, _ x: Tensor) -> Tensor
+    /// From the activation's input x.
+    func hardActivationBackward(_ kind: HardActivation, x: Tensor, dy: Tensor) -> Tensor
+    /// x (N, C, H, W) times one scale per image and channel, `scales` (N, C, 1, 1).
+    func scaleChannels(_ x: Tensor, by scales: Tensor) -> Tensor
+    /// (dx, dscales).
+    func scaleChannelsBackward(x: Tensor, scales: Tensor, dy: Tensor) -> (Tensor, Tensor)
 
     // MARK: Losses: the mean loss (a one-element tensor) and d(loss)/d(logits)
     func bceWithLogits(logits: Tensor, targets: Tensor) -> (Tensor, Tensor)

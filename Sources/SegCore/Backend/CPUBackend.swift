@@ -72,6 +72,23 @@ public final class CPUBackend: Backend {
         return dx
     }
 
+    public func groupedConv2dForward(_ x: Tensor, weight: Tensor, bias: Tensor?, geometry g: ConvGeometry, groups: Int) -> Tensor {
+        let n = x.shape[0], cout = weight.shape[0]
+        let y = allocate([n, cout, g.outH, g.outW])
+        SegKernels.groupedConv2dForward(x: x.mem, weight: weight.mem, bias: bias.map { UnsafePointer($0.mem) }, y: y.mem,
+                                        batch: n, outChannels: cout, groups: groups, geometry: g)
+        return y
+    }
+
+    public func groupedConv2dBackward(x: Tensor, weight: Tensor, dy: Tensor, geometry g: ConvGeometry, groups: Int, inputGradient: Bool,
+                                      weightGradient: Tensor, biasGradient: Tensor?) -> Tensor? {
+        let dx = inputGradient ? allocate(x.shape) : nil
+        SegKernels.groupedConv2dBackward(x: x.mem, weight: weight.mem, dy: dy.mem, dx: dx?.mem, dweight: weightGradient.mem,
+                                         dbias: biasGradient?.mem, batch: x.shape[0], outChannels: weight.shape[0], groups: groups,
+                                         geometry: g)
+        return dx
+    }
+
     public func convTranspose2dForward(_ x: Tensor, weight: Tensor, bias: Tensor?, geometry g: ConvGeometry) -> Tensor {
         let n = x.shape[0]
         let y = allocate([n, g.channels, g.height, g.width])
@@ -212,6 +229,26 @@ public final class CPUBackend: Backend {
     }
 
     // MARK: Elementwise
+
+    public func hardActivation(_ kind: HardActivation, _ x: Tensor) -> Tensor {
+        let y = allocate(x.shape); hardActivationForward(kind, x: x.mem, y: y.mem, count: x.count); return y
+    }
+    public func hardActivationBackward(_ kind: HardActivation, x: Tensor, dy: Tensor) -> Tensor {
+        let dx = allocate(x.shape); SegKernels.hardActivationBackward(kind, x: x.mem, dy: dy.mem, dx: dx.mem, count: x.count); return dx
+    }
+    public func scaleChannels(_ x: Tensor, by scales: Tensor) -> Tensor {
+        let (n, c, h, w) = x.nchw
+        precondition(scales.count == n * c, "scaleChannels: \(scales.shape) scales for input \(x.shape)")
+        let y = allocate(x.shape)
+        scaleChannelsForward(x: x.mem, scales: scales.mem, y: y.mem, planes: n * c, pixels: h * w)
+        return y
+    }
+    public func scaleChannelsBackward(x: Tensor, scales: Tensor, dy: Tensor) -> (Tensor, Tensor) {
+        let (n, c, h, w) = x.nchw
+        let dx = allocate(x.shape), ds = allocate(scales.shape)
+        SegKernels.scaleChannelsBackward(x: x.mem, scales: scales.mem, dy: dy.mem, dx: dx.mem, dscales: ds.mem, planes: n * c, pixels: h * w)
+        return (dx, ds)
+    }
 
     public func relu(_ x: Tensor) -> Tensor {
         let y = allocate(x.shape); reluForward(x: x.mem, y: y.mem, count: x.count); return y

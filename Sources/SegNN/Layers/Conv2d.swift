@@ -1,20 +1,23 @@
 import SegCore
 
-/// 2-D convolution over NCHW input; weight (Cout, Cin, k, k), optional bias (Cout).
+/// 2-D convolution over NCHW input; weight (Cout, Cin / groups, k, k), optional bias (Cout).
 public final class Conv2d {
     public let inChannels: Int, outChannels: Int, kernelSize: Int
-    public let stride: Int, padding: Int, dilation: Int
+    public let stride: Int, padding: Int, dilation: Int, groups: Int
     public let weight: TensorSlot, bias: TensorSlot?
     private let store: ParameterStore
 
     public init(store: ParameterStore, name: String, inputChannels: Int, outputChannels: Int, kernelSize: Int,
-                stride: Int = 1, padding: Int = 0, dilation: Int = 1, bias: Bool = true,
+                stride: Int = 1, padding: Int = 0, dilation: Int = 1, groups: Int = 1, bias: Bool = true,
                 initializer: WeightInit = .pytorchDefault, generator: inout SeededGenerator) {
+        precondition(inputChannels % groups == 0 && outputChannels % groups == 0,
+                     "\(name): \(inputChannels) -> \(outputChannels) channels do not split into \(groups) groups")
         self.store = store
         inChannels = inputChannels; outChannels = outputChannels; self.kernelSize = kernelSize
-        self.stride = stride; self.padding = padding; self.dilation = dilation
-        let fanIn = inputChannels * kernelSize * kernelSize
-        let shape = [outputChannels, inputChannels, kernelSize, kernelSize]
+        self.stride = stride; self.padding = padding; self.dilation = dilation; self.groups = groups
+        // as PyTorch's fans of the weight tensor: fan in counts one group's input channels
+        let fanIn = inputChannels / groups * kernelSize * kernelSize
+        let shape = [outputChannels, inputChannels / groups, kernelSize, kernelSize]
         let values: [Float]
         switch initializer {
         case .pytorchDefault: values = kaimingUniformA5(count: shape.reduce(1, *), fanIn: fanIn, generator: &generator)
@@ -29,6 +32,6 @@ public final class Conv2d {
     public func callAsFunction(_ x: Tensor, _ pass: Pass) -> Tensor {
         precondition(x.rank == 4 && x.shape[1] == inChannels, "Conv2d expects \(inChannels) input channels, got \(x.shape)")
         return pass.conv2d(x, weight: store.parameter(weight), bias: bias.map(store.parameter),
-                           stride: stride, padding: padding, dilation: dilation)
+                           stride: stride, padding: padding, dilation: dilation, groups: groups)
     }
 }

@@ -82,11 +82,11 @@ public enum ONNXExport {
             let inShape = shapes[node.inputs[0]] ?? []
             let out = node.output == logitsID ? "logits" : g.fresh("t")
             switch node.op {
-            case let .conv2d(w, b, stride, padding, dilation):
+            case let .conv2d(w, b, stride, padding, dilation, groups):
                 let ks = Array(w.shape[2...])
                 g.node("Conv", [inputs[0], try weight(w)] + (try b.map { [try weight($0)] } ?? []),
                        [.ints("kernel_shape", ks), .ints("strides", [stride, stride]), .ints("pads", [padding, padding, padding, padding]),
-                        .ints("dilations", [dilation, dilation]), .int("group", 1)], output: out)
+                        .ints("dilations", [dilation, dilation]), .int("group", groups)], output: out)
             case let .convTranspose2d(w, b, stride, padding, outputPadding, dilation):
                 g.node("ConvTranspose", [inputs[0], try weight(w)] + (try b.map { [try weight($0)] } ?? []),
                        [.ints("kernel_shape", Array(w.shape[2...])), .ints("strides", [stride, stride]),
@@ -164,6 +164,11 @@ public enum ONNXExport {
             case let .scaled(s): g.node("Mul", [inputs[0], g.constant([s], dims: [])], output: out)
             case .relu: g.node("Relu", inputs, output: out)
             case .sigmoid: g.node("Sigmoid", inputs, output: out)
+            case .hardswish: g.node("HardSwish", inputs, output: out)
+            case .hardsigmoid:
+                // ONNX's default alpha is 0.2; PyTorch's is 1/6
+                g.node("HardSigmoid", inputs, [.float("alpha", 1.0 / 6), .float("beta", 0.5)], output: out)
+            case .scaleChannels: g.node("Mul", inputs, output: out)
             }
             names[node.output] = out
             shapes[node.output] = node.outputShape

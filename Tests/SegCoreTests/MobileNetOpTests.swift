@@ -1,0 +1,71 @@
+import XCTest
+import SegCore
+
+/// The ops MobileNetV3 adds — grouped and depthwise convolutions, hardswish, hardsigmoid and the
+/// squeeze-and-excitation channel scaling — against direct loops (forward) and central finite
+/// differences (every gradient). Their PyTorch fixtures are the whole models in
+/// `TorchvisionMobileNetTests`.
+extension FiniteDifferenceTests {
+    /// F.conv2d(groups=G) written out as loops.
+    func referenceGroupedConv(_ x: Tensor, _ w: Tensor, _ b: Tensor?, _ g: ConvGeometry, groups: Int) -> Tensor {
+        let (n, c, h, wd) = x.nchw, cout = w.shape[0], ci = c / groups, co = cout / groups
+        var y = Tensor(zeros: [n, cout, g.outH, g.outW])
+        for b0 in 0..<n { for oc in 0..<cout { for oh in 0..<g.outH { for ow in 0..<g.outW {
+            var acc = b?.storage[oc] ?? 0
+            for cc in 0..<ci { for kh in 0..<g.kernelH { for kw in 0..<g.kernelW {
+                let ih = oh * g.stride - g.padding + kh * g.dilation, iw = ow * g.stride - g.padding + kw * g.dilation
+                guard ih >= 0, ih < h, iw >= 0, iw < wd else { continue }
+                let ic = (oc / co) * ci + cc
+                acc += w.storage[((oc * ci + cc) * g.kernelH + kh) * g.kernelW + kw] * x.storage[((b0 * c + ic) * h + ih) * wd + iw]
+            } } }
+            y.storage[((b0 * cout + oc) * g.outH + oh) * g.outW + ow] = acc
+        } } } }
+        return y
+    }
+
+    func testGroupedAndDepthwiseConvolutions() {
+        let cpu = CPUBackend.shared
+        // (channels in, out, groups, kernel, stride, padding, dilation, size)
+        let cases = [(4, 4, 4, 3, 1, 1, 1, 7), (4, 8, 4, 3, 2, 1, 1, 9), (3, 3, 3, 5, 1, 4, 2, 8), (6, 6, 6, 5, 2, 2, 1, 10),
+                     (4, 6, 2, 3, 1, 1, 1, 6), (6, 4, 2, 1, 1, 0, 1, 5)]
+        for (c, cout, groups, k, s, p, d, size) in cases {
+            let name = "conv \(c)->\(cout) groups \(groups) k\(k) s\(s) p\(p) d\(d)"
+            let g = ConvGeometry(channels: c, height: size, width: size + 1, kernelH: k, kernelW: k, stride: s, padding: p, dilation: d)
+            let x = random([2, c, size, size + 1]), w = random([cout, c / groups, k, k]), b = random([cout])
+            let y = cpu.groupedConv2dForward(x, weight: w, bias: b, geometry: g, groups: groups)
+            let expected = referenceGroupedConv(x, w, b, g, groups: groups)
+            let worst = zip(y.storage, expected.storage).map { abs($0 - $1) }.max() ?? 0
+            XCTAssertLessThan(worst, 1e-5, "\(name): forward differs from the loops by \(worst)")
+            check(name, [x, w, b], forward: { cpu.groupedConv2dForward($0[0], weight: $0[1], bias: $0[2], geometry: g, groups: groups) },
+                  backward: { xs, dy in
+                      let dw = Tensor(zeros: xs[1].shape), db = Tensor(zeros: [cout])
+                      let dx = cpu.groupedConv2dBackward(x: xs[0], weight: xs[1], dy: dy, geometry: g, groups: groups, inputGradient: true,
+                                                         weightGradient: dw, biasGradient: db)!
+                      return [dx, dw, db]
+                  })
+        }
+    }
+
+    func testHardswishAndHardsigmoid() {
+        let cpu = CPUBackend.shared
+        for kind in [HardActivation.hardswish, .hardsigmoid] {
+            check(kind.rawValue, [random([3, 11], scale: 3)], step: 1e-3, forward: { cpu.hardActivation(kind, $0[0]) },
+                  backward: { xs, dy in [cpu.hardActivationBackward(kind, x: xs[0], dy: dy)] })
+        }
+        // the values and PyTorch's gradients at and around the kinks
+        let x = Tensor(shape: [7], storage: [-4, -3, -1.5, 0, 1.5, 3, 4]), ones = Tensor(repeating: 1, shape: [7])
+        XCTAssertEqual(cpu.hardActivation(.hardswish, x).storage, [0, 0, -0.375, 0, 1.125, 3, 4])
+        XCTAssertEqual(cpu.hardActivationBackward(.hardswish, x: x, dy: ones).storage, [0, -0.5, 0, 0.5, 1, 1.5, 1])
+        XCTAssertEqual(cpu.hardActivation(.hardsigmoid, x).storage, [0, 0, 0.25, 0.5, 0.75, 1, 1])
+        XCTAssertEqual(cpu.hardActivationBackward(.hardsigmoid, x: x, dy: ones).storage, [0, 0, 1.0 / 6, 1.0 / 6, 1.0 / 6, 0, 0])
+    }
+
+    func testChannelScaling() {
+        let cpu = CPUBackend.shared
+        check("scale channels", [random([2, 3, 4, 5]), random([2, 3, 1, 1])], forward: { cpu.scaleChannels($0[0], by: $0[1]) },
+              backward: { xs, dy in
+                  let (dx, ds) = cpu.scaleChannelsBackward(x: xs[0], scales: xs[1], dy: dy)
+                  return [dx, ds]
+              })
+    }
+}
