@@ -88,7 +88,7 @@ __global__ void hardswish_f32(const float *x, float *y, i64 n) {
     LOOP(i, n) { float v = x[i]; y[i] = v * fminf(fmaxf(v + 3.0f, 0.0f), 6.0f) / 6.0f; }
 }
 __global__ void hardswish_backward_f32(const float *x, const float *dy, float *dx, i64 n) {
-    LOOP(i, n) { float v = x[i]; dx[i] = v < -3.0f ? 0.0f : v <= 3.0f ? dy[i] * (v / 3.0f + 0.5f) : dy[i]; }
+    LOOP(i, n) { float v = x[i]; dx[i] = v <= -3.0f ? 0.0f : v < 3.0f ? dy[i] * (v / 3.0f + 0.5f) : dy[i]; }
 }
 __global__ void hardsigmoid_f32(const float *x, float *y, i64 n) { LOOP(i, n) y[i] = fminf(fmaxf(x[i] + 3.0f, 0.0f), 6.0f) / 6.0f; }
 __global__ void hardsigmoid_backward_f32(const float *x, const float *dy, float *dx, i64 n) {

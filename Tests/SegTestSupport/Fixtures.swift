@@ -40,6 +40,15 @@ public enum Fixtures {
     }
 
     nonisolated(unsafe) private static var cachedTorchvision: SafeTensorsFile?
+    nonisolated(unsafe) private static var cachedMobileNet: SafeTensorsFile?
+
+    /// The MobileNetV3 models (make_mobilenet_fixtures.py).
+    public static func mobileNet() throws -> SafeTensorsFile {
+        if let cachedMobileNet { return cachedMobileNet }
+        let file = try SafeTensorsFile(path: repositoryFixtures + "/torchvision-mobilenet.safetensors")
+        cachedMobileNet = file
+        return file
+    }
 
     public static func torchvision() throws -> SafeTensorsFile {
         if let cachedTorchvision { return cachedTorchvision }

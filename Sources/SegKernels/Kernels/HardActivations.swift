@@ -1,6 +1,6 @@
 // MobileNetV3's piecewise-linear activations and the squeeze-and-excitation channel scaling,
-// with PyTorch's gradients at the kinks (hardswish: 0 below -3, (2x + 3) / 6 up to and
-// including 3, 1 above; hardsigmoid: 1/6 strictly inside (-3, 3), 0 elsewhere).
+// with PyTorch's gradients at the kinks (hardswish: 0 up to and including -3, (2x + 3) / 6
+// strictly inside (-3, 3), 1 from 3 on; hardsigmoid: 1/6 strictly inside (-3, 3), 0 elsewhere).
 
 /// The piecewise-linear activations.
 public enum HardActivation: String, Sendable {
@@ -27,7 +27,7 @@ public func hardActivationBackward(_ kind: HardActivation, x: UnsafePointer<Floa
         case .hardswish:
             for i in range {
                 let v = x[i]
-                dx[i] = v < -3 ? 0 : v <= 3 ? dy[i] * (v / 3 + 0.5) : dy[i]
+                dx[i] = v <= -3 ? 0 : v < 3 ? dy[i] * (v / 3 + 0.5) : dy[i]
             }
         case .hardsigmoid:
             for i in range { dx[i] = x[i] > -3 && x[i] < 3 ? dy[i] / 6 : 0 }

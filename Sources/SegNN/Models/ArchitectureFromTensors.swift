@@ -57,6 +57,17 @@ func resnetSettings(_ shapes: [String: [Int]], classifier: String, aux: String) 
     return s
 }
 
+/// A MobileNetV3 model's: input channels from the stem, the width from the last conv (6 x 160
+/// x width_mult channels, width = 16 x width_mult), classes from `classifier`, an aux head.
+func mobileNetSettings(_ shapes: [String: [Int]], classifier: String) -> TensorDeterminedSettings {
+    var s = TensorDeterminedSettings()
+    if let stem = shapes["backbone.0.0.weight"], stem.count > 1 { s.inputChannels = stem[1] }
+    if let last = shapes["backbone.16.0.weight"]?.first { s.width = Int((Double(last) * 16 / 960).rounded()) }
+    s.classes = shapes[classifier]?.first
+    s.auxiliary = shapes.keys.contains { $0.hasPrefix("aux_classifier.") }
+    return s
+}
+
 extension ModelArchitecture {
     /// The settings `shapes` (a state_dict's names and shapes) determine for this architecture.
     public func settings(fromShapes shapes: [String: [Int]]) -> TensorDeterminedSettings { entry.settings(shapes) }

@@ -44,6 +44,7 @@ public enum ModelArchitecture: String, CaseIterable, Sendable {
     case unet, unet_add, unet_shallow, unet_tconv, fcn_m2nist
     case fcn_resnet50, fcn_resnet101, deeplabv3_resnet50, deeplabv3_resnet101
     case fcn8s, pspnet
+    case lraspp_mobilenet_v3_large, deeplabv3_mobilenet_v3_large
 
     /// What the rest of segdist needs to know of an architecture.
     public struct Traits: Sendable {
@@ -128,7 +129,8 @@ public enum ModelArchitecture: String, CaseIterable, Sendable {
                          build: { BackboneSegmenter(head: .deeplabv3, inputChannels: $0.inputChannels, classes: $0.classes, depth: $0.backboneDepth,
                                                     width: $0.width, auxiliary: $0.auxiliary, seed: $0.seed) },
                          settings: { resnetSettings($0, classifier: "classifier.4.weight", aux: "aux_classifier.") },
-                         recognises: self == .deeplabv3_resnet101 ? nil : { $0.contains("classifier.0.convs.0.0.weight") })
+                         recognises: self == .deeplabv3_resnet101 ? nil
+                             : { $0.contains("classifier.0.convs.0.0.weight") && $0.contains("backbone.conv1.weight") })
         case .fcn8s:
             return Entry(origin: "FCN-8s on VGG16-BN (torchvision's features.N names; width = 64 there)", traits: Traits(downsamplings: 5),
                          exportsAnySize: true, build: { FCN8s(inputChannels: $0.inputChannels, classes: $0.classes, width: $0.width, seed: $0.seed) },
@@ -144,6 +146,19 @@ public enum ModelArchitecture: String, CaseIterable, Sendable {
                                          auxiliary: $0.auxiliary, seed: $0.seed) },
                          settings: { resnetSettings($0, classifier: "cls.4.weight", aux: "aux.") },
                          recognises: { $0.contains("cls.4.weight") })
+        case .lraspp_mobilenet_v3_large:
+            return Entry(origin: "torchvision's LR-ASPP on a dilated MobileNetV3-Large; width = 16 x width_mult (16 there)",
+                         traits: Traits(downsamplings: 4, isTorchvisionModel: true), exportsAnySize: true,
+                         build: { LRASPP(inputChannels: $0.inputChannels, classes: $0.classes, width: $0.width, seed: $0.seed) },
+                         settings: { mobileNetSettings($0, classifier: "classifier.low_classifier.weight") },
+                         recognises: { $0.contains("classifier.low_classifier.weight") })
+        case .deeplabv3_mobilenet_v3_large:
+            return Entry(origin: "torchvision's DeepLabV3 on a dilated MobileNetV3-Large; width = 16 x width_mult (16 there)",
+                         traits: Traits(downsamplings: 4, needsTwoImagesPerPass: true, isTorchvisionModel: true), exportsAnySize: true,
+                         build: { MobileNetDeepLabV3(inputChannels: $0.inputChannels, classes: $0.classes, width: $0.width,
+                                                     auxiliary: $0.auxiliary, seed: $0.seed) },
+                         settings: { mobileNetSettings($0, classifier: "classifier.4.weight") },
+                         recognises: { $0.contains("classifier.0.convs.0.0.weight") && $0.contains("backbone.16.0.weight") })
         }
     }
 
