@@ -1,9 +1,9 @@
 """Fixture for `segdist predict --weights` on torchvision's full-size segmentation models.
 
-torchvision's own `deeplabv3_resnet50` and `fcn_resnet50` (21 classes, aux head, as its pretrained
-VOC weights) are filled with weights from a formula that the Swift test computes too (integer
+torchvision's own `deeplabv3_resnet50`, `fcn_resnet50`, `deeplabv3_mobilenet_v3_large` (21 classes,
+aux head, as its pretrained VOC weights) and `lraspp_mobilenet_v3_large` are filled with weights from a formula that the Swift test computes too (integer
 hash -> float32, below), so no 160 MB state_dict is committed: the test rebuilds it from
-torchvision-state-dicts.json and this formula, runs `segdist predict --weights F --set model=M`
+torchvision-state-dicts.json (torchvision-mobilenet-state-dicts.json) and this formula, runs `segdist predict --weights F --set model=M`
 on `torchvision-predict.png`, and compares with torchvision's eval-mode softmax stored here.
 
     python -m venv venv && venv/bin/pip install torch torchvision safetensors numpy pillow
@@ -18,7 +18,8 @@ import numpy as np
 import torch
 from PIL import Image
 from safetensors.torch import save_file
-from torchvision.models.segmentation import deeplabv3_resnet50, fcn_resnet50
+from torchvision.models.segmentation import (deeplabv3_mobilenet_v3_large, deeplabv3_resnet50, fcn_resnet50,
+                                             lraspp_mobilenet_v3_large)
 
 here = os.path.dirname(os.path.abspath(__file__))
 M64 = (1 << 64) - 1
@@ -70,8 +71,11 @@ Image.fromarray(pixels).save(os.path.join(here, "torchvision-predict.png"))
 x = torch.from_numpy(pixels).permute(2, 0, 1).float()[None] / 255
 x = (x - torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)) / torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
 expected = {}
-for key, builder in {"deeplabv3_resnet50": deeplabv3_resnet50, "fcn_resnet50": fcn_resnet50}.items():
-    model = fill(builder(weights=None, weights_backbone=None, num_classes=21, aux_loss=True)).eval()
+for key, builder, extra in [("deeplabv3_resnet50", deeplabv3_resnet50, {"aux_loss": True}),
+                            ("fcn_resnet50", fcn_resnet50, {"aux_loss": True}),
+                            ("deeplabv3_mobilenet_v3_large", deeplabv3_mobilenet_v3_large, {"aux_loss": True}),
+                            ("lraspp_mobilenet_v3_large", lraspp_mobilenet_v3_large, {})]:
+    model = fill(builder(weights=None, weights_backbone=None, num_classes=21, **extra)).eval()
     with torch.no_grad():
         expected[key] = torch.softmax(model(x)["out"], 1)[0].contiguous()
     print(key, "max p", float(expected[key].max()), "classes present", int(expected[key].argmax(0).unique().numel()))

@@ -21,9 +21,10 @@ final class BackboneModelTrainingTests: XCTestCase {
     }
 
     func testTheResNetRecipesTrain() throws {
-        for name in ["deeplabv3", "fcn_resnet", "pspnet", "fcn8s", "portrait_unet"] {
+        for name in ["deeplabv3", "fcn_resnet", "pspnet", "fcn8s", "portrait_unet", "lraspp_mobilenet", "deeplabv3_mobilenet"] {
             let config = try recipe(name, name)
-            XCTAssertEqual(config.auxLoss, !["portrait_unet", "fcn8s"].contains(name), "\(name): the ResNet recipes train with the auxiliary head")
+            XCTAssertEqual(config.auxLoss, !["portrait_unet", "fcn8s", "lraspp_mobilenet"].contains(name),
+                           "\(name): the ResNet and DeepLabV3 recipes train with the auxiliary head")
             let run = try TrainingRun(config: config)
             let summary = try run.run()
             XCTAssertEqual(summary.steps, 3, name)
@@ -42,7 +43,9 @@ final class BackboneModelTrainingTests: XCTestCase {
             let file = try SafeTensorsFile(path: "\(dir!)/\(name)/step-000003.safetensors")
             let expected = ["portrait_unet": ["encoder1.enc1norm1.running_var", "upconv4.weight", "conv.bias"],
                             "pspnet": ["backbone.layer4.1.bn2.running_var", "ppm.features.3.2.running_var", "aux.4.bias"],
-                            "fcn8s": ["features.41.running_var", "fc7.weight", "upscore8.weight"]][name]
+                            "fcn8s": ["features.41.running_var", "fc7.weight", "upscore8.weight"],
+                            "lraspp_mobilenet": ["backbone.15.block.2.fc2.weight", "classifier.scale.1.weight", "classifier.low_classifier.bias"],
+                            "deeplabv3_mobilenet": ["backbone.13.block.1.0.weight", "classifier.0.convs.4.2.running_var", "aux_classifier.4.bias"]][name]
                 ?? ["backbone.layer4.1.bn2.running_var", "aux_classifier.4.bias"]
             for tensor in expected { XCTAssertNotNil(file.entry(tensor), "\(name): \(tensor)") }
         }

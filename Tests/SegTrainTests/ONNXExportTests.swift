@@ -47,6 +47,8 @@ final class ONNXExportTests: XCTestCase {
         Case(arch: .fcn_resnet50, width: 4, depth: 18, trace: (64, 64), other: (72, 40)),
         Case(arch: .deeplabv3_resnet50, width: 4, trace: (64, 64), other: (56, 80)),
         Case(arch: .pspnet, width: 4, depth: 18, trace: (64, 64)),
+        Case(arch: .lraspp_mobilenet_v3_large, width: 4, trace: (64, 64), other: (72, 56)),
+        Case(arch: .deeplabv3_mobilenet_v3_large, width: 4, trace: (64, 64), other: (48, 80)),
         Case(probe: .probe_tied, classes: 2),
         Case(probe: .probe_reversed, classes: 2),
     ]

@@ -23,8 +23,11 @@ final class TorchvisionWeightsTests: XCTestCase {
 
     /// The script's state_dict for `model`, from the committed names and shapes.
     static func stateDict(_ model: String, to path: String) throws {
-        let data = try Data(contentsOf: URL(fileURLWithPath: Fixtures.repositoryFixtures + "/torchvision-state-dicts.json"))
-        let all = try XCTUnwrap(try JSONSerialization.jsonObject(with: data) as? [String: [String: [Int]]])
+        var all: [String: [String: [Int]]] = [:]
+        for file in ["torchvision-state-dicts.json", "torchvision-mobilenet-state-dicts.json"] {
+            let data = try Data(contentsOf: URL(fileURLWithPath: Fixtures.repositoryFixtures + "/" + file))
+            all.merge(try XCTUnwrap(try JSONSerialization.jsonObject(with: data) as? [String: [String: [Int]]])) { a, _ in a }
+        }
         let shapes = try XCTUnwrap(all[model])
         var writer = SafeTensorsWriter(metadata: [:])
         for (t, name) in shapes.keys.sorted().enumerated() {
@@ -52,12 +55,14 @@ final class TorchvisionWeightsTests: XCTestCase {
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let expected = try SafeTensorsFile(path: Fixtures.repositoryFixtures + "/torchvision-predict.safetensors")
-        for model in ["deeplabv3_resnet50", "fcn_resnet50"] {
+        let widths = ["deeplabv3_resnet50": 64, "fcn_resnet50": 64, "deeplabv3_mobilenet_v3_large": 16, "lraspp_mobilenet_v3_large": 16]
+        for model in ["deeplabv3_resnet50", "fcn_resnet50", "deeplabv3_mobilenet_v3_large", "lraspp_mobilenet_v3_large"] {
             try Self.stateDict(model, to: "\(dir)/\(model).safetensors")
             let run = try runSegdist(["predict", "--weights", "\(dir)/\(model).safetensors", "--set", "model=\(model)",
                                       "--input", Fixtures.repositoryFixtures + "/torchvision-predict.png", "--output", "\(dir)/\(model)"])
             XCTAssertEqual(run.code, 0, run.stderr)
-            XCTAssertTrue(run.stderr.contains("\(model) with width=64, in_channels=3, classes=21, aux_loss=true (from its tensors); run as torchvision runs it"), run.stderr)
+            let aux = model.hasPrefix("lraspp") ? "false" : "true"
+            XCTAssertTrue(run.stderr.contains("\(model) with width=\(widths[model]!), in_channels=3, classes=21, aux_loss=\(aux) (from its tensors); run as torchvision runs it"), run.stderr)
             let got = try NPYArray(path: "\(dir)/\(model)/probabilities.npy")
             let want = try expected.tensor(model)
             XCTAssertEqual(got.shape, want.shape)

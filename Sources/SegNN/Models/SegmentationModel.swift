@@ -57,6 +57,9 @@ public enum ModelArchitecture: String, CaseIterable, Sendable {
         public var needsTwoImagesPerPass = false
         /// torchvision's own segmentation models: their state_dicts run as torchvision runs them.
         public var isTorchvisionModel = false
+        /// Whether `aux_loss` can add an auxiliary head (a ResNet model's defaults to yes).
+        public var takesAuxiliaryHead: Bool? = nil
+        var auxiliaryHead: Bool { takesAuxiliaryHead ?? (defaultBackboneDepth != nil) }
     }
 
     /// What a model is built from.
@@ -154,7 +157,8 @@ public enum ModelArchitecture: String, CaseIterable, Sendable {
                          recognises: { $0.contains("classifier.low_classifier.weight") })
         case .deeplabv3_mobilenet_v3_large:
             return Entry(origin: "torchvision's DeepLabV3 on a dilated MobileNetV3-Large; width = 16 x width_mult (16 there)",
-                         traits: Traits(downsamplings: 4, needsTwoImagesPerPass: true, isTorchvisionModel: true), exportsAnySize: true,
+                         traits: Traits(downsamplings: 4, needsTwoImagesPerPass: true, isTorchvisionModel: true, takesAuxiliaryHead: true),
+                         exportsAnySize: true,
                          build: { MobileNetDeepLabV3(inputChannels: $0.inputChannels, classes: $0.classes, width: $0.width,
                                                      auxiliary: $0.auxiliary, seed: $0.seed) },
                          settings: { mobileNetSettings($0, classifier: "classifier.4.weight") },
@@ -167,6 +171,7 @@ public enum ModelArchitecture: String, CaseIterable, Sendable {
     public var needsTwoImagesPerPass: Bool { traits.needsTwoImagesPerPass }
     public var downsamplings: Int { traits.downsamplings }
     public var isTorchvisionModel: Bool { traits.isTorchvisionModel }
+    public var takesAuxiliaryHead: Bool { traits.auxiliaryHead }
 
     /// - Parameters:
     ///   - backboneDepth: overrides the ResNet depth of the name (18, 34, 50, 101).

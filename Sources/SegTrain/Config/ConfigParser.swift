@@ -221,9 +221,11 @@ extension TrainingConfig {
         if !initFrom.isEmpty && !FileManager.default.fileExists(atPath: initFrom) {
             throw fail("init_from", "no such file: \(initFrom)")
         }
-        if model.defaultBackboneDepth == nil {
-            if backboneDepth != nil { throw fail("backbone_depth", "applies to the ResNet models (fcn_*, deeplabv3_*), not \(model.rawValue)") }
-            if auxLoss { throw fail("aux_loss", "applies to the ResNet models (fcn_*, deeplabv3_*), not \(model.rawValue)") }
+        if model.defaultBackboneDepth == nil && backboneDepth != nil {
+            throw fail("backbone_depth", "applies to the ResNet models (fcn_resnet*, deeplabv3_resnet*, pspnet), not \(model.rawValue)")
+        }
+        if !model.takesAuxiliaryHead && auxLoss {
+            throw fail("aux_loss", "applies to the models with an auxiliary head (fcn_*, deeplabv3_*, pspnet), not \(model.rawValue)")
         }
     }
 

@@ -52,6 +52,54 @@ micro_batch: 0
 bucket_mb: 1
 collective_timeout: 60
 """#,
+    "deeplabv3_mobilenet.cfg": #"""
+# DeepLabV3 on a dilated MobileNetV3-Large (torchvision's deeplabv3_mobilenet_v3_large: its layout
+# and state_dict names) on the RGB synthetic shapes, 3 classes, at torchvision's own width; the
+# ASPP head on the stride-16 features, the FCN aux head on the stride-8 ones.
+model: deeplabv3_mobilenet_v3_large
+width: 16                # 16 x torchvision's width_mult: 16 is torchvision's network
+aux_loss: true           # FCN head on the stride-8 features, loss weight 0.5 (torchvision's reference recipe)
+init_from: none          # a safetensors state_dict to start from (e.g. converted torchvision weights)
+init_prefix: none        # put before its names
+init_strict: false       # true = refuse unless it holds exactly this model's tensors
+in_channels: 3
+classes: 3
+loss: ce
+
+data: rgb_shapes
+image_size: 128
+discs: 10
+radius_min: 5
+radius_max: 50
+border: auto
+noise: 20
+squares: true            # squares are class 2
+
+optimizer: adam
+lr: 0.001
+weight_decay: 0.0001
+schedule: cosine
+min_lr: 0.00001
+warmup_steps: 10
+
+epochs: 3
+steps_per_epoch: 50
+batch_size: 8
+val_images: 50
+eval_every: 0
+log_every: 10
+seed: 0
+threads: 0
+
+checkpoint_dir: runs/deeplabv3_mobilenet
+checkpoint_every: 0
+keep_checkpoints: 3
+
+sync_bn: false
+micro_batch: 0
+bucket_mb: 1
+collective_timeout: 60
+"""#,
     "fcn8s.cfg": #"""
 # FCN-8s (same-padding variant) on a VGG16-BN backbone under torchvision's vgg16_bn features.N names,
 # at an eighth of VGG16's width, on the RGB synthetic shapes with squares (3 classes).
@@ -198,6 +246,54 @@ seed: 0
 threads: 0
 
 checkpoint_dir: runs/folder_unet
+checkpoint_every: 0
+keep_checkpoints: 3
+
+sync_bn: false
+micro_batch: 0
+bucket_mb: 1
+collective_timeout: 60
+"""#,
+    "lraspp_mobilenet.cfg": #"""
+# LR-ASPP on a dilated MobileNetV3-Large (torchvision's lraspp_mobilenet_v3_large: its layout
+# and state_dict names) on the RGB synthetic shapes, 3 classes: torchvision's CPU- and
+# phone-sized segmentation model, at torchvision's own width. Its checkpoints load in
+# torchvision, and torchvision's state_dicts run here (segdist predict --weights, init_from).
+model: lraspp_mobilenet_v3_large
+width: 16                # 16 x torchvision's width_mult: 16 is torchvision's network
+init_from: none          # a safetensors state_dict to start from (e.g. converted torchvision weights)
+init_prefix: none        # put before its names, e.g. backbone. for a plain MobileNetV3 features checkpoint
+init_strict: false       # true = refuse unless it holds exactly this model's tensors
+in_channels: 3
+classes: 3
+loss: ce
+
+data: rgb_shapes
+image_size: 128
+discs: 10
+radius_min: 5
+radius_max: 50
+border: auto
+noise: 20
+squares: true            # squares are class 2
+
+optimizer: adam
+lr: 0.001
+weight_decay: 0.0001
+schedule: cosine
+min_lr: 0.00001
+warmup_steps: 10
+
+epochs: 3
+steps_per_epoch: 50
+batch_size: 8
+val_images: 50
+eval_every: 0
+log_every: 10
+seed: 0
+threads: 0
+
+checkpoint_dir: runs/lraspp_mobilenet
 checkpoint_every: 0
 keep_checkpoints: 3
 
