@@ -18,6 +18,8 @@ public final class DataParallelStep {
     public let microBatch: Int
     /// When set, batch norm takes its statistics over every rank (synchronized batch norm).
     public var batchNormGroup: CollectiveSum?
+    /// When set, every batch norm's momentum (`bn_momentum`).
+    public var batchNormMomentum: Float?
     /// Seed of the dropout masks (each sample's mask also depends on the step, the layer and the
     /// sample's place in the global batch, not on the rank count).
     public var dropoutSeed: UInt64 = 0
@@ -57,6 +59,7 @@ public final class DataParallelStep {
                 tape.onParameterGradientReady = { [reducer] in reducer.parameterReady($0) }
             }
             var pass = Pass.training(tape: tape, batchNormGroup: batchNormGroup)
+            pass.batchNormMomentum = batchNormMomentum
             pass.randomness = PassRandomness(seed: dropoutSeed, firstSample: trainer.optimizer.stepCount * globalBatch + start)
             let loss = try trainer.loss.apply(to: model.trainingOutputs(backend.upload(images), pass),
                                               oneHot: backend.upload(targets), pass, classWeights: trainer.classWeights)

@@ -51,6 +51,22 @@ final class BackboneModelTrainingTests: XCTestCase {
         }
     }
 
+    /// `bn_momentum` replaces every batch norm's momentum in training: after the first step the
+    /// running variance has moved m x (batch variance - 1) from its initial 1, so momentum 0.5
+    /// moves it exactly 50 times as far as the model's own 0.01 (MobileNetV3's).
+    func testBatchNormMomentumOverridesEveryLayers() throws {
+        func firstStep(_ momentum: String) throws -> [Float] {
+            let config = try recipe("lraspp_mobilenet", "bn-\(momentum)", ["bn_momentum=\(momentum)", "steps_per_epoch=1"])
+            let run = try TrainingRun(config: config)
+            try run.run()
+            let store = run.model.store
+            return store.bufferTensor(try XCTUnwrap(store.bufferSlot(named: "backbone.0.1.running_var"))).storage.map { $0 - 1 }
+        }
+        let own = try firstStep("auto"), half = try firstStep("0.5")
+        XCTAssertEqual(try recipe("lraspp_mobilenet", "x", ["bn_momentum=auto"]).batchNormMomentum, nil)
+        for (a, b) in zip(own, half) { XCTAssertEqual(Double(b / a), 50, accuracy: 1e-2) }
+    }
+
     func testInitFromLoadsAnotherRunsWeightsAndReportsTheRest() throws {
         let first = try recipe("deeplabv3", "first")
         _ = try TrainingRun(config: first).run()

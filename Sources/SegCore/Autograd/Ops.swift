@@ -65,7 +65,7 @@ extension Pass {
         }
         let group = batchNormGroup
         let (y, stats) = backend.batchNormTrainForward(x, gamma: weight.value, beta: bias.value, runningMean: runningMean,
-                                                       runningVar: runningVar, momentum: momentum, eps: eps, relu: relu,
+                                                       runningVar: runningVar, momentum: batchNormMomentum ?? momentum, eps: eps, relu: relu,
                                                        group: group)
         return emit(y, nil, inputs: [x], parameters: [weight, bias]) { [backend] dy in
             // y is the fused ReLU's mask

@@ -38,6 +38,9 @@ public struct Pass {
     public let tape: Tape?
     /// When set, training-mode batch norm takes its statistics over every process of the group.
     public var batchNormGroup: CollectiveSum?
+    /// When set, training-mode batch norm moves its running statistics by this instead of its
+    /// layer's momentum (the recipe's `bn_momentum`).
+    public var batchNormMomentum: Float?
     /// Where training-mode dropout draws its masks (none: dropout is the identity).
     public var randomness: PassRandomness?
     /// When set, convolutions add their multiply-adds here (for FLOP reporting).

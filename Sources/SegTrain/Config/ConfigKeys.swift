@@ -12,6 +12,8 @@ struct ConfigKey {
         case string
         /// A whole number in the range, or the word (`auto`, `none`).
         case intOr(String, ClosedRange<Int>)
+        /// A number in the range, or the word.
+        case floatOr(String, ClosedRange<Float>)
         /// Comma-separated numbers in the range, or `none`.
         case floatList(ClosedRange<Float>)
         /// As `floatList`, or `auto`.
@@ -189,6 +191,9 @@ let configKeys: [ConfigKey] = [
     int("keep_checkpoints", 1...1000, "how many recent checkpoints to keep (the best is kept too)", \.keepCheckpoints),
     ConfigKey(name: "tensorboard", kind: .bool, help: "also write TensorBoard event files (scalars and a prediction panel per evaluation) into checkpoint_dir",
               get: { String($0.tensorboard) }, set: { $0.tensorboard = $1 == "true" }),
+    ConfigKey(name: "bn_momentum", kind: .floatOr("auto", 0.0001...1),
+              help: "batch norm's running-statistics momentum in training; auto = each layer's own (PyTorch's 0.1, torchvision's MobileNetV3 0.01)",
+              get: { $0.batchNormMomentum.map(formatFloat) ?? "auto" }, set: { $0.batchNormMomentum = $1 == "auto" ? nil : Float($1)! }),
     ConfigKey(name: "sync_bn", kind: .bool, help: "batch-norm statistics over the global batch (all ranks)",
               get: { String($0.syncBN) }, set: { $0.syncBN = $1 == "true" }),
     int("micro_batch", 0...100_000, "images per forward/backward on a rank (gradient accumulation); 0 = whole slice", \.microBatch),
@@ -206,6 +211,7 @@ extension ConfigKey.Kind {
         case .bool: return "true | false"
         case .string: return "text"
         case let .intOr(word, r): return "\(word) | \(r.lowerBound)...\(r.upperBound)"
+        case let .floatOr(word, r): return "\(word) | \(formatFloat(r.lowerBound))...\(formatFloat(r.upperBound))"
         case let .floatList(r): return "none | numbers in \(formatFloat(r.lowerBound))...\(formatFloat(r.upperBound)), comma-separated"
         case let .floatListOrAuto(r): return "none | auto | numbers in \(formatFloat(r.lowerBound))...\(formatFloat(r.upperBound)), comma-separated"
         case let .colors(single): return single ? "none | #RRGGBB" : "none | #RRGGBB colours, comma-separated"

@@ -116,6 +116,11 @@ extension TrainingConfig {
                 guard let v = Int(value) else { throw fail("expected a whole number or '\(word)', got '\(abbreviated(value))'") }
                 guard range.contains(v) else { throw fail("must be in \(range.lowerBound)...\(range.upperBound), got \(v)") }
             }
+        case let .floatOr(word, range):
+            if value != word {
+                guard let v = Float(value), v.isFinite else { throw fail("expected a number or '\(word)', got '\(abbreviated(value))'") }
+                guard range.contains(v) else { throw fail("must be in \(formatFloat(range.lowerBound))...\(formatFloat(range.upperBound)), got \(value)") }
+            }
         case let .float(range):
             guard let v = Float(value), v.isFinite else { throw fail("expected a number, got '\(abbreviated(value))'") }
             guard range.contains(v) else {

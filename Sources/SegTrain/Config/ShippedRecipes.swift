@@ -96,6 +96,8 @@ checkpoint_every: 0
 keep_checkpoints: 3
 
 sync_bn: false
+bn_momentum: 0.1         # torchvision's MobileNetV3 uses 0.01 (auto): its running statistics, which validation
+                         # and predict use, then lag a short run far behind the weights
 micro_batch: 0
 bucket_mb: 1
 collective_timeout: 60
@@ -298,6 +300,8 @@ checkpoint_every: 0
 keep_checkpoints: 3
 
 sync_bn: false
+bn_momentum: 0.1         # torchvision's MobileNetV3 uses 0.01 (auto): its running statistics, which validation
+                         # and predict use, then lag a short run far behind the weights
 micro_batch: 0
 bucket_mb: 1
 collective_timeout: 60

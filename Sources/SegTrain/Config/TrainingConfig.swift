@@ -112,6 +112,8 @@ public struct TrainingConfig: Equatable, Sendable {
     // Data parallelism
     /// Batch-norm statistics over the global batch (all ranks) instead of each rank's slice.
     public var syncBN = false
+    /// Overrides every batch norm's momentum in training (nil: each layer's own).
+    public var batchNormMomentum: Float? = nil
     /// Images per forward/backward on a rank; gradients accumulate over micro-batches. 0 = the rank's whole slice.
     public var microBatch = 0
     /// Size of a gradient all-reduce bucket, in MiB.

@@ -84,6 +84,7 @@ public final class TrainingRun {
                                         bucketElements: Int(config.bucketMB * 1024 * 1024) / MemoryLayout<Float>.size)
         try checkEveryPassHoldsTwoImagesWhereNeeded()
         if config.syncBN && communicator.size > 1 { parallel.batchNormGroup = communicator }
+        parallel.batchNormMomentum = config.batchNormMomentum
         parallel.dropoutSeed = UInt64(config.seed) &+ 0xD509
         chooseRunID(resuming: resume)
         try startTogether(resume: resume, placementError: placement.error, ranksOnThisNode: ranksOnThisNode)
