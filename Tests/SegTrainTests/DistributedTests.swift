@@ -339,6 +339,24 @@ final class DistributedTests: XCTestCase {
         env.append("SEGDIST_CUDNN=\(library)")
         try trainOn(1, "emulated1-cudnn", gpu)
         env.removeLast()
+        // MobileNetV3's kernels (depthwise convolutions, hardswish, hardsigmoid, channel scaling)
+        let mobileNet = ["--set", "model=lraspp_mobilenet_v3_large", "--set", "width=4", "--set", "image_size=32", "--set", "lr=0.01", "--set", "steps_per_epoch=1"]
+        try trainOn(1, "emulated1-mobilenet", gpu + mobileNet)
+        try trainOn(1, "cpu-mobilenet", size + mobileNet)
+        // one step: parameters and running variances relative to each tensor's scale (at least 1e-3:
+        // the projection BNs' shifts have an exactly-zero gradient and hold the step times rounding
+        // noise); running means absolutely (0.01 x batch means of nearly zero-mean maps)
+        let gpuRun = try SafeTensorsFile(path: "\(dir!)/emulated1-mobilenet/step-000001.safetensors")
+        let cpuRun = try SafeTensorsFile(path: "\(dir!)/cpu-mobilenet/step-000001.safetensors")
+        var mobile = 0.0, means = 0.0
+        for e in cpuRun.entries where e.dtype == .F32 && !e.name.hasPrefix("optimizer.") {
+            let x = try gpuRun.tensor(e.name).storage, y = try cpuRun.tensor(e.name).storage
+            let d = zip(x, y).map { abs(Double($0) - Double($1)) }.max() ?? 0
+            if e.name.hasSuffix("running_mean") { means = max(means, d); continue }
+            mobile = max(mobile, d / max(y.map { abs(Double($0)) }.max() ?? 0, 1e-3))
+        }
+        XCTAssertLessThan(mobile, 1e-4, "LR-ASPP on MobileNetV3: emulated GPU vs CPU, parameters and running variances")
+        XCTAssertLessThan(means, 1e-6, "LR-ASPP on MobileNetV3: emulated GPU vs CPU, running means")
         let cudnn = try difference("\(dir!)/emulated1-cudnn/step-000005.safetensors", "\(dir!)/cpu/step-000005.safetensors")
         XCTAssertLessThan(cudnn, 1e-4)
         let devices = try difference("\(dir!)/emulated1/step-000005.safetensors", "\(dir!)/cpu/step-000005.safetensors")
@@ -346,7 +364,7 @@ final class DistributedTests: XCTestCase {
         let direct = try difference("\(dir!)/emulated2-direct/step-000005.safetensors", "\(dir!)/emulated1/step-000005.safetensors")
         XCTAssertLessThan(direct, 1e-4)
         let chunked = try difference("\(dir!)/emulated1-chunked/step-000005.safetensors", "\(dir!)/emulated1/step-000005.safetensors")
-        print("emulated GPU: vs CPU \(devices) (with cuDNN: \(cudnn)), 2 ranks vs 1 \(ranks) (device memory to MPI directly: \(direct)), image by image vs whole batch \(chunked)")
+        print("emulated GPU: vs CPU \(devices) (with cuDNN: \(cudnn); LR-ASPP MobileNetV3 after a step: \(mobile), running means \(means) absolute), 2 ranks vs 1 \(ranks) (device memory to MPI directly: \(direct)), image by image vs whole batch \(chunked)")
         XCTAssertLessThan(chunked, 1e-5)
         XCTAssertLessThan(devices, 1e-4)
         XCTAssertLessThan(ranks, 1e-4)
