@@ -42,6 +42,11 @@ public enum Fixtures {
     nonisolated(unsafe) private static var cachedTorchvision: SafeTensorsFile?
     nonisolated(unsafe) private static var cachedMobileNet: SafeTensorsFile?
 
+    /// DeepLabV3+ in segmentation_models_pytorch's layout (make_deeplabv3plus_fixtures.py).
+    public static func deepLabV3Plus() throws -> SafeTensorsFile {
+        try SafeTensorsFile(path: repositoryFixtures + "/smp-deeplabv3plus.safetensors")
+    }
+
     /// The MobileNetV3 models (make_mobilenet_fixtures.py).
     public static func mobileNet() throws -> SafeTensorsFile {
         if let cachedMobileNet { return cachedMobileNet }

@@ -21,9 +21,9 @@ final class BackboneModelTrainingTests: XCTestCase {
     }
 
     func testTheResNetRecipesTrain() throws {
-        for name in ["deeplabv3", "fcn_resnet", "pspnet", "fcn8s", "portrait_unet", "lraspp_mobilenet", "deeplabv3_mobilenet"] {
+        for name in ["deeplabv3", "fcn_resnet", "pspnet", "fcn8s", "portrait_unet", "lraspp_mobilenet", "deeplabv3_mobilenet", "deeplabv3plus"] {
             let config = try recipe(name, name)
-            XCTAssertEqual(config.auxLoss, !["portrait_unet", "fcn8s", "lraspp_mobilenet"].contains(name),
+            XCTAssertEqual(config.auxLoss, !["portrait_unet", "fcn8s", "lraspp_mobilenet", "deeplabv3plus"].contains(name),
                            "\(name): the ResNet and DeepLabV3 recipes train with the auxiliary head")
             let run = try TrainingRun(config: config)
             let summary = try run.run()
@@ -45,7 +45,8 @@ final class BackboneModelTrainingTests: XCTestCase {
                             "pspnet": ["backbone.layer4.1.bn2.running_var", "ppm.features.3.2.running_var", "aux.4.bias"],
                             "fcn8s": ["features.41.running_var", "fc7.weight", "upscore8.weight"],
                             "lraspp_mobilenet": ["backbone.15.block.2.fc2.weight", "classifier.scale.1.weight", "classifier.low_classifier.bias"],
-                            "deeplabv3_mobilenet": ["backbone.13.block.1.0.weight", "classifier.0.convs.4.2.running_var", "aux_classifier.4.bias"]][name]
+                            "deeplabv3_mobilenet": ["backbone.13.block.1.0.weight", "classifier.0.convs.4.2.running_var", "aux_classifier.4.bias"],
+                            "deeplabv3plus": ["encoder.layer4.1.bn2.running_var", "decoder.aspp.0.convs.1.0.0.weight", "segmentation_head.0.bias"]][name]
                 ?? ["backbone.layer4.1.bn2.running_var", "aux_classifier.4.bias"]
             for tensor in expected { XCTAssertNotNil(file.entry(tensor), "\(name): \(tensor)") }
         }

@@ -37,7 +37,7 @@ final class ConfigTests: XCTestCase {
         }
         XCTAssertEqual(try TrainingConfig.load(recipe: "deeplabv3").model, .deeplabv3_resnet50, "the .cfg may be left out")
         XCTAssertThrowsError(try TrainingConfig.load(recipe: "unet_tiny.cfg")) {
-            XCTAssertTrue("\($0)".hasPrefix("unet_tiny.cfg: no such file, nor a shipped recipe (those are: deeplabv3.cfg, deeplabv3_mobilenet.cfg, fcn8s.cfg"), "\($0)")
+            XCTAssertTrue("\($0)".hasPrefix("unet_tiny.cfg: no such file, nor a shipped recipe (those are: deeplabv3.cfg, deeplabv3_mobilenet.cfg, deeplabv3plus.cfg, fcn8s.cfg"), "\($0)")
         }
         let elsewhere = NSTemporaryDirectory() + "segdist-recipes-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: elsewhere, withIntermediateDirectories: true)

@@ -49,6 +49,7 @@ final class ONNXExportTests: XCTestCase {
         Case(arch: .pspnet, width: 4, depth: 18, trace: (64, 64)),
         Case(arch: .lraspp_mobilenet_v3_large, width: 4, trace: (64, 64), other: (72, 56)),
         Case(arch: .deeplabv3_mobilenet_v3_large, width: 4, trace: (64, 64), other: (48, 80)),
+        Case(arch: .deeplabv3plus, width: 4, depth: 18, trace: (64, 64), other: (56, 72)),
         Case(probe: .probe_tied, classes: 2),
         Case(probe: .probe_reversed, classes: 2),
     ]

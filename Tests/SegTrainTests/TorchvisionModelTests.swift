@@ -82,7 +82,7 @@ final class TorchvisionModelTests: XCTestCase {
         let classes = meta["classes"] as! Int
         let x = try f.tensor("\(c).x"), target = try f.tensor("\(c).target")
         let model = ModelArchitecture(rawValue: meta["model"] as! String)!
-            .make(inputChannels: x.shape[1], classes: classes, width: meta["width"] as! Int, seed: 0)
+            .make(inputChannels: x.shape[1], classes: classes, width: meta["width"] as! Int, seed: 0, backboneDepth: meta["depth"] as? Int)
         let store = model.store
         try loadReference(c, into: store, from: f)
         let tape = Tape(backend: store.backend)
@@ -145,6 +145,28 @@ final class TorchvisionModelTests: XCTestCase {
     /// depthwise convolutions, squeeze-and-excitation, hardswish, hardsigmoid, dilation.
     func testLRASPPOnMobileNetV3() throws { try runPlainModel("lraspp_mnv3_w4", file: try Fixtures.mobileNet()) }
     func testDeepLabV3OnMobileNetV3() throws { try runPlainModel("deeplabv3_mnv3_w4", file: try Fixtures.mobileNet()) }
+
+    /// DeepLabV3+ against segmentation_models_pytorch's own decoder and head on torchvision's
+    /// ResNet-18 trunk, dilated as smp dilates it (output stride 16).
+    func testDeepLabV3PlusOnAResNet18() throws { try runPlainModel("deeplabv3plus_r18_w4", file: try Fixtures.deepLabV3Plus()) }
+
+    /// The full-size DeepLabV3+ (ResNet-50 and -18, width 64) carries segmentation_models_pytorch's
+    /// state_dict, name for name and shape for shape, and a state_dict of it says what it is.
+    func testFullSizeDeepLabV3PlusHasSmpsStateDict() throws {
+        let data = try Data(contentsOf: URL(fileURLWithPath: Fixtures.repositoryFixtures + "/smp-deeplabv3plus-state-dicts.json"))
+        let reference = try JSONSerialization.jsonObject(with: data) as! [String: [String: [Int]]]
+        for depth in [50, 18] {
+            let all = reference["deeplabv3plus_resnet\(depth)"]!, want = all.filter { !$0.key.hasSuffix("num_batches_tracked") }
+            let model = ModelArchitecture.deeplabv3plus.make(inputChannels: 3, classes: 21, width: 64, seed: 0, backboneDepth: depth)
+            var got: [String: [Int]] = [:]
+            for s in model.store.parameterSlots + model.store.bufferSlots { got[s.name] = s.shape }
+            XCTAssertEqual(Set(got.keys), Set(want.keys), "resnet\(depth)")
+            for (name, shape) in want { XCTAssertEqual(got[name], shape, "resnet\(depth): \(name)") }
+            let settings = ModelArchitecture.deeplabv3plus.settings(fromShapes: all)
+            XCTAssertEqual(settings.backboneDepth, depth); XCTAssertEqual(settings.width, 64); XCTAssertEqual(settings.classes, 21)
+            XCTAssertEqual(ModelArchitecture.guess(fromNames: Set(all.keys)), .deeplabv3plus)
+        }
+    }
 
     /// The full-size MobileNetV3 models carry torchvision's state_dict, name for name and shape
     /// for shape (21 classes, DeepLabV3 with its aux head).

@@ -72,19 +72,25 @@ private func makeDownsample(store: ParameterStore, name: String, inplanes: Int, 
 }
 
 /// torchvision's ResNet trunk as a segmentation backbone (what `IntermediateLayerGetter` keeps:
-/// conv1, bn1, relu, maxpool, layer1-4), under `<prefix>.` names. Depth 50/101 (Bottleneck)
-/// replace the strides of layer3 and layer4 by dilation 2 and 4 (output stride 8), as
-/// torchvision's segmentation models do; depth 18/34 (BasicBlock, which torchvision cannot
-/// dilate) keep their strides (output stride 32). `width` is the stem's channels (64 in
-/// torchvision); layer i has width * 2^i planes.
+/// conv1, bn1, relu, maxpool, layer1-4), under `<prefix>.` names. `width` is the stem's channels
+/// (64 in torchvision); layer i has width * 2^i planes. How it is dilated (`Dilation`):
+/// - `.torchvision`: depth 50/101 (Bottleneck) replace the strides of layer3 and layer4 by
+///   dilation 2 and 4 (output stride 8), as torchvision's segmentation models do, the first
+///   block of a layer keeping the dilation before it; depth 18/34 (BasicBlock, which torchvision
+///   cannot dilate) keep their strides (output stride 32).
+/// - `.outputStride16`: segmentation_models_pytorch's `make_dilated(16)` for any depth: every
+///   convolution of layer4 gets stride 1 and dilation 2 (padding k / 2 x 2), its first block too.
 public final class ResNetBackbone {
+    public enum Dilation: Sendable { case torchvision, outputStride16 }
     public static let depths = [18, 34, 50, 101]
     public let outChannels: Int, auxChannels: Int
+    /// layer1's output channels (the stride-4 features).
+    public let lowChannels: Int
     let conv1: Conv2d, bn1: BatchNorm2d
     let layers: [[ResidualBlock]]
 
     public init(store: ParameterStore, prefix: String, inputChannels: Int, depth: Int, width: Int,
-                generator: inout SeededGenerator) {
+                dilation style: Dilation = .torchvision, generator: inout SeededGenerator) {
         let (bottleneck, counts): (Bool, [Int])
         switch depth {
         case 18: (bottleneck, counts) = (false, [2, 2, 2, 2])
@@ -97,7 +103,8 @@ public final class ResNetBackbone {
                        stride: 2, padding: 3, bias: false, initializer: .kaimingNormalFanOut, generator: &generator)
         bn1 = BatchNorm2d(store: store, name: "\(prefix).bn1", channels: width, fusedReLU: true)
         let expansion = bottleneck ? Bottleneck.expansion : BasicBlock.expansion
-        let dilate = bottleneck ? [false, false, true, true] : [false, false, false, false]
+        let dilate = style == .outputStride16 ? [false, false, false, true]
+            : bottleneck ? [false, false, true, true] : [false, false, false, false]
         var inplanes = width, dilation = 1
         var layers: [[ResidualBlock]] = []
         for (i, count) in counts.enumerated() {
@@ -109,7 +116,8 @@ public final class ResNetBackbone {
             for j in 0..<count {
                 let name = "\(prefix).layer\(i + 1).\(j)"
                 // the first block keeps the dilation of the layer before (torchvision's _make_layer)
-                let (s, d) = j == 0 ? (stride, previousDilation) : (1, dilation)
+                // (segmentation_models_pytorch dilates every convolution of the layer alike)
+                let (s, d) = j == 0 ? (stride, style == .outputStride16 ? dilation : previousDilation) : (1, dilation)
                 blocks.append(bottleneck
                     ? Bottleneck(store: store, name: name, inplanes: inplanes, planes: planes, stride: s, dilation: d, generator: &generator)
                     : BasicBlock(store: store, name: name, inplanes: inplanes, planes: planes, stride: s, dilation: d, generator: &generator))
@@ -120,16 +128,24 @@ public final class ResNetBackbone {
         self.layers = layers
         outChannels = (width << 3) * expansion
         auxChannels = (width << 2) * expansion
+        lowChannels = width * expansion
+    }
+
+    /// The outputs of layer1 (stride 4), layer3 and layer4.
+    public func features(_ x: Tensor, _ pass: Pass) -> (low: Tensor, aux: Tensor, out: Tensor) {
+        var h = pass.maxPool2d(bn1(conv1(x, pass), pass), kernel: 3, stride: 2, padding: 1)
+        var low = h, aux = h
+        for (i, layer) in layers.enumerated() {
+            for block in layer { h = block(h, pass) }
+            if i == 0 { low = h }
+            if i == 2 { aux = h }
+        }
+        return (low, aux, h)
     }
 
     /// (layer4's output, layer3's output).
     public func callAsFunction(_ x: Tensor, _ pass: Pass) -> (out: Tensor, aux: Tensor) {
-        var h = pass.maxPool2d(bn1(conv1(x, pass), pass), kernel: 3, stride: 2, padding: 1)
-        var aux = h
-        for (i, layer) in layers.enumerated() {
-            for block in layer { h = block(h, pass) }
-            if i == 2 { aux = h }
-        }
-        return (h, aux)
+        let f = features(x, pass)
+        return (f.out, f.aux)
     }
 }

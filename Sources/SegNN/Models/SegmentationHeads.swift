@@ -33,21 +33,34 @@ final class ConvBNReLU {
 
 /// torchvision's `ASPP`: a 1x1 branch, three 3x3 branches dilated by `rates`, and image pooling
 /// (global average, 1x1, BN, ReLU, broadcast back), concatenated and projected by a 1x1 + BN +
-/// ReLU + Dropout(0.5). Names `<name>.convs.{0..4}.*` and `<name>.project.{0,1}.*`.
+/// ReLU + Dropout(0.5). Names `<name>.convs.{0..4}.*` and `<name>.project.{0,1}.*`. With
+/// `separable`, segmentation_models_pytorch's: each dilated branch a depthwise 3x3 + pointwise
+/// 1x1 (`<name>.convs.i.0.{0,1}`) then BN (`<name>.convs.i.1`) and ReLU.
 public final class ASPP {
-    let branches: [ConvBNReLU]
+    let first: ConvBNReLU
+    let dilated: [(Tensor, Pass) -> Tensor]
     let pooling: ConvBNReLU
     let project: ConvBNReLU
 
-    public init(store: ParameterStore, name: String, inputChannels: Int, rates: [Int], outputChannels: Int,
+    public init(store: ParameterStore, name: String, inputChannels: Int, rates: [Int], outputChannels: Int, separable: Bool = false,
                 generator: inout SeededGenerator) {
-        var branches = [ConvBNReLU(store: store, name: "\(name).convs.0", inputChannels: inputChannels, outputChannels: outputChannels,
-                                   kernelSize: 1, generator: &generator)]
+        first = ConvBNReLU(store: store, name: "\(name).convs.0", inputChannels: inputChannels, outputChannels: outputChannels,
+                           kernelSize: 1, generator: &generator)
+        var dilated: [(Tensor, Pass) -> Tensor] = []
         for (i, rate) in rates.enumerated() {
-            branches.append(ConvBNReLU(store: store, name: "\(name).convs.\(i + 1)", inputChannels: inputChannels,
-                                       outputChannels: outputChannels, kernelSize: 3, padding: rate, dilation: rate, generator: &generator))
+            let branch = "\(name).convs.\(i + 1)"
+            if separable {
+                let conv = SeparableConv2d(store: store, name: "\(branch).0", inputChannels: inputChannels, outputChannels: outputChannels,
+                                           kernelSize: 3, padding: rate, dilation: rate, generator: &generator)
+                let bn = BatchNorm2d(store: store, name: "\(branch).1", channels: outputChannels, fusedReLU: true)
+                dilated.append { x, pass in bn(conv(x, pass), pass) }
+            } else {
+                let conv = ConvBNReLU(store: store, name: branch, inputChannels: inputChannels, outputChannels: outputChannels,
+                                      kernelSize: 3, padding: rate, dilation: rate, generator: &generator)
+                dilated.append { x, pass in conv(x, pass) }
+            }
         }
-        self.branches = branches
+        self.dilated = dilated
         pooling = ConvBNReLU(store: store, name: "\(name).convs.\(rates.count + 1)", index: 1, inputChannels: inputChannels,
                              outputChannels: outputChannels, kernelSize: 1, generator: &generator)
         project = ConvBNReLU(store: store, name: "\(name).project", inputChannels: (rates.count + 2) * outputChannels,
@@ -55,8 +68,8 @@ public final class ASPP {
     }
 
     public func callAsFunction(_ x: Tensor, _ pass: Pass) -> Tensor {
-        var joined = branches[0](x, pass)
-        for branch in branches.dropFirst() { joined = pass.concatChannels(joined, branch(x, pass)) }
+        var joined = first(x, pass)
+        for branch in dilated { joined = pass.concatChannels(joined, branch(x, pass)) }
         let pooled = pooling(pass.adaptiveAvgPool2d(x, height: 1, width: 1), pass)
         joined = pass.concatChannels(joined, pass.resizeBilinear(pooled, like: x, alignCorners: false))
         return pass.dropout(project(joined, pass), p: 0.5)

@@ -45,6 +45,7 @@ public enum ModelArchitecture: String, CaseIterable, Sendable {
     case fcn_resnet50, fcn_resnet101, deeplabv3_resnet50, deeplabv3_resnet101
     case fcn8s, pspnet
     case lraspp_mobilenet_v3_large, deeplabv3_mobilenet_v3_large
+    case deeplabv3plus
 
     /// What the rest of segdist needs to know of an architecture.
     public struct Traits: Sendable {
@@ -149,6 +150,19 @@ public enum ModelArchitecture: String, CaseIterable, Sendable {
                                          auxiliary: $0.auxiliary, seed: $0.seed) },
                          settings: { resnetSettings($0, classifier: "cls.4.weight", aux: "aux.") },
                          recognises: { $0.contains("cls.4.weight") })
+        case .deeplabv3plus:
+            return Entry(origin: "DeepLabV3+ (output stride 16, separable ASPP, stride-4 decoder) on a ResNet, segmentation_models_pytorch's layout; width = stem channels (64 there)",
+                         traits: Traits(downsamplings: 5, defaultBackboneDepth: 50, needsTwoImagesPerPass: true, takesAuxiliaryHead: false),
+                         exportsAnySize: true,
+                         build: { DeepLabV3Plus(inputChannels: $0.inputChannels, classes: $0.classes, depth: $0.backboneDepth, width: $0.width,
+                                                seed: $0.seed) },
+                         settings: { shapes in
+                             var s = resnetSettings(shapes.reduce(into: [:]) { $0[$1.key.replacingOccurrences(of: "encoder.", with: "backbone.")] = $1.value },
+                                                    classifier: "segmentation_head.0.weight", aux: "aux_classifier.")
+                             s.classes = shapes["segmentation_head.0.weight"]?.first
+                             s.auxiliary = nil
+                             return s
+                         }, recognises: { $0.contains("decoder.aspp.0.convs.0.0.weight") && $0.contains("encoder.conv1.weight") })
         case .lraspp_mobilenet_v3_large:
             return Entry(origin: "torchvision's LR-ASPP on a dilated MobileNetV3-Large; width = 16 x width_mult (16 there)",
                          traits: Traits(downsamplings: 4, isTorchvisionModel: true), exportsAnySize: true,

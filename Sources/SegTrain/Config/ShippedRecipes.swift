@@ -102,6 +102,55 @@ micro_batch: 0
 bucket_mb: 1
 collective_timeout: 60
 """#,
+    "deeplabv3plus.cfg": #"""
+# DeepLabV3+ (output stride 16, separable ASPP, a decoder mixing in the stride-4 features) in
+# segmentation_models_pytorch's DeepLabV3Plus layout and state_dict names, on a ResNet-50 at a
+# quarter of smp's width, on the RGB synthetic shapes, 3 classes. width: 64 gives smp's exact
+# resnet50 network, whose state_dicts load with init_from or run with predict --weights.
+model: deeplabv3plus
+backbone_depth: auto     # the 50 of smp's default resnet50 encoder; 18, 34, 101 as well
+width: 16                # stem channels; smp: 64 (the decoder has 4 x width channels, smp's 256)
+init_from: none          # a safetensors state_dict to start from (e.g. a converted smp checkpoint)
+init_prefix: none        # put before its names, e.g. encoder. for a plain ResNet checkpoint
+init_strict: false       # true = refuse unless it holds exactly this model's tensors
+in_channels: 3
+classes: 3
+loss: ce
+
+data: rgb_shapes
+image_size: 128
+discs: 10
+radius_min: 5
+radius_max: 50
+border: auto
+noise: 20
+squares: true            # squares are class 2
+
+optimizer: adam
+lr: 0.001
+weight_decay: 0.0001
+schedule: cosine
+min_lr: 0.00001
+warmup_steps: 10
+
+epochs: 3
+steps_per_epoch: 50
+batch_size: 8
+val_images: 50
+eval_every: 0
+log_every: 10
+seed: 0
+threads: 0
+
+checkpoint_dir: runs/deeplabv3plus
+checkpoint_every: 0
+keep_checkpoints: 3
+
+sync_bn: false
+micro_batch: 0
+bucket_mb: 1
+collective_timeout: 60
+"""#,
     "fcn8s.cfg": #"""
 # FCN-8s (same-padding variant) on a VGG16-BN backbone under torchvision's vgg16_bn features.N names,
 # at an eighth of VGG16's width, on the RGB synthetic shapes with squares (3 classes).
