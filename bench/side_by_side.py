@@ -1,6 +1,9 @@
 """segdist bench beside PyTorch/torchvision, interleaved run by run on this machine.
 
 Usage: python bench/side_by_side.py [--runs 3] [--jobs unet16,unet32,unet64,deeplabv3,fcn] [--segdist PATH]
+  more jobs: lraspp, deeplabv3_mnv3, deeplabv3plus (training), lraspp_infer, deeplabv3_mnv3_infer
+  (segdist bench --inference against evaluation-mode PyTorch); bench/torch_side.py needs
+  segmentation-models-pytorch for deeplabv3plus.
 Needs torch (and torchvision for the ResNet models) from PyPI; the PyTorch side is
 ../shared/reference/torch_unet.py and torch_tv.py (SEGDIST_SHARED points elsewhere). Prints a
 Markdown table: images/s and peak RSS of each run, segdist's and PyTorch's, the machine, the date
@@ -26,6 +29,21 @@ JOBS = {
     "fcn": ("fcn_resnet50, width 64, batch 4, 128 px, no aux head",
             ["--model", "fcn_resnet50", "--width", "64", "--batch", "4", "--size", "128", "--steps", "3"],
             ["torch_tv.py", "fcn_resnet50", "4", "128", "2"]),
+    "lraspp": ("lraspp_mobilenet_v3_large (torchvision's width), batch 8, 128 px",
+               ["--model", "lraspp_mobilenet_v3_large", "--width", "16", "--batch", "8", "--size", "128", "--steps", "5"],
+               ["+torch_side.py", "train", "lraspp_mobilenet_v3_large", "8", "128"]),
+    "deeplabv3_mnv3": ("deeplabv3_mobilenet_v3_large (torchvision's width), batch 8, 128 px, no aux head",
+                       ["--model", "deeplabv3_mobilenet_v3_large", "--width", "16", "--batch", "8", "--size", "128", "--steps", "5"],
+                       ["+torch_side.py", "train", "deeplabv3_mobilenet_v3_large", "8", "128"]),
+    "deeplabv3plus": ("deeplabv3plus ResNet-50 (smp's width), batch 4, 128 px",
+                      ["--model", "deeplabv3plus", "--width", "64", "--batch", "4", "--size", "128", "--steps", "3"],
+                      ["+torch_side.py", "train", "deeplabv3plus", "4", "128"]),
+    "lraspp_infer": ("inference: lraspp_mobilenet_v3_large, 4 images of 512 px (images/s)",
+                     ["--model", "lraspp_mobilenet_v3_large", "--width", "16", "--batch", "4", "--size", "512", "--steps", "5", "--inference"],
+                     ["+torch_side.py", "infer", "lraspp_mobilenet_v3_large", "4", "512"]),
+    "deeplabv3_mnv3_infer": ("inference: deeplabv3_mobilenet_v3_large, 4 images of 512 px (images/s)",
+                             ["--model", "deeplabv3_mobilenet_v3_large", "--width", "16", "--batch", "4", "--size", "512", "--steps", "5", "--inference"],
+                             ["+torch_side.py", "infer", "deeplabv3_mobilenet_v3_large", "4", "512"]),
 }
 
 
@@ -45,14 +63,16 @@ def segdist_run(binary, args):
 
 
 def torch_run(cmd):
-    out, rss = timed([sys.executable, os.path.join(reference, cmd[0])] + cmd[1:])
+    # "+script" is one of bench/'s own scripts, else the shared reference's
+    script = os.path.join(root, "bench", cmd[0][1:]) if cmd[0].startswith("+") else os.path.join(reference, cmd[0])
+    out, rss = timed([sys.executable, script] + cmd[1:])
     return float(re.search(r"img/s=([0-9.]+)", out).group(1)), rss
 
 
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--runs", type=int, default=3)
-    p.add_argument("--jobs", default=",".join(JOBS))
+    p.add_argument("--jobs", default="unet16,unet32,unet64,deeplabv3,fcn")
     p.add_argument("--segdist", default=os.path.join(root, ".build", "release", "segdist"))
     a = p.parse_args()
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())

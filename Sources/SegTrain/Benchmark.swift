@@ -95,6 +95,45 @@ public struct Benchmark {
     }
 }
 
+extension Benchmark {
+    /// What an inference benchmark measured: evaluation-mode forward passes of `batch` images
+    /// without a tape (as `predict` runs the model), median over the timed passes.
+    public struct InferenceResult: Codable, Equatable {
+        public var model: String, width: Int, batch: Int, size: Int, threads: Int, passes: Int
+        public var ms_per_pass: Double, ms_per_image: Double, images_per_s: Double
+        public var parameters: Int, peak_rss_mb: Double, kernels: String
+    }
+
+    /// Times evaluation-mode forward passes (no tape: activations freed as the next op reads them).
+    public func runInference(progress: ((Int, Double) -> Void)? = nil) throws -> InferenceResult {
+        let model = architecture.make(inputChannels: 1, classes: 2, width: width, seed: seed)
+        model.store.move(to: backend)
+        var rng = SeededGenerator(seed: seed, stream: 1)
+        let images = Tensor(shape: [batch, 1, size, size], storage: (0..<(batch * size * size)).map { _ in rng.nextUnit() })
+        func pass() {
+            let logits = model.forward(backend.upload(images), .inference(backend: backend))
+            _ = backend.download(backend.activate(logits, .softmax))
+        }
+        for _ in 0..<warmup { pass() }
+        var times: [Double] = []
+        for s in 0..<steps {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            pass()
+            backend.synchronize()
+            let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6
+            times.append(dt)
+            progress?(s + 1, dt)
+        }
+        try backend.checkHealthy()
+        times.sort()
+        let median = times.count % 2 == 1 ? times[times.count / 2] : (times[times.count / 2 - 1] + times[times.count / 2]) / 2
+        return InferenceResult(model: architecture.rawValue, width: width, batch: batch, size: size, threads: Parallel.threads,
+                               passes: steps, ms_per_pass: median, ms_per_image: median / Double(batch),
+                               images_per_s: Double(batch) / (median / 1000), parameters: model.store.parameterCount,
+                               peak_rss_mb: peakResidentMegabytes(), kernels: backend.kernelsDescription)
+    }
+}
+
 /// Peak resident set size of this process so far.
 public func peakResidentMegabytes() -> Double {
     var usage = rusage()

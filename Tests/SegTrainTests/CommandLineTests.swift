@@ -138,6 +138,15 @@ extension CommandLineTests {
         let bench = try segdist(["bench", "--width", "2", "--batch", "2", "--size", "16", "--steps", "1", "--model", "unet_shallow"])
         XCTAssertEqual(bench.code, 0, bench.stderr)
         XCTAssertTrue(bench.stdout.contains("\"kernels\":\"\(kernelInstructionSet)+openblas-"), bench.stdout)
+        // its inference mode times evaluation-mode passes and says per image
+        let inference = try segdist(["bench", "--inference", "--model", "lraspp_mobilenet_v3_large", "--width", "4", "--batch", "2",
+                                     "--size", "32", "--steps", "2"])
+        XCTAssertEqual(inference.code, 0, inference.stderr)
+        let result = try JSONSerialization.jsonObject(with: Data(inference.stdout.utf8)) as? [String: Any]
+        XCTAssertEqual(result?["passes"] as? Int, 2); XCTAssertEqual(result?["batch"] as? Int, 2)
+        let perPass = try XCTUnwrap(result?["ms_per_pass"] as? Double), perImage = try XCTUnwrap(result?["ms_per_image"] as? Double)
+        XCTAssertEqual(perImage, perPass / 2, accuracy: 0.01)
+        XCTAssertEqual(try segdist(["bench", "--inference", "--ranks", "2"]).code, 64, "--inference is one process")
         let keys = try segdist(["config"])
         XCTAssertEqual(keys.code, 0)
         XCTAssertTrue(keys.stdout.contains("lr: 0.001    # ") && keys.stdout.contains("class_weights: none"), keys.stdout)

@@ -8,7 +8,7 @@ import SegTrain
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
-        abstract: "Time full training steps (forward, backward, SGD) on random data; prints one JSON line.")
+        abstract: "Time full training steps (forward, backward, SGD), or with --inference evaluation-mode forward passes, on random data; prints one JSON line.")
 
     @Option(help: "Model: \(ModelArchitecture.allCases.map(\.rawValue).joined(separator: ", ")).")
     var model = "unet"
@@ -21,6 +21,8 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Gradient all-reduce bucket size in MiB.") var bucketMb: Float = 1
     @Option(help: "Where to run: auto (a GPU when one is usable), cpu or cuda.") var device = "auto"
     @Flag(help: "Let ranks share a GPU when a node has more ranks than GPUs.") var shareGpu = false
+    @Flag(help: "Time evaluation-mode forward passes of --batch images (as predict runs the model) instead of training steps; one process.")
+    var inference = false
 
     func validate() throws {
         guard let arch = ModelArchitecture(rawValue: model) else {
@@ -32,6 +34,7 @@ struct BenchCommand: ParsableCommand {
             throw ValidationError("--size \(size) is too small: \(model) halves the image \(arch.downsamplings) times, so it needs at least \(factor) pixels")
         }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+        if inference, let ranks, ranks > 1 { throw ValidationError("--inference runs in one process; leave out --ranks") }
         guard TrainingConfig.DeviceKind(rawValue: device) != nil else {
             throw ValidationError("--device must be one of \(TrainingConfig.DeviceKind.allCases.map(\.rawValue).joined(separator: ", ")), got '\(device)'")
         }
@@ -54,7 +57,7 @@ struct BenchCommand: ParsableCommand {
         var bench = Benchmark(architecture: ModelArchitecture(rawValue: model)!)
         bench.width = width; bench.batch = batch; bench.size = size; bench.steps = steps
         let root = communicator.rank == 0
-        var result: Benchmark.Result?, code: Int32 = 0
+        var result: Benchmark.Result?, inferenceResult: Benchmark.InferenceResult?, code: Int32 = 0
         try reportingErrors { code = try context.run { () throws -> Int32 in
             let placement = try DevicePlacement.choose(TrainingConfig.DeviceKind(rawValue: device)!,
                                                        localRank: context.localRank,
@@ -63,8 +66,13 @@ struct BenchCommand: ParsableCommand {
             if root, let note = placement.note, bench.backend.device != .host || device != "auto" {
                 FileHandle.standardError.write((note + "\n").data(using: .utf8)!)
             }
-            result = try bench.run(communicator: communicator, bucketMB: bucketMb) { step, ms in
-                if root { FileHandle.standardError.write("step \(step)/\(steps): \(String(format: "%.0f", ms)) ms\n".data(using: .utf8)!) }
+            let report = { (step: Int, ms: Double) in
+                if root { FileHandle.standardError.write("\(inference ? "pass" : "step") \(step)/\(steps): \(String(format: "%.0f", ms)) ms\n".data(using: .utf8)!) }
+            }
+            if inference {
+                inferenceResult = try bench.runInference(progress: report)
+            } else {
+                result = try bench.run(communicator: communicator, bucketMB: bucketMb, progress: report)
             }
             return 0
         } }
@@ -72,7 +80,7 @@ struct BenchCommand: ParsableCommand {
         guard root else { return }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
-        var json = String(data: try encoder.encode(result!), encoding: .utf8)!
+        var json = String(data: try inferenceResult.map { try encoder.encode($0) } ?? encoder.encode(result!), encoding: .utf8)!
         json = json.replacingOccurrences(of: #"(\d+\.\d{3})\d+"#, with: "$1", options: .regularExpression)
         print(json)
     }
