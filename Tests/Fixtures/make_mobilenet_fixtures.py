@@ -87,6 +87,38 @@ head = nn.Sequential(ASPP(features[16].out_channels, [12, 24, 36], out_channels=
                      nn.Conv2d(channels, classes, 1))
 case("deeplabv3_mnv3_w4", DeepLabV3(getter, head, None), "deeplabv3_mobilenet_v3_large")
 
+# --- the ops on their own: F.conv2d(groups=), F.hardswish, F.hardsigmoid, the SE scaling --------
+for name, (c, cout, groups, k, stride, pad, dil, h, w) in {
+    "dwconv_k3s2p1_x2": (6, 12, 6, 3, 2, 1, 1, 9, 8),
+    "dwconv_k5d2": (4, 4, 4, 5, 1, 4, 2, 10, 9),
+    "gconv_g2": (4, 6, 2, 3, 1, 1, 1, 7, 7),
+}.items():
+    x = torch.randn(2, c, h, w, requires_grad=True)
+    wt = torch.randn(cout, c // groups, k, k, requires_grad=True)
+    b = torch.randn(cout, requires_grad=True)
+    y = F.conv2d(x, wt, b, stride=stride, padding=pad, dilation=dil, groups=groups)
+    dy = torch.randn_like(y)
+    y.backward(dy)
+    for key, v in {"x": x, "w": wt, "b": b, "y": y, "dy": dy, "dx": x.grad, "dw": wt.grad, "db": b.grad}.items():
+        out[f"{name}.{key}"] = v.detach().clone().contiguous()
+    cases[name] = {"op": "conv2d", "groups": groups, "stride": stride, "padding": pad, "dilation": dil}
+for name, fn in {"hardswish": F.hardswish, "hardsigmoid": F.hardsigmoid}.items():
+    x = torch.cat([torch.randn(60) * 3, torch.tensor([-3.0, 3.0, -2.9999, 2.9999, 0.0])]).requires_grad_()
+    y = fn(x)
+    dy = torch.randn_like(y)
+    y.backward(dy)
+    for key, v in {"x": x, "y": y, "dy": dy, "dx": x.grad}.items():
+        out[f"{name}.{key}"] = v.detach().clone().contiguous()
+    cases[name] = {"op": name}
+x = torch.randn(2, 3, 4, 5, requires_grad=True)
+scale = torch.rand(2, 3, 1, 1, requires_grad=True)
+y = scale * x
+dy = torch.randn_like(y)
+y.backward(dy)
+for key, v in {"x": x, "s": scale, "y": y, "dy": dy, "dx": x.grad, "ds": scale.grad}.items():
+    out[f"scale_channels.{key}"] = v.detach().clone().contiguous()
+cases["scale_channels"] = {"op": "scale_channels"}
+
 save_file(out, os.path.join(here, "torchvision-mobilenet.safetensors"), metadata={"cases": json.dumps(cases), "torch": torch.__version__})
 
 names = {}

@@ -7,6 +7,12 @@
 public func conv2dForward(x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
                           y: UnsafeMutablePointer<Float>, batch: Int, outChannels: Int, geometry g: ConvGeometry) {
     let K = g.patchSize, P = g.outPixels, Cout = outChannels
+    if let tap = g.onlyTap {
+        let centre = onlyTapWeights(weight, tap, outChannels: Cout, geometry: g)
+        return centre.withUnsafeBufferPointer {
+            conv2dForward(x: x, weight: $0.baseAddress!, bias: bias, y: y, batch: batch, outChannels: Cout, geometry: g.pointwise)
+        }
+    }
     if g.isWinograd3x3 {
         winogradConv3x3(.forMap(height: g.height, width: g.width), x: x, weight: weight, bias: bias, y: y, batch: batch,
                         inChannels: g.channels, outChannels: Cout, height: g.height, width: g.width)
@@ -31,6 +37,12 @@ public func conv2dForward(x: UnsafePointer<Float>, weight: UnsafePointer<Float>,
     }
 }
 
+/// The (Cout, Cin) weights of tap `tap` of a (Cout, Cin, kH, kW) weight.
+func onlyTapWeights(_ weight: UnsafePointer<Float>, _ tap: (kh: Int, kw: Int), outChannels: Int, geometry g: ConvGeometry) -> [Float] {
+    let taps = g.kernelH * g.kernelW, at = tap.kh * g.kernelW + tap.kw
+    return (0..<(outChannels * g.channels)).map { weight[$0 * taps + at] }
+}
+
 /// Output pixels per band of `conv2dForward` (128 x 256: a whole 128-pixel training image is
 /// one band, a 1024-pixel image 32 of them).
 let bandColumns = 32768
@@ -42,6 +54,20 @@ public func conv2dBackward(x: UnsafePointer<Float>, weight: UnsafePointer<Float>
                            dbias: UnsafeMutablePointer<Float>?, batch: Int, outChannels: Int,
                            geometry g: ConvGeometry) {
     let K = g.patchSize, P = g.outPixels, Cout = outChannels, Q = g.inPixels
+    if let tap = g.onlyTap {
+        // the other taps' gradients are exactly zero: they multiplied padding only
+        let centre = onlyTapWeights(weight, tap, outChannels: Cout, geometry: g)
+        var gradient = [Float](repeating: 0, count: Cout * g.channels)
+        centre.withUnsafeBufferPointer { w in
+            gradient.withUnsafeMutableBufferPointer { dw in
+                conv2dBackward(x: x, weight: w.baseAddress!, dy: dy, dx: dx, dweight: dw.baseAddress!, dbias: dbias, batch: batch,
+                               outChannels: Cout, geometry: g.pointwise)
+            }
+        }
+        let taps = g.kernelH * g.kernelW, at = tap.kh * g.kernelW + tap.kw
+        for i in 0..<(Cout * g.channels) { dweight[i * taps + at] += gradient[i] }
+        return
+    }
     if let dbias { sumPerChannel(dy, into: dbias, batch: batch, channels: Cout, pixels: P) }
     // With stride 1 the input gradient is itself a convolution: dy read by the same window
     // with the kernel flipped and in/out channels swapped. That GEMM is as efficient as the

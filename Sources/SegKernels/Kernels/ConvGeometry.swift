@@ -29,6 +29,27 @@ public struct ConvGeometry: Equatable, Hashable, Sendable {
     /// A 1x1, stride-1, unpadded window reads the image as its own column matrix.
     public var isPointwise: Bool { kernelH == 1 && kernelW == 1 && stride == 1 && padding == 0 }
 
+    /// The one tap of a larger window that reads the image, when every other tap reads only
+    /// padding and that tap reads each output's own pixel (a dilated 3x3 whose dilation is at
+    /// least the map's sides, as DeepLab's ASPP on small maps): the convolution is then exactly
+    /// a 1x1 one with that tap's weights, k*k times less work than computing every tap.
+    public var onlyTap: (kh: Int, kw: Int)? {
+        guard kernelH * kernelW > 1, stride == 1, outH == height, outW == width else { return nil }
+        var found: (kh: Int, kw: Int)?
+        for kh in 0..<kernelH {
+            let rows = validRange(offset: kh * dilation - padding, size: height, count: outH)
+            for kw in 0..<kernelW where !rows.isEmpty {
+                guard !validRange(offset: kw * dilation - padding, size: width, count: outW).isEmpty else { continue }
+                guard found == nil, kh * dilation == padding, kw * dilation == padding else { return nil }
+                found = (kh, kw)
+            }
+        }
+        return found
+    }
+
+    /// The 1x1 window over the same image (for `onlyTap`).
+    public var pointwise: ConvGeometry { ConvGeometry(channels: channels, height: height, width: width, kernelH: 1, kernelW: 1) }
+
     /// Output positions `o` whose input coordinate `o * stride + offset` lies in `0..<size`.
     @inline(__always)
     func validRange(offset: Int, size: Int, count: Int) -> Range<Int> {
