@@ -246,7 +246,12 @@ final class DistributedTests: XCTestCase {
         let expected = BLASKernels.better(than: "Prescott", vectorLevel: BLASKernels.vectorLevel)?.lowercased()
         let isa = kernelInstructionSet + "+"
         XCTAssertEqual(try kernels(["SEGDIST_BLAS_PRETEND=Prescott"]), isa + "openblas-" + (expected ?? blasKernelName.lowercased()))
-        XCTAssertEqual(try kernels(["OPENBLAS_CORETYPE=Prescott"]), isa + "openblas-prescott", "the user's choice stands")
+        // the variable does not decide (a guard for old builds), unless the user asks it to
+        XCTAssertEqual(try kernels(["OPENBLAS_CORETYPE=Prescott"]), isa + "openblas-" + (expected ?? "prescott"), "chosen from CPUID")
+        XCTAssertEqual(try kernels(["OPENBLAS_CORETYPE=Prescott", "SEGDIST_KEEP_OPENBLAS_CORETYPE=1"]), isa + "openblas-prescott",
+                       "SEGDIST_KEEP_OPENBLAS_CORETYPE=1 keeps the user's choice")
+        XCTAssertEqual(BLASKernels.better(than: "SkylakeX", vectorLevel: 1), "Haswell", "AVX-512 kernels on an AVX2 CPU would not run")
+        XCTAssertNil(BLASKernels.better(than: "Haswell", vectorLevel: 1))
     }
 
     /// Kernels built for this CPU's AVX-512/AVX2 (Package.swift) refuse, with a message and exit

@@ -28,40 +28,47 @@ public var blasKernelName: String {
 
 /// Choosing OpenBLAS's kernels from what the CPU can do.
 ///
-/// OpenBLAS picks its kernels when it loads, from a table of CPU models: a CPU newer than the
-/// library (Debian's 0.3.21 on Sapphire/Emerald Rapids) gets the generic "Prescott" SSE3
-/// kernels, 25 GFLOP/s where SkylakeX's do 146 (measured on a 2-core Xeon), and an AVX-512 AMD
-/// (Zen 4) gets the AVX2 Haswell ones (SkylakeX 5% faster in `segdist bench`). Its only
-/// switch, OPENBLAS_CORETYPE, is read at load, so `segdist` sets it and starts itself again
-/// before any work (`chooseKernelsForThisCPU`). A value the user set is kept.
+/// OpenBLAS picks its kernels when it loads, from a table of CPU models or from
+/// OPENBLAS_CORETYPE: a CPU newer than the library (Debian's 0.3.21 on Sapphire/Emerald Rapids)
+/// gets the generic "Prescott" SSE3 kernels, 25 GFLOP/s where SkylakeX's do 146 (measured on a
+/// 2-core Xeon), an AVX-512 AMD (Zen 4) gets the AVX2 Haswell ones, and environments set
+/// OPENBLAS_CORETYPE=Haswell as a guard for old builds (segdist bench, UNet w=64 on a Zen 4/5:
+/// 15-25% slower than SkylakeX's kernels). OpenBLAS reads its only switch at load, so `segdist`
+/// sets it from CPUID and starts itself again before any work (`chooseKernelsForThisCPU`),
+/// whatever the variable said — also when it named kernels this CPU cannot run.
+/// SEGDIST_KEEP_OPENBLAS_CORETYPE=1 keeps the variable as it is.
 public enum BLASKernels {
     static let reexecMarker = "SEGDIST_BLAS_CHOSEN"
 
-    /// The kernels the CPU's vector units call for, or nil when OpenBLAS's choice is as good.
+    /// The kernels the CPU's vector units call for, or nil when `current` is as good (and runs).
     public static func better(than current: String, vectorLevel: Int) -> String? {
         let name = current.lowercased()
-        let avx512 = ["skylakex", "cooperlake", "sapphirerapids"]
+        let avx512 = ["skylakex", "cooperlake", "sapphirerapids"], avx2 = ["haswell", "zen"]
         switch vectorLevel {
         case 2 where !avx512.contains(name): return "SkylakeX"
-        case 1 where !(avx512 + ["haswell", "zen"]).contains(name): return "Haswell"
+        case 1 where !(avx512 + avx2).contains(name): return "Haswell"
+        case 1 where avx512.contains(name): return "Haswell"       // AVX-512 kernels would not run
+        case 0 where (avx512 + avx2).contains(name): return "Prescott"
         default: return nil
         }
     }
 
-    /// Restarts this process with OPENBLAS_CORETYPE set when OpenBLAS chose slower kernels than
-    /// the CPU supports; returns when nothing is to be done (or the restart failed).
+    /// Restarts this process with OPENBLAS_CORETYPE set when OpenBLAS's kernels (its own choice
+    /// or the variable's) are slower than the CPU supports or cannot run on it; returns when
+    /// nothing is to be done (or the restart failed).
     public static func chooseKernelsForThisCPU() {
         let env = ProcessInfo.processInfo.environment
-        // SEGDIST_BLAS_PRETEND (tests only) stands for OpenBLAS's own choice
+        if env["OPENBLAS_CORETYPE"] != nil && env["SEGDIST_KEEP_OPENBLAS_CORETYPE"] == "1" { return }
+        // SEGDIST_BLAS_PRETEND (tests only) stands for OpenBLAS's choice
         let chosen = env["SEGDIST_BLAS_PRETEND"] ?? blasKernelName
-        guard env["OPENBLAS_CORETYPE"] == nil, env[reexecMarker] == nil,
-              let want = better(than: chosen, vectorLevel: Int(segdist_cpu_vector_level())) else { return }
+        guard env[reexecMarker] == nil, let want = better(than: chosen, vectorLevel: Int(segdist_cpu_vector_level())) else { return }
+        let before = env["OPENBLAS_CORETYPE"]
         setenv("OPENBLAS_CORETYPE", want, 1)
         setenv(reexecMarker, "\(chosen)->\(want)", 1)
         var argv: [UnsafeMutablePointer<CChar>?] = CommandLine.arguments.map { strdup($0) } + [nil]
         _ = argv.withUnsafeMutableBufferPointer { segdist_reexec($0.baseAddress!) }
-        // still here: the restart failed; carry on with OpenBLAS's own choice
-        unsetenv("OPENBLAS_CORETYPE")
+        // still here: the restart failed; carry on with what was there
+        if let before { setenv("OPENBLAS_CORETYPE", before, 1) } else { unsetenv("OPENBLAS_CORETYPE") }
     }
 }
 
