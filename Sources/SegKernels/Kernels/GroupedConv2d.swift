@@ -84,25 +84,34 @@ public func groupedConv2dBackward(x: UnsafePointer<Float>, weight: UnsafePointer
     }
 }
 
-/// out (outH, outW) += the k x k window of `w` over one input plane.
-private func depthwisePlane(_ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>,
-                            _ g: ConvGeometry) {
+/// Walks the window over one plane: for each tap (index kh * kW + kw) and each output row it
+/// reaches, `body(tap, input, output, cols)` with the input pixels that tap reads for output
+/// pixel `ow` of that row at `input + ow * stride` and the output pixel at `output + ow`, for
+/// `ow` in `cols` (the columns whose input lies inside the plane; padding reads are skipped).
+@inline(__always)
+private func forEachTapRow(_ g: ConvGeometry, _ body: (_ tap: Int, _ input: Int, _ output: Int, _ cols: Range<Int>) -> Void) {
     let s = g.stride, d = g.dilation, p = g.padding
     for kh in 0..<g.kernelH {
         let rows = g.validRange(offset: kh * d - p, size: g.height, count: g.outH)
         for kw in 0..<g.kernelW {
-            let tap = w[kh * g.kernelW + kw]
             let offset = kw * d - p
             let cols = g.validRange(offset: offset, size: g.width, count: g.outW)
             guard !cols.isEmpty else { continue }
-            for oh in rows {
-                let src = x + (oh * s + kh * d - p) * g.width + offset, dst = out + oh * g.outW
-                if s == 1 {
-                    axpyRow(tap, src + cols.lowerBound, dst + cols.lowerBound, cols.count)
-                } else {
-                    for ow in cols { dst[ow] += tap * src[ow * s] }
-                }
-            }
+            for oh in rows { body(kh * g.kernelW + kw, (oh * s + kh * d - p) * g.width + offset, oh * g.outW, cols) }
+        }
+    }
+}
+
+/// out (outH, outW) += the k x k window of `w` over one input plane.
+private func depthwisePlane(_ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>,
+                            _ g: ConvGeometry) {
+    let s = g.stride
+    forEachTapRow(g) { tap, input, output, cols in
+        let a = w[tap]
+        if s == 1 {
+            axpyRow(a, x + input + cols.lowerBound, out + output + cols.lowerBound, cols.count)
+        } else {
+            for ow in cols { out[output + ow] += a * x[input + ow * s] }
         }
     }
 }
@@ -110,23 +119,14 @@ private func depthwisePlane(_ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>
 /// dw (k x k) += the correlation of one output-gradient plane with its input plane.
 private func depthwiseWeightGradient(_ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ dw: UnsafeMutablePointer<Float>,
                                      _ g: ConvGeometry) {
-    let s = g.stride, d = g.dilation, p = g.padding
-    for kh in 0..<g.kernelH {
-        let rows = g.validRange(offset: kh * d - p, size: g.height, count: g.outH)
-        for kw in 0..<g.kernelW {
-            let offset = kw * d - p
-            let cols = g.validRange(offset: offset, size: g.width, count: g.outW)
-            guard !cols.isEmpty else { continue }
+    let s = g.stride
+    forEachTapRow(g) { tap, input, output, cols in
+        if s == 1 {
+            dw[tap] += dotRow(x + input + cols.lowerBound, dy + output + cols.lowerBound, cols.count)
+        } else {
             var sum: Float = 0
-            for oh in rows {
-                let src = x + (oh * s + kh * d - p) * g.width + offset, grad = dy + oh * g.outW
-                if s == 1 {
-                    sum += dotRow(src + cols.lowerBound, grad + cols.lowerBound, cols.count)
-                } else {
-                    for ow in cols { sum += grad[ow] * src[ow * s] }
-                }
-            }
-            dw[kh * g.kernelW + kw] += sum
+            for ow in cols { sum += dy[output + ow] * x[input + ow * s] }
+            dw[tap] += sum
         }
     }
 }
@@ -134,22 +134,13 @@ private func depthwiseWeightGradient(_ x: UnsafePointer<Float>, _ dy: UnsafePoin
 /// dx (one input plane) += each tap of `w` times the output-gradient plane, scattered back.
 private func depthwiseInputGradient(_ dy: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>,
                                     _ g: ConvGeometry) {
-    let s = g.stride, d = g.dilation, p = g.padding
-    for kh in 0..<g.kernelH {
-        let rows = g.validRange(offset: kh * d - p, size: g.height, count: g.outH)
-        for kw in 0..<g.kernelW {
-            let tap = w[kh * g.kernelW + kw]
-            let offset = kw * d - p
-            let cols = g.validRange(offset: offset, size: g.width, count: g.outW)
-            guard !cols.isEmpty else { continue }
-            for oh in rows {
-                let dst = dx + (oh * s + kh * d - p) * g.width + offset, grad = dy + oh * g.outW
-                if s == 1 {
-                    axpyRow(tap, grad + cols.lowerBound, dst + cols.lowerBound, cols.count)
-                } else {
-                    for ow in cols { dst[ow * s] += tap * grad[ow] }
-                }
-            }
+    let s = g.stride
+    forEachTapRow(g) { tap, input, output, cols in
+        let a = w[tap]
+        if s == 1 {
+            axpyRow(a, dy + output + cols.lowerBound, dx + input + cols.lowerBound, cols.count)
+        } else {
+            for ow in cols { dx[input + ow * s] += a * dy[output + ow] }
         }
     }
 }
