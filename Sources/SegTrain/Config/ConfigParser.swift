@@ -227,10 +227,10 @@ extension TrainingConfig {
             throw fail("init_from", "no such file: \(initFrom)")
         }
         if model.defaultBackboneDepth == nil && backboneDepth != nil {
-            throw fail("backbone_depth", "applies to the ResNet models (fcn_resnet*, deeplabv3_resnet*, pspnet), not \(model.rawValue)")
+            throw fail("backbone_depth", "applies to the ResNet models (fcn_resnet*, deeplabv3_resnet*, pspnet, deeplabv3plus), not \(model.rawValue)")
         }
         if !model.takesAuxiliaryHead && auxLoss {
-            throw fail("aux_loss", "applies to the models with an auxiliary head (fcn_*, deeplabv3_*, pspnet), not \(model.rawValue)")
+            throw fail("aux_loss", "applies to the models with an auxiliary head (fcn_*, deeplabv3_resnet*, deeplabv3_mobilenet_v3_large, pspnet), not \(model.rawValue)")
         }
     }
 
