@@ -86,7 +86,7 @@ final class ThreadRankTests: XCTestCase {
     /// Three steps of a UNet with synchronized batch norm on 2 thread ranks equal one process
     /// taking the whole batch: the parameters after each step and the reported loss.
     func testADataParallelStepOnTwoRanksEqualsOneRank() throws {
-        try assertTwoRanksEqualOne(bucketElements: 100, syncBatchNorm: true) { UNet(inputChannels: 1, classes: 2, width: 2, depth: 2, seed: 11) }
+        try assertTwoRanksEqualOne(bucketElements: 100) { UNet(inputChannels: 1, classes: 2, width: 2, depth: 2, seed: 11) }
     }
 
     /// Gradient buckets start from the tape's readiness signal, so a model whose parameters are
@@ -94,19 +94,19 @@ final class ThreadRankTests: XCTestCase {
     /// residual sum, train on 2 ranks exactly as on 1 — with buckets far smaller than a layer,
     /// so an early start on a partial gradient would show.
     func testParameterOrderAndReuseDoNotChangeTwoRanks() throws {
-        try assertTwoRanksEqualOne(bucketElements: 7, syncBatchNorm: true) { ReversedProbe(inputChannels: 1, classes: 2, width: 4, seed: 2) }
-        try assertTwoRanksEqualOne(bucketElements: 7, syncBatchNorm: true) { TiedProbe(inputChannels: 1, classes: 2, width: 4, seed: 2) }
+        try assertTwoRanksEqualOne(bucketElements: 7) { ReversedProbe(inputChannels: 1, classes: 2, width: 4, seed: 2) }
+        try assertTwoRanksEqualOne(bucketElements: 7) { TiedProbe(inputChannels: 1, classes: 2, width: 4, seed: 2) }
     }
 
     /// LR-ASPP on MobileNetV3 (depthwise convolutions, squeeze-and-excitation, hardswish) with
     /// synchronized batch norm: 2 ranks equal 1.
     func testMobileNetLRASPPOnTwoRanksEqualsOneRank() throws {
-        try assertTwoRanksEqualOne(bucketElements: 1000, syncBatchNorm: true, size: 32, tolerance: 1e-4) {
+        try assertTwoRanksEqualOne(bucketElements: 1000, size: 32, tolerance: 1e-4) {
             LRASPP(inputChannels: 1, classes: 2, width: 4, seed: 5)
         }
     }
 
-    private func assertTwoRanksEqualOne(bucketElements: Int, syncBatchNorm: Bool, size: Int = 16, tolerance: Float = 2e-5,
+    private func assertTwoRanksEqualOne(bucketElements: Int, size: Int = 16, tolerance: Float = 2e-5,
                                         _ make: @escaping () -> SegmentationModel,
                                         file: StaticString = #filePath, line: UInt = #line) throws {
         let batch = 4
@@ -127,7 +127,7 @@ final class ThreadRankTests: XCTestCase {
                                   schedule: LearningRateSchedule(base: 0.05))
             let step = try DataParallelStep(trainer: trainer, communicator: comm, globalBatch: batch, microBatch: 0,
                                             bucketElements: bucketElements)
-            if comm.size > 1 && syncBatchNorm { step.batchNormGroup = comm }
+            if comm.size > 1 { step.batchNormGroup = comm }   // synchronized batch norm: N ranks = 1
             var losses: [Float] = []
             for _ in 0..<3 { losses.append(try step.step { (slice(images, $0), slice(targets, $0)) }) }
             return (model.store.parameters.storage, losses)

@@ -35,18 +35,19 @@ func unetSettings(_ shapes: [String: [Int]]) -> TensorDeterminedSettings {
     return s
 }
 
-/// A ResNet-backbone model's: the classifier's output channels, an aux head when its names are
-/// there, and the depth from layer3's block count and kind (2 basic = 18, 6 basic = 34, 6
-/// bottleneck = 50, 23 = 101).
-func resnetSettings(_ shapes: [String: [Int]], classifier: String, aux: String) -> TensorDeterminedSettings {
-    var s = TensorDeterminedSettings(first: "backbone.conv1.weight", shapes)
+/// A ResNet-backbone model's: the classifier's output channels, an aux head when names under
+/// `aux` are there (nil: the model has none), and the depth from layer3's block count and kind
+/// (2 basic = 18, 6 basic = 34, 6 bottleneck = 50, 23 = 101), the trunk's names under `trunk`.
+func resnetSettings(_ shapes: [String: [Int]], classifier: String, aux: String?, trunk: String = "backbone") -> TensorDeterminedSettings {
+    var s = TensorDeterminedSettings(first: "\(trunk).conv1.weight", shapes)
     s.classes = shapes[classifier]?.first
-    s.auxiliary = shapes.keys.contains { $0.hasPrefix(aux) }
+    s.auxiliary = aux.map { prefix in shapes.keys.contains { $0.hasPrefix(prefix) } }
+    let layer3 = "\(trunk).layer3."
     let blocks = Set(shapes.keys.compactMap { key -> Int? in
-        guard key.hasPrefix("backbone.layer3.") else { return nil }
-        return Int(key.dropFirst("backbone.layer3.".count).prefix { $0.isNumber })
+        guard key.hasPrefix(layer3) else { return nil }
+        return Int(key.dropFirst(layer3.count).prefix { $0.isNumber })
     }).count
-    let bottleneck = shapes["backbone.layer1.0.conv3.weight"] != nil
+    let bottleneck = shapes["\(trunk).layer1.0.conv3.weight"] != nil
     switch (blocks, bottleneck) {
     case (2, false): s.backboneDepth = 18
     case (6, false): s.backboneDepth = 34

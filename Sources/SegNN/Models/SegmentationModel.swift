@@ -58,9 +58,8 @@ public enum ModelArchitecture: String, CaseIterable, Sendable {
         public var needsTwoImagesPerPass = false
         /// torchvision's own segmentation models: their state_dicts run as torchvision runs them.
         public var isTorchvisionModel = false
-        /// Whether `aux_loss` can add an auxiliary head (a ResNet model's defaults to yes).
-        public var takesAuxiliaryHead: Bool? = nil
-        var auxiliaryHead: Bool { takesAuxiliaryHead ?? (defaultBackboneDepth != nil) }
+        /// Whether `aux_loss` can add an auxiliary head.
+        public var takesAuxiliaryHead = false
     }
 
     /// What a model is built from.
@@ -119,7 +118,8 @@ public enum ModelArchitecture: String, CaseIterable, Sendable {
                          }, recognises: { $0.contains("encoder.0.weight") && $0.contains("upsample.0.weight") })
         case .fcn_resnet50, .fcn_resnet101:
             return Entry(origin: "torchvision's \(rawValue): dilated ResNet, FCN head; width = stem channels (64 there)",
-                         traits: Traits(downsamplings: 5, defaultBackboneDepth: self == .fcn_resnet50 ? 50 : 101, isTorchvisionModel: true),
+                         traits: Traits(downsamplings: 5, defaultBackboneDepth: self == .fcn_resnet50 ? 50 : 101, isTorchvisionModel: true,
+                                        takesAuxiliaryHead: true),
                          exportsAnySize: true,
                          build: { BackboneSegmenter(head: .fcn, inputChannels: $0.inputChannels, classes: $0.classes, depth: $0.backboneDepth,
                                                     width: $0.width, auxiliary: $0.auxiliary, seed: $0.seed) },
@@ -128,7 +128,7 @@ public enum ModelArchitecture: String, CaseIterable, Sendable {
         case .deeplabv3_resnet50, .deeplabv3_resnet101:
             return Entry(origin: "torchvision's \(rawValue): dilated ResNet, ASPP head; width = stem channels (64 there)",
                          traits: Traits(downsamplings: 5, defaultBackboneDepth: self == .deeplabv3_resnet50 ? 50 : 101,
-                                        needsTwoImagesPerPass: true, isTorchvisionModel: true),
+                                        needsTwoImagesPerPass: true, isTorchvisionModel: true, takesAuxiliaryHead: true),
                          exportsAnySize: true,
                          build: { BackboneSegmenter(head: .deeplabv3, inputChannels: $0.inputChannels, classes: $0.classes, depth: $0.backboneDepth,
                                                     width: $0.width, auxiliary: $0.auxiliary, seed: $0.seed) },
@@ -144,7 +144,7 @@ public enum ModelArchitecture: String, CaseIterable, Sendable {
                          }, recognises: { $0.contains("score_fr.weight") })
         case .pspnet:
             return Entry(origin: "PSPNet on a dilated ResNet (semseg's layout; backbone_depth, width as the ResNet models)",
-                         traits: Traits(downsamplings: 5, defaultBackboneDepth: 50, needsTwoImagesPerPass: true),
+                         traits: Traits(downsamplings: 5, defaultBackboneDepth: 50, needsTwoImagesPerPass: true, takesAuxiliaryHead: true),
                          exportsAnySize: false,   // the pyramid pooling's bins are fixed at the traced size
                          build: { PSPNet(inputChannels: $0.inputChannels, classes: $0.classes, depth: $0.backboneDepth, width: $0.width,
                                          auxiliary: $0.auxiliary, seed: $0.seed) },
@@ -152,17 +152,12 @@ public enum ModelArchitecture: String, CaseIterable, Sendable {
                          recognises: { $0.contains("cls.4.weight") })
         case .deeplabv3plus:
             return Entry(origin: "DeepLabV3+ (output stride 16, separable ASPP, stride-4 decoder) on a ResNet, segmentation_models_pytorch's layout; width = stem channels (64 there)",
-                         traits: Traits(downsamplings: 5, defaultBackboneDepth: 50, needsTwoImagesPerPass: true, takesAuxiliaryHead: false),
+                         traits: Traits(downsamplings: 5, defaultBackboneDepth: 50, needsTwoImagesPerPass: true),
                          exportsAnySize: true,
                          build: { DeepLabV3Plus(inputChannels: $0.inputChannels, classes: $0.classes, depth: $0.backboneDepth, width: $0.width,
                                                 seed: $0.seed) },
-                         settings: { shapes in
-                             var s = resnetSettings(shapes.reduce(into: [:]) { $0[$1.key.replacingOccurrences(of: "encoder.", with: "backbone.")] = $1.value },
-                                                    classifier: "segmentation_head.0.weight", aux: "aux_classifier.")
-                             s.classes = shapes["segmentation_head.0.weight"]?.first
-                             s.auxiliary = nil
-                             return s
-                         }, recognises: { $0.contains("decoder.aspp.0.convs.0.0.weight") && $0.contains("encoder.conv1.weight") })
+                         settings: { resnetSettings($0, classifier: "segmentation_head.0.weight", aux: nil, trunk: "encoder") },
+                         recognises: { $0.contains("decoder.aspp.0.convs.0.0.weight") && $0.contains("encoder.conv1.weight") })
         case .lraspp_mobilenet_v3_large:
             return Entry(origin: "torchvision's LR-ASPP on a dilated MobileNetV3-Large; width = 16 x width_mult (16 there)",
                          traits: Traits(downsamplings: 4, isTorchvisionModel: true), exportsAnySize: true,
@@ -185,7 +180,7 @@ public enum ModelArchitecture: String, CaseIterable, Sendable {
     public var needsTwoImagesPerPass: Bool { traits.needsTwoImagesPerPass }
     public var downsamplings: Int { traits.downsamplings }
     public var isTorchvisionModel: Bool { traits.isTorchvisionModel }
-    public var takesAuxiliaryHead: Bool { traits.auxiliaryHead }
+    public var takesAuxiliaryHead: Bool { traits.takesAuxiliaryHead }
 
     /// - Parameters:
     ///   - backboneDepth: overrides the ResNet depth of the name (18, 34, 50, 101).
