@@ -41,6 +41,16 @@ __device__ void block_sum_into(double v, double *out) {
     if (threadIdx.x == 0) atomicAdd(out, part[0]);
 }
 
+// The sum of the block's `v`, for thread 0 (every thread of the block must call it).
+__device__ double block_sum(double v) {
+    __shared__ double total;
+    if (threadIdx.x == 0) total = 0;
+    __syncthreads();
+    block_sum_into(v, &total);
+    __syncthreads();
+    return total;
+}
+
 __device__ float sigmoidf_(float x) {
     // as SegKernels.sigmoid: stable on both sides
     if (x >= 0) { float e = expf(-x); return 1.0f / (1.0f + e); }
@@ -102,11 +112,7 @@ __global__ void scale_channels_scale_grad_f32(const float *x, const float *dy, f
     const float *a = x + (i64)blockIdx.x * P, *b = dy + (i64)blockIdx.x * P;
     double v = 0;
     for (i64 k = threadIdx.x; k < P; k += blockDim.x) v += (double)(b[k] * a[k]);
-    __shared__ double total;
-    if (threadIdx.x == 0) total = 0;
-    __syncthreads();
-    block_sum_into(v, &total);
-    __syncthreads();
+    double total = block_sum(v);
     if (threadIdx.x == 0) ds[blockIdx.x] = (float)total;
 }
 
@@ -171,11 +177,7 @@ __global__ void grouped_conv_weight_grad_f32(const float *x, const float *dy, fl
         if (ih >= 0 && ih < H && iw >= 0 && iw < W)
             v += (double)(dy[((n * Co + oc) * OH + oh) * OW + ow] * x[((n * C + c) * H + ih) * W + iw]);
     }
-    __shared__ double total;
-    if (threadIdx.x == 0) total = 0;
-    __syncthreads();
-    block_sum_into(v, &total);
-    __syncthreads();
+    double total = block_sum(v);
     if (threadIdx.x == 0) dw[idx] += (float)total;
 }
 
@@ -227,11 +229,7 @@ __global__ void add_channel_bias_f32(float *y, const float *bias, int C, i64 P, 
 __global__ void sum_per_channel_f32(const float *t, float *out, int N, int C, i64 P, int G) {
     double s = 0;
     CHANNEL_LOOP(k, N, P) s += t[((k / P) * C + c) * P + k % P];
-    __shared__ double total;
-    if (threadIdx.x == 0) total = 0;
-    __syncthreads();
-    block_sum_into(s, &total);
-    __syncthreads();
+    double total = block_sum(s);
     if (threadIdx.x == 0) atomicAdd(&out[c], (float)total);
 }
 
