@@ -6,34 +6,25 @@ import SegCore
 /// channels; the 4x4 tiles from 8x8 images up) against a
 /// direct convolution written out in the test: output, input gradient and weight gradient, on
 /// even and odd image sizes (partial edge tiles) and channel counts that are not multiples of
-/// anything, whole images and blocks of tile rows.
+/// anything, whole images, blocks of tile rows and whole batches, and a layer wide enough
+/// (130 x 128 kernels) for the weight transforms to split over the workers.
 final class WinogradTests: XCTestCase {
     func testWinogradMatchesDirectConvolution() {
+        // three workers: blocks, images and channel shares split unevenly between them
+        let threads = Parallel.threads
+        Parallel.configure(threads: 3)
+        defer { Parallel.configure(threads: threads) }
         var rng = SeededGenerator(seed: 9)
         for (n, cin, cout, h, w) in [(2, 16, 3, 8, 8), (1, 17, 20, 7, 9), (3, 32, 16, 5, 4), (2, 16, 16, 13, 6), (1, 16, 17, 9, 11),
-                                     (2, 20, 16, 12, 8), (1, 16, 16, 16, 35), (1, 24, 18, 33, 17), (1, 16, 16, 64, 66)] {
+                                     (2, 20, 16, 12, 8), (1, 16, 16, 16, 35), (1, 24, 18, 33, 17), (1, 16, 16, 64, 66),
+                                     (2, 130, 128, 6, 5)] {
             let g = ConvGeometry(channels: cin, height: h, width: w, kernelH: 3, kernelW: 3, stride: 1, padding: 1)
             XCTAssertTrue(g.isWinograd3x3)
             let x = (0..<(n * cin * h * w)).map { _ in rng.uniform(-1, 1) }
             let wt = (0..<(cout * cin * 9)).map { _ in rng.uniform(-1, 1) }
             let bias = (0..<cout).map { _ in rng.uniform(-1, 1) }
             let dy = (0..<(n * cout * h * w)).map { _ in rng.uniform(-1, 1) }
-            // direct: y[n,co,i,j] = b + sum x[n,ci,i+a-1,j+b-1] w[co,ci,a,b]
-            var y = [Double](repeating: 0, count: n * cout * h * w), dx = [Double](repeating: 0, count: x.count)
-            var dw = [Double](repeating: 0, count: wt.count)
-            for b in 0..<n { for co in 0..<cout { for i in 0..<h { for j in 0..<w {
-                let o = ((b * cout + co) * h + i) * w + j
-                var s = Double(bias[co])
-                for ci in 0..<cin { for a in 0..<3 { for c in 0..<3 {
-                    let yy = i + a - 1, xx = j + c - 1
-                    guard yy >= 0, yy < h, xx >= 0, xx < w else { continue }
-                    let xi = ((b * cin + ci) * h + yy) * w + xx, wi = ((co * cin + ci) * 3 + a) * 3 + c
-                    s += Double(x[xi]) * Double(wt[wi])
-                    dx[xi] += Double(dy[o]) * Double(wt[wi])
-                    dw[wi] += Double(dy[o]) * Double(x[xi])
-                } } }
-                y[o] = s
-            } } } }
+            let (y, dx, dw) = directConv3x3(n, cin, cout, h, w, dilation: 1, x: x, weight: wt, bias: bias, dy: dy)
             var gotY = [Float](repeating: 0, count: y.count), gotDx = [Float](repeating: 0, count: dx.count)
             var gotDw = [Float](repeating: 0, count: dw.count), gotDb = [Float](repeating: 0, count: cout)
             conv2dForward(x: x, weight: wt, bias: bias, y: &gotY, batch: n, outChannels: cout, geometry: g)
@@ -41,10 +32,6 @@ final class WinogradTests: XCTestCase {
             // the 4x4-tile kernel directly, whatever side the dispatch would pick it from
             var y4 = [Float](repeating: 0, count: y.count)
             winogradConv3x3(.f4, x: x, weight: wt, bias: bias, y: &y4, batch: n, inChannels: cin, outChannels: cout, height: h, width: w)
-            func worst(_ a: [Float], _ b: [Double]) -> Double {
-                let scale = max(b.map { abs($0) }.max()!, 1e-9)
-                return zip(a, b).map { abs(Double($0) - $1) }.max()! / scale
-            }
             let label = "\(n)x\(cin)->\(cout) \(h)x\(w)"
             // F(4x4, 3x3)'s transforms (fractions down to 1/24, factors up to 8) cost a few ulps
             XCTAssertLessThan(worst(gotY, y), 1e-5, "y " + label)
@@ -52,20 +39,79 @@ final class WinogradTests: XCTestCase {
             var dw4 = [Float](repeating: 0, count: dw.count)
             winogradConv3x3WeightGradient(.f4, x: x, dy: dy, dweight: &dw4, batch: n, inChannels: cin, outChannels: cout, height: h, width: w)
             XCTAssertLessThan(worst(dw4, dw), 1e-5, "dw F(4x4) " + label)
-            // blocks of 1 and 2 tile rows (the last one partial on odd tile counts), both variants
-            for rows in [1, 2] {
+            // blocks of 1 and 2 tile rows (the last one partial on odd tile counts) and the whole
+            // batch in one plane, both variants
+            for schedule in [WinogradSchedule.blocks(rows: 1), .blocks(rows: 2), .wholeBatch] {
                 for (name, variant) in [("F(2x2)", WinogradVariant.f2), ("F(4x4)", .f4)] {
                     var yb = [Float](repeating: 0, count: y.count), dwb = [Float](repeating: 0, count: dw.count)
                     winogradConv3x3(variant, x: x, weight: wt, bias: bias, y: &yb, batch: n, inChannels: cin, outChannels: cout,
-                                    height: h, width: w, blockRows: rows)
+                                    height: h, width: w, schedule: schedule)
                     winogradConv3x3WeightGradient(variant, x: x, dy: dy, dweight: &dwb, batch: n, inChannels: cin, outChannels: cout,
-                                                  height: h, width: w, blockRows: rows)
-                    XCTAssertLessThan(worst(yb, y), 1e-5, "y \(name) blocks of \(rows) " + label)
-                    XCTAssertLessThan(worst(dwb, dw), 1e-5, "dw \(name) blocks of \(rows) " + label)
+                                                  height: h, width: w, schedule: schedule)
+                    XCTAssertLessThan(worst(yb, y), 1e-5, "y \(name) \(schedule) " + label)
+                    XCTAssertLessThan(worst(dwb, dw), 1e-5, "dw \(name) \(schedule) " + label)
                 }
             }
             XCTAssertLessThan(worst(gotDx, dx), 1e-5, "dx " + label)
             XCTAssertLessThan(worst(gotDw, dw), 1e-5, "dw " + label)
         }
     }
+
+    /// Dilated 3x3 convolutions with padding = dilation (DeepLab's, FCN's) run on the Winograd
+    /// path split into phase images: output, input and weight gradients against the direct
+    /// convolution, and a size the split does not divide (the im2col path) alike.
+    func testDilatedConvolutionOnPhaseImagesMatchesDirectConvolution() {
+        let threads = Parallel.threads
+        Parallel.configure(threads: 3)
+        defer { Parallel.configure(threads: threads) }
+        var rng = SeededGenerator(seed: 11)
+        for (n, cin, cout, h, w, d, phased) in [(2, 16, 16, 8, 8, 2, true), (1, 20, 17, 16, 20, 4, true), (1, 16, 24, 12, 15, 3, true),
+                                               (2, 16, 16, 9, 8, 2, false)] {
+            let g = ConvGeometry(channels: cin, height: h, width: w, kernelH: 3, kernelW: 3, stride: 1, padding: d, dilation: d)
+            XCTAssertEqual(g.winogradPhases(outChannels: cout) != nil, phased, "\(h)x\(w) dilation \(d)")
+            let x = (0..<(n * cin * h * w)).map { _ in rng.uniform(-1, 1) }
+            let wt = (0..<(cout * cin * 9)).map { _ in rng.uniform(-1, 1) }
+            let bias = (0..<cout).map { _ in rng.uniform(-1, 1) }
+            let dy = (0..<(n * cout * h * w)).map { _ in rng.uniform(-1, 1) }
+            let (y, dx, dw) = directConv3x3(n, cin, cout, h, w, dilation: d, x: x, weight: wt, bias: bias, dy: dy)
+            var gotY = [Float](repeating: 0, count: y.count), gotDx = [Float](repeating: 0, count: dx.count)
+            var gotDw = [Float](repeating: 0, count: dw.count), gotDb = [Float](repeating: 0, count: cout)
+            conv2dForward(x: x, weight: wt, bias: bias, y: &gotY, batch: n, outChannels: cout, geometry: g)
+            conv2dBackward(x: x, weight: wt, dy: dy, dx: &gotDx, dweight: &gotDw, dbias: &gotDb, batch: n, outChannels: cout, geometry: g)
+            let label = "\(n)x\(cin)->\(cout) \(h)x\(w) dilation \(d)"
+            XCTAssertLessThan(worst(gotY, y), 1e-5, "y " + label)
+            XCTAssertLessThan(worst(gotDx, dx), 1e-5, "dx " + label)
+            XCTAssertLessThan(worst(gotDw, dw), 1e-5, "dw " + label)
+            let db = (0..<cout).map { co in (0..<n).reduce(0.0) { s, b in s + (0..<(h * w)).reduce(0.0) { $0 + Double(dy[(b * cout + co) * h * w + $1]) } } }
+            XCTAssertLessThan(worst(gotDb, db), 1e-5, "db " + label)
+        }
+    }
+}
+
+/// Largest |a - b| over the largest |b|.
+private func worst(_ a: [Float], _ b: [Double]) -> Double {
+    let scale = max(b.map { abs($0) }.max()!, 1e-9)
+    return zip(a, b).map { abs(Double($0) - $1) }.max()! / scale
+}
+
+/// y, dx and dw of a 3x3 convolution with padding = dilation, stride 1, in Double, tap by tap:
+/// y[n,co,i,j] = b + sum x[n,ci,i+d(a-1),j+d(c-1)] w[co,ci,a,c].
+private func directConv3x3(_ n: Int, _ cin: Int, _ cout: Int, _ h: Int, _ w: Int, dilation d: Int, x: [Float], weight wt: [Float],
+                           bias: [Float], dy: [Float]) -> (y: [Double], dx: [Double], dw: [Double]) {
+    var y = [Double](repeating: 0, count: n * cout * h * w), dx = [Double](repeating: 0, count: x.count)
+    var dw = [Double](repeating: 0, count: wt.count)
+    for b in 0..<n { for co in 0..<cout { for i in 0..<h { for j in 0..<w {
+        let o = ((b * cout + co) * h + i) * w + j
+        var s = Double(bias[co])
+        for ci in 0..<cin { for a in 0..<3 { for c in 0..<3 {
+            let yy = i + d * (a - 1), xx = j + d * (c - 1)
+            guard yy >= 0, yy < h, xx >= 0, xx < w else { continue }
+            let xi = ((b * cin + ci) * h + yy) * w + xx, wi = ((co * cin + ci) * 3 + a) * 3 + c
+            s += Double(x[xi]) * Double(wt[wi])
+            dx[xi] += Double(dy[o]) * Double(wt[wi])
+            dw[wi] += Double(dy[o]) * Double(x[xi])
+        } } }
+        y[o] = s
+    } } } }
+    return (y, dx, dw)
 }

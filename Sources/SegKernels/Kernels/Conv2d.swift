@@ -18,6 +18,10 @@ public func conv2dForward(x: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                         inChannels: g.channels, outChannels: Cout, height: g.height, width: g.width)
         return
     }
+    if let d = g.winogradPhases(outChannels: Cout) {
+        dilatedWinogradForward(x: x, weight: weight, bias: bias, y: y, batch: batch, outChannels: Cout, geometry: g, phases: d)
+        return
+    }
     // Work items are (image, band of output rows): a band of at most `bandColumns` output
     // pixels is one im2col + one GEMM, so one large image fills every core as a batch does; the
     // bands depend on the geometry alone, so an image's result does not depend on its batch.
@@ -69,6 +73,11 @@ public func conv2dBackward(x: UnsafePointer<Float>, weight: UnsafePointer<Float>
         return
     }
     if let dbias { sumPerChannel(dy, into: dbias, batch: batch, channels: Cout, pixels: P) }
+    if let d = g.winogradPhases(outChannels: Cout) {
+        dilatedWinogradBackward(x: x, weight: weight, dy: dy, dx: dx, dweight: dweight, batch: batch, outChannels: Cout,
+                                geometry: g, phases: d)
+        return
+    }
     // With stride 1 the input gradient is itself a convolution: dy read by the same window
     // with the kernel flipped and in/out channels swapped. That GEMM is as efficient as the
     // forward one and its im2col avoids col2im's scatter-add.

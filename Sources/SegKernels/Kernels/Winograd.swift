@@ -20,16 +20,16 @@ extension ConvGeometry {
 /// G applied to (a, b, c): (a, (a + b + c) / 2, (a - b + c) / 2, c).
 func winogradWeights(_ w: UnsafePointer<Float>, _ u: UnsafeMutablePointer<Float>, outChannels: Int, inChannels: Int) {
     let pairs = outChannels * inChannels
-    @inline(__always) func g4(_ a: Float, _ b: Float, _ c: Float) -> (Float, Float, Float, Float) {
+    @inline(__always) func g4(_ a: Lanes, _ b: Lanes, _ c: Lanes) -> (Lanes, Lanes, Lanes, Lanes) {
         (a, 0.5 * (a + b + c), 0.5 * (a - b + c), c)
     }
-    for p in 0..<pairs {
-        let g = w + p * 9
+    forEachKernelBlock(pairs) { p, count in
+        let g = kernelTaps(w, p, count)
         // G g, column by column: rows k of G g are (r0[k], r1[k], r2[k]) for the 3 columns
         let c0 = g4(g[0], g[3], g[6]), c1 = g4(g[1], g[4], g[7]), c2 = g4(g[2], g[5], g[8])
-        @inline(__always) func put(_ row: Int, _ v: (Float, Float, Float, Float)) {
-            u[(4 * row) * pairs + p] = v.0; u[(4 * row + 1) * pairs + p] = v.1
-            u[(4 * row + 2) * pairs + p] = v.2; u[(4 * row + 3) * pairs + p] = v.3
+        @inline(__always) func put(_ row: Int, _ v: (Lanes, Lanes, Lanes, Lanes)) {
+            store(v.0, u + (4 * row) * pairs + p, count: count); store(v.1, u + (4 * row + 1) * pairs + p, count: count)
+            store(v.2, u + (4 * row + 2) * pairs + p, count: count); store(v.3, u + (4 * row + 3) * pairs + p, count: count)
         }
         // ... then (G g) G^T, row by row
         put(0, g4(c0.0, c1.0, c2.0)); put(1, g4(c0.1, c1.1, c2.1)); put(2, g4(c0.2, c1.2, c2.2)); put(3, g4(c0.3, c1.3, c2.3))
@@ -49,10 +49,10 @@ func winogradInputScratch(width w: Int, rows: Int) -> Int {
 /// zero on the first call for a geometry (the padding columns are never written; rows outside
 /// the image are zeroed here).
 func winogradInput(_ x: UnsafePointer<Float>, _ v: UnsafeMutablePointer<Float>, channels: Int, height h: Int, width w: Int,
-                   tileRows: Range<Int>, scratch: UnsafeMutablePointer<Float>) {
+                   tileRows: Range<Int>, slab: TileSlab, scratch: UnsafeMutablePointer<Float>) {
     let tw = (w + 1) / 2, ty0 = tileRows.lowerBound
     let hw = tw + 1, stride = 2 * hw   // a padded row: even half, then odd half
-    let plane = tileRows.count * tw   // layout (channel, ξ, tile): one channel's tiles together
+    let plane = slab.plane   // layout (channel, ξ, tile): one channel's tiles together
     let padded = scratch, comb = scratch + (2 * tileRows.count + 2) * stride
     for c in 0..<channels {
         let img = x + c * h * w
@@ -87,7 +87,7 @@ func winogradInput(_ x: UnsafePointer<Float>, _ v: UnsafeMutablePointer<Float>, 
             }
             // ... then B over each tile's columns p0..p3 = E[tx], O[tx], E[tx+1], O[tx+1]:
             // p0 - p2, p1 + p2, p2 - p1, p1 - p3
-            let base = c * 16 * plane + (ty - ty0) * tw
+            let base = c * 16 * plane + slab.offset + (ty - ty0) * tw
             for i in 0..<4 {
                 let e = comb + i * stride, o = e + hw
                 let o0 = v + (4 * i) * plane + base, o1 = v + (4 * i + 1) * plane + base
@@ -111,15 +111,15 @@ func winogradInput(_ x: UnsafePointer<Float>, _ v: UnsafeMutablePointer<Float>, 
 /// y = A^T M A for every output channel and tile in tile rows `tileRows`: M (Cout, 16, T) ->
 /// those rows of y (Cout, H, W), plus bias; SIMD lanes across the tiles of a tile row.
 func winogradOutput(_ m: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?,
-                    outChannels: Int, height h: Int, width w: Int, tileRows: Range<Int>, scratch: UnsafeMutablePointer<Float>) {
-    let tw = (w + 1) / 2, plane = tileRows.count * tw   // layout (channel, ξ, tile)
+                    outChannels: Int, height h: Int, width w: Int, tileRows: Range<Int>, slab: TileSlab, scratch: UnsafeMutablePointer<Float>) {
+    let tw = (w + 1) / 2, plane = slab.plane   // layout (channel, ξ, tile)
     // scratch: the 4 results (y00, y01, y10, y11) of every tile of a row
     let q0 = scratch, q1 = scratch + tw, q2 = scratch + 2 * tw, q3 = scratch + 3 * tw
     for co in 0..<outChannels {
         let b = bias?[co] ?? 0, bv = Lanes(repeating: b)
         let out = y + co * h * w
         for ty in tileRows {
-            let base = co * 16 * plane + (ty - tileRows.lowerBound) * tw
+            let base = co * 16 * plane + slab.offset + (ty - tileRows.lowerBound) * tw
             func row(_ xi: Int) -> UnsafePointer<Float> { m + xi * plane + base }
             var tx = 0
             while tx + 8 <= tw {
@@ -163,8 +163,8 @@ func winogradOutput(_ m: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
 /// Rows of A dY: (a, b), (a + c, b + d), (a - c, b - d), (-c, -d); then each row (p, q) ->
 /// (p, p + q, p - q, -q). Pixels past the image's last row or column count as 0.
 func winogradOutputGradient(_ dy: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, outChannels: Int,
-                            height h: Int, width w: Int, tileRows: Range<Int>, rows: UnsafeMutablePointer<Float>) {
-    let tw = (w + 1) / 2, plane = tileRows.count * tw   // layout (channel, ξ, tile)
+                            height h: Int, width w: Int, tileRows: Range<Int>, slab: TileSlab, rows: UnsafeMutablePointer<Float>) {
+    let tw = (w + 1) / 2, plane = slab.plane   // layout (channel, ξ, tile)
     // the tile row's pixels split by column parity: a = (2ty, even), b = (2ty, odd), c, d the row below
     let a = rows, b = rows + tw, c = rows + 2 * tw, d = rows + 3 * tw
     for co in 0..<outChannels {
@@ -178,7 +178,7 @@ func winogradOutputGradient(_ dy: UnsafePointer<Float>, _ out: UnsafeMutablePoin
                 for x in 0..<(w / 2) { even[x] = src[2 * x]; odd[x] = src[2 * x + 1] }
                 if w % 2 == 1 { even[tw - 1] = src[w - 1] }
             }
-            let base = co * 16 * plane + (ty - tileRows.lowerBound) * tw
+            let base = co * 16 * plane + slab.offset + (ty - tileRows.lowerBound) * tw
             func put(_ i: Int, _ tx: Int, _ p: Lanes, _ q: Lanes) {
                 store(p, out + (4 * i) * plane + base, tx); store(p + q, out + (4 * i + 1) * plane + base, tx)
                 store(p - q, out + (4 * i + 2) * plane + base, tx); store(-q, out + (4 * i + 3) * plane + base, tx)
@@ -205,19 +205,16 @@ func winogradOutputGradient(_ dy: UnsafePointer<Float>, _ out: UnsafeMutablePoin
 /// G^T rows: (1, 1/2, 1/2, 0), (0, 1/2, -1/2, 0), (0, 1/2, 1/2, 1).
 func winogradWeightGradientTransform(_ du: UnsafePointer<Float>, _ dw: UnsafeMutablePointer<Float>, outChannels: Int, inChannels: Int) {
     let pairs = outChannels * inChannels
-    @inline(__always) func gt(_ u0: Float, _ u1: Float, _ u2: Float, _ u3: Float) -> (Float, Float, Float) {
+    @inline(__always) func gt(_ u0: Lanes, _ u1: Lanes, _ u2: Lanes, _ u3: Lanes) -> (Lanes, Lanes, Lanes) {
         (u0 + 0.5 * (u1 + u2), 0.5 * (u1 - u2), 0.5 * (u1 + u2) + u3)
     }
-    for p in 0..<pairs {
-        @inline(__always) func at(_ xi: Int) -> Float { du[xi * pairs + p] }
+    forEachKernelBlock(pairs) { p, count in
+        @inline(__always) func at(_ xi: Int) -> Lanes { load(du + xi * pairs + p, count: count) }
         // G^T over rows (4 -> 3), for each of the 4 columns
         let c0 = gt(at(0), at(4), at(8), at(12)), c1 = gt(at(1), at(5), at(9), at(13))
         let c2 = gt(at(2), at(6), at(10), at(14)), c3 = gt(at(3), at(7), at(11), at(15))
         // ... then over columns (4 -> 3), row by row
-        let g = dw + p * 9
         let r0 = gt(c0.0, c1.0, c2.0, c3.0), r1 = gt(c0.1, c1.1, c2.1, c3.1), r2 = gt(c0.2, c1.2, c2.2, c3.2)
-        g[0] += r0.0; g[1] += r0.1; g[2] += r0.2
-        g[3] += r1.0; g[4] += r1.1; g[5] += r1.2
-        g[6] += r2.0; g[7] += r2.1; g[8] += r2.2
+        addKernelTaps([r0.0, r0.1, r0.2, r1.0, r1.1, r1.2, r2.0, r2.1, r2.2], dw, p, count)
     }
 }

@@ -18,17 +18,18 @@ func winograd4InputScratch(width w: Int, rows: Int) -> Int {
 /// U = G g G^T for every (co, ci): weights (Cout, Cin, 3, 3) -> U (36, Cout, Cin).
 func winograd4Weights(_ w: UnsafePointer<Float>, _ u: UnsafeMutablePointer<Float>, outChannels: Int, inChannels: Int) {
     let pairs = outChannels * inChannels
-    typealias Six = (Float, Float, Float, Float, Float, Float)
-    @inline(__always) func g6(_ a: Float, _ b: Float, _ c: Float) -> Six {
+    typealias Six = (Lanes, Lanes, Lanes, Lanes, Lanes, Lanes)
+    @inline(__always) func g6(_ a: Lanes, _ b: Lanes, _ c: Lanes) -> Six {
         (a / 4, -(a + b + c) / 6, -(a - b + c) / 6, a / 24 + b / 12 + c / 6, a / 24 - b / 12 + c / 6, c)
     }
-    for p in 0..<pairs {
-        let g = w + p * 9
+    forEachKernelBlock(pairs) { p, count in
+        let g = kernelTaps(w, p, count)
         // G g, column by column; then (G g) G^T row by row
         let c0 = g6(g[0], g[3], g[6]), c1 = g6(g[1], g[4], g[7]), c2 = g6(g[2], g[5], g[8])
         @inline(__always) func put(_ row: Int, _ r: Six) {
-            u[(6 * row) * pairs + p] = r.0; u[(6 * row + 1) * pairs + p] = r.1; u[(6 * row + 2) * pairs + p] = r.2
-            u[(6 * row + 3) * pairs + p] = r.3; u[(6 * row + 4) * pairs + p] = r.4; u[(6 * row + 5) * pairs + p] = r.5
+            let o = u + 6 * row * pairs + p
+            store(r.0, o, count: count); store(r.1, o + pairs, count: count); store(r.2, o + 2 * pairs, count: count)
+            store(r.3, o + 3 * pairs, count: count); store(r.4, o + 4 * pairs, count: count); store(r.5, o + 5 * pairs, count: count)
         }
         put(0, g6(c0.0, c1.0, c2.0)); put(1, g6(c0.1, c1.1, c2.1)); put(2, g6(c0.2, c1.2, c2.2))
         put(3, g6(c0.3, c1.3, c2.3)); put(4, g6(c0.4, c1.4, c2.4)); put(5, g6(c0.5, c1.5, c2.5))
@@ -57,10 +58,10 @@ func winograd4B(_ a: Float, _ b: Float, _ c: Float, _ d: Float, _ e: Float, _ f:
 /// `scratch` holds `winograd4InputScratch` floats and is zero on the first call (the padding
 /// columns are never written; rows outside the image are zeroed here).
 func winograd4Input(_ x: UnsafePointer<Float>, _ v: UnsafeMutablePointer<Float>, channels: Int, height h: Int, width w: Int,
-                    tileRows: Range<Int>, scratch: UnsafeMutablePointer<Float>) {
+                    tileRows: Range<Int>, slab: TileSlab, scratch: UnsafeMutablePointer<Float>) {
     let tw = (w + 3) / 4, ty0 = tileRows.lowerBound
     let hq = tw + 1, stride = 4 * hq          // a padded row: its 4 phases (tiles read tx + 1 <= tw)
-    let plane = tileRows.count * tw   // layout (channel, ξ, tile): one channel's tiles together
+    let plane = slab.plane   // layout (channel, ξ, tile): one channel's tiles together
     let padded = scratch, comb = scratch + (4 * tileRows.count + 2) * stride
     for c in 0..<channels {
         let img = x + c * h * w
@@ -102,7 +103,7 @@ func winograd4Input(_ x: UnsafePointer<Float>, _ v: UnsafeMutablePointer<Float>,
                 j += 1
             }
             // ... then B over each tile's columns P0[tx], P1[tx], P2[tx], P3[tx], P0[tx+1], P1[tx+1]
-            let base = c * 36 * plane + (ty - ty0) * tw
+            let base = c * 36 * plane + slab.offset + (ty - ty0) * tw
             for i in 0..<6 {
                 let p0 = comb + i * stride, p1 = p0 + hq, p2 = p0 + 2 * hq, p3 = p0 + 3 * hq
                 func out(_ j: Int) -> UnsafeMutablePointer<Float> { v + (6 * i + j) * plane + base }
@@ -140,13 +141,13 @@ func winograd4A(_ a: Float, _ b: Float, _ c: Float, _ d: Float, _ e: Float, _ f:
 /// those rows of y (Cout, H, W), plus bias. `scratch` holds 16 * tw floats: the 16 outputs of
 /// every tile of a tile row.
 func winograd4Output(_ m: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?,
-                     outChannels: Int, height h: Int, width w: Int, tileRows: Range<Int>, scratch q: UnsafeMutablePointer<Float>) {
-    let tw = (w + 3) / 4, plane = tileRows.count * tw   // layout (channel, ξ, tile)
+                     outChannels: Int, height h: Int, width w: Int, tileRows: Range<Int>, slab: TileSlab, scratch q: UnsafeMutablePointer<Float>) {
+    let tw = (w + 3) / 4, plane = slab.plane   // layout (channel, ξ, tile)
     for co in 0..<outChannels {
         let b = bias?[co] ?? 0, bv = Lanes(repeating: b)
         let out = y + co * h * w
         for ty in tileRows {
-            let base = co * 36 * plane + (ty - tileRows.lowerBound) * tw
+            let base = co * 36 * plane + slab.offset + (ty - tileRows.lowerBound) * tw
             func row(_ xi: Int) -> UnsafePointer<Float> { m + xi * plane + base }
             var tx = 0
             while tx + 8 <= tw {
@@ -213,8 +214,8 @@ func winograd4AT(_ a: Lanes, _ b: Lanes, _ c: Lanes, _ d: Lanes) -> (Lanes, Lane
 /// Each tile row's four image rows are split into column phases so every step runs on SIMD
 /// lanes across the tiles; pixels past the image count as 0. `rows` holds 16 * (tw + 8) floats.
 func winograd4OutputGradient(_ dy: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, outChannels: Int,
-                             height h: Int, width w: Int, tileRows: Range<Int>, rows: UnsafeMutablePointer<Float>) {
-    let tw = (w + 3) / 4, plane = tileRows.count * tw   // layout (channel, ξ, tile)
+                             height h: Int, width w: Int, tileRows: Range<Int>, slab: TileSlab, rows: UnsafeMutablePointer<Float>) {
+    let tw = (w + 3) / 4, plane = slab.plane   // layout (channel, ξ, tile)
     let hq = tw + 8
     for co in 0..<outChannels {
         let img = dy + co * h * w
@@ -238,7 +239,7 @@ func winograd4OutputGradient(_ dy: UnsafePointer<Float>, _ out: UnsafeMutablePoi
                 var col = 16 * k
                 while col < w { p[(col % 4) * hq + col / 4] = src[col]; col += 1 }
             }
-            let base = co * 36 * plane + (ty - tileRows.lowerBound) * tw
+            let base = co * 36 * plane + slab.offset + (ty - tileRows.lowerBound) * tw
             @inline(__always) func dst(_ xi: Int) -> UnsafeMutablePointer<Float> { out + xi * plane + base }
             var tx = 0
             while tx + 8 <= tw {   // 8 tiles at a time, the rest one by one
@@ -283,20 +284,17 @@ func winograd4OutputGradient(_ dy: UnsafePointer<Float>, _ out: UnsafeMutablePoi
 /// (u0..u5): (u0/4 - (u1 + u2)/6 + (u3 + u4)/24, (u2 - u1)/6 + (u3 - u4)/12, (u3 + u4 - u1 - u2)/6 + u5).
 func winograd4WeightGradientTransform(_ du: UnsafePointer<Float>, _ dw: UnsafeMutablePointer<Float>, outChannels: Int, inChannels: Int) {
     let pairs = outChannels * inChannels
-    @inline(__always) func gt(_ u0: Float, _ u1: Float, _ u2: Float, _ u3: Float, _ u4: Float, _ u5: Float) -> (Float, Float, Float) {
+    @inline(__always) func gt(_ u0: Lanes, _ u1: Lanes, _ u2: Lanes, _ u3: Lanes, _ u4: Lanes, _ u5: Lanes) -> (Lanes, Lanes, Lanes) {
         (u0 / 4 - (u1 + u2) / 6 + (u3 + u4) / 24, (u2 - u1) / 6 + (u3 - u4) / 12, (u3 + u4 - u1 - u2) / 6 + u5)
     }
-    for p in 0..<pairs {
-        @inline(__always) func at(_ xi: Int) -> Float { du[xi * pairs + p] }
+    forEachKernelBlock(pairs) { p, count in
+        @inline(__always) func at(_ xi: Int) -> Lanes { load(du + xi * pairs + p, count: count) }
         // G^T over the 6 rows, for each of the 6 columns j
-        @inline(__always) func column(_ j: Int) -> (Float, Float, Float) { gt(at(j), at(6 + j), at(12 + j), at(18 + j), at(24 + j), at(30 + j)) }
+        @inline(__always) func column(_ j: Int) -> (Lanes, Lanes, Lanes) { gt(at(j), at(6 + j), at(12 + j), at(18 + j), at(24 + j), at(30 + j)) }
         let c0 = column(0), c1 = column(1), c2 = column(2), c3 = column(3), c4 = column(4), c5 = column(5)
         // ... then over the columns, row by row
-        let g = dw + p * 9
         let r0 = gt(c0.0, c1.0, c2.0, c3.0, c4.0, c5.0), r1 = gt(c0.1, c1.1, c2.1, c3.1, c4.1, c5.1)
         let r2 = gt(c0.2, c1.2, c2.2, c3.2, c4.2, c5.2)
-        g[0] += r0.0; g[1] += r0.1; g[2] += r0.2
-        g[3] += r1.0; g[4] += r1.1; g[5] += r1.2
-        g[6] += r2.0; g[7] += r2.1; g[8] += r2.2
+        addKernelTaps([r0.0, r0.1, r0.2, r1.0, r1.1, r1.2, r2.0, r2.1, r2.2], dw, p, count)
     }
 }

@@ -13,10 +13,11 @@ public struct WinogradVariant: Sendable {
     let outputScratch: @Sendable (_ tileColumns: Int) -> Int
     let gradientScratch: @Sendable (_ tileColumns: Int) -> Int
     let weights: @Sendable (UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int, Int) -> Void
-    let input: @Sendable (UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int, Int, Int, Range<Int>, UnsafeMutablePointer<Float>) -> Void
+    let input: @Sendable (UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int, Int, Int, Range<Int>, TileSlab,
+                          UnsafeMutablePointer<Float>) -> Void
     let output: @Sendable (UnsafePointer<Float>, UnsafeMutablePointer<Float>, UnsafePointer<Float>?, Int, Int, Int, Range<Int>,
-                           UnsafeMutablePointer<Float>) -> Void
-    let outputGradient: @Sendable (UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int, Int, Int, Range<Int>,
+                           TileSlab, UnsafeMutablePointer<Float>) -> Void
+    let outputGradient: @Sendable (UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int, Int, Int, Range<Int>, TileSlab,
                                    UnsafeMutablePointer<Float>) -> Void
     let weightGradient: @Sendable (UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int, Int) -> Void
 
@@ -24,18 +25,18 @@ public struct WinogradVariant: Sendable {
         side: 2, inputScratch: { winogradInputScratch(width: $0, rows: $1) }, outputScratch: { 4 * $0 },
         gradientScratch: { 4 * $0 },
         weights: { winogradWeights($0, $1, outChannels: $2, inChannels: $3) },
-        input: { winogradInput($0, $1, channels: $2, height: $3, width: $4, tileRows: $5, scratch: $6) },
-        output: { winogradOutput($0, $1, bias: $2, outChannels: $3, height: $4, width: $5, tileRows: $6, scratch: $7) },
-        outputGradient: { winogradOutputGradient($0, $1, outChannels: $2, height: $3, width: $4, tileRows: $5, rows: $6) },
+        input: { winogradInput($0, $1, channels: $2, height: $3, width: $4, tileRows: $5, slab: $6, scratch: $7) },
+        output: { winogradOutput($0, $1, bias: $2, outChannels: $3, height: $4, width: $5, tileRows: $6, slab: $7, scratch: $8) },
+        outputGradient: { winogradOutputGradient($0, $1, outChannels: $2, height: $3, width: $4, tileRows: $5, slab: $6, rows: $7) },
         weightGradient: { winogradWeightGradientTransform($0, $1, outChannels: $2, inChannels: $3) })
 
     public static let f4 = WinogradVariant(
         side: 4, inputScratch: { winograd4InputScratch(width: $0, rows: $1) }, outputScratch: { 16 * $0 + 8 },
         gradientScratch: { 16 * ($0 + 8) },
         weights: { winograd4Weights($0, $1, outChannels: $2, inChannels: $3) },
-        input: { winograd4Input($0, $1, channels: $2, height: $3, width: $4, tileRows: $5, scratch: $6) },
-        output: { winograd4Output($0, $1, bias: $2, outChannels: $3, height: $4, width: $5, tileRows: $6, scratch: $7) },
-        outputGradient: { winograd4OutputGradient($0, $1, outChannels: $2, height: $3, width: $4, tileRows: $5, rows: $6) },
+        input: { winograd4Input($0, $1, channels: $2, height: $3, width: $4, tileRows: $5, slab: $6, scratch: $7) },
+        output: { winograd4Output($0, $1, bias: $2, outChannels: $3, height: $4, width: $5, tileRows: $6, slab: $7, scratch: $8) },
+        outputGradient: { winograd4OutputGradient($0, $1, outChannels: $2, height: $3, width: $4, tileRows: $5, slab: $6, rows: $7) },
         weightGradient: { winograd4WeightGradientTransform($0, $1, outChannels: $2, inChannels: $3) })
 
     /// The faster variant for an `h x w` map (see `winograd4MinimumSide`).
@@ -44,11 +45,44 @@ public struct WinogradVariant: Sendable {
     func tiles(_ h: Int, _ w: Int) -> (rows: Int, columns: Int) { ((h + side - 1) / side, (w + side - 1) / side) }
 
     /// Tile rows per block: as many as keep one block's transformed tiles of both sides
-    /// (`channels` = in + out, `points` floats a tile each) within `winogradBlockBytes`, at least one.
+    /// (`channels` = in + out, `points` floats a tile each) within `winogradBlockBytes`, but at
+    /// least `winogradMinimumTiles` tiles (when the image has them) and one row.
     func blockRows(channels: Int, tileColumns tw: Int, tileRows th: Int) -> Int {
-        let tiles = winogradBlockBytes / (4 * points * channels)
+        let tiles = max(winogradBlockBytes / (4 * points * channels), winogradMinimumTiles)
         return min(th, max(1, tiles / tw))
     }
+
+    /// How to run a layer: whole batch together where one image's transformed tiles are fewer
+    /// than the transformed weights or than `winogradMinimumTiles` (the deep, small, wide maps)
+    /// and the batch's tiles fit in `winogradBatchBytes`; else blocks of tile rows.
+    func schedule(batch: Int, inChannels cin: Int, outChannels cout: Int, height h: Int, width w: Int) -> WinogradSchedule {
+        let (th, tw) = tiles(h, w), imageTiles = th * tw
+        let batchBytes = 4 * points * (cin + cout) * imageTiles * batch
+        if batchBytes <= winogradBatchBytes && (imageTiles < winogradMinimumTiles || imageTiles * (cin + cout) < cin * cout) {
+            return .wholeBatch
+        }
+        return .blocks(rows: blockRows(channels: cin + cout, tileColumns: tw, tileRows: th))
+    }
+}
+
+/// Where a block's transformed tiles sit in V, M or DY, laid out (channel, ξ, tile) with
+/// `plane` tiles per (channel, ξ): tile t of the block is tile `offset + t` of the plane. One
+/// image's block alone fills its plane (offset 0); a whole batch shares one plane, image n at
+/// offset n T.
+struct TileSlab {
+    let plane: Int
+    let offset: Int
+}
+
+/// How a Winograd convolution walks its batch (`WinogradVariant.schedule`; tests force one).
+public enum WinogradSchedule: Sendable, Equatable {
+    /// (image, block of `rows` tile rows) items spread over the workers, each transformed,
+    /// multiplied and transformed back while its tiles stay in L2.
+    case blocks(rows: Int)
+    /// Every image's tiles transformed into one plane, then one GEMM per tile point over the
+    /// whole batch, the points spread over the workers: each transformed weight matrix U_ξ is
+    /// read once per step instead of once per image or block.
+    case wholeBatch
 }
 
 /// Bytes of transformed tiles (input and output side together) one block may hold: half the
@@ -61,84 +95,158 @@ public let winogradBlockBytes: Int = {
     return l2 > 0 ? min(max(l2 / 2, 128 * 1024), 2 * 1024 * 1024) : 512 * 1024
 }()
 
+/// Fewest tiles a block's GEMMs multiply: each GEMM packs its whole U_ξ (Cout x Cin) for the
+/// block's tiles, so on wide layers blocks of a few tiles spent more time packing weights than
+/// multiplying. Measured (UNet w=64, batch 4, 128 px, 2-core AMD EPYC): no minimum 5.4-5.6
+/// images/s, at least 64 tiles 6.5-6.9, 128 6.4-6.8, 256 5.8-6.5.
+let winogradMinimumTiles = 64
+
+/// Most bytes of a whole batch's transformed tiles (both sides) `.wholeBatch` holds at once.
+let winogradBatchBytes = 32 << 20
+
 /// Calls `body(rows)` for consecutive blocks of `size` tile rows covering `0..<count`.
 @inline(__always) func forEachBlock(_ count: Int, size: Int, _ body: (Range<Int>) -> Void) {
     var start = 0
     while start < count { let end = min(count, start + size); body(start..<end); start = end }
 }
 
+/// Floats of scratch, zeroed, for one worker's transforms of a `variant` layer.
+private struct TransformScratch {
+    let input: UnsafeMutablePointer<Float>, output: UnsafeMutablePointer<Float>
+    init(_ variant: WinogradVariant, width w: Int, rows: Int, tileColumns tw: Int) {
+        let size = variant.inputScratch(w, rows)
+        input = .allocate(capacity: size)
+        input.initialize(repeating: 0, count: size)   // the padding columns are never written
+        let outputSize = max(variant.outputScratch(tw), variant.gradientScratch(tw))
+        output = .allocate(capacity: outputSize)
+    }
+    func deallocate() { input.deallocate(); output.deallocate() }
+}
+
+/// Runs `body(n, channels)` for every image n and a share of its `channels`, spread over the
+/// workers (a batch of one still fills every core), with each worker's transform scratch.
+private func forEachImageChannels(_ variant: WinogradVariant, batch: Int, channels: Int, height h: Int, width w: Int,
+                                  _ body: (_ n: Int, _ channels: Range<Int>, TransformScratch) -> Void) {
+    let (th, tw) = variant.tiles(h, w)
+    let parts = max(1, min(channels, (Parallel.threads + batch - 1) / batch))
+    Parallel.chunks(batch * parts) { _, items in
+        let scratch = TransformScratch(variant, width: w, rows: th, tileColumns: tw)
+        defer { scratch.deallocate() }
+        for item in items {
+            let n = item / parts, part = item % parts
+            body(n, (part * channels / parts)..<((part + 1) * channels / parts), scratch)
+        }
+    }
+}
+
 /// y (N, Cout, H, W) = conv3x3(x (N, Cin, H, W), weight (Cout, Cin, 3, 3), stride 1, padding 1)
-/// + bias: per block of tile rows of an image the input tiles V, then M_ξ = U_ξ V_ξ (one GEMM
-/// per tile point ξ), then the output transform. Tiles are channel-major: V (Cin, ξ, T),
-/// M (Cout, ξ, T). `blockRows` overrides the cache-sized block (tests).
+/// + bias: the input tiles V, then M_ξ = U_ξ V_ξ (one GEMM per tile point ξ), then the output
+/// transform, per `schedule` (the variant's own by default). Tiles are channel-major:
+/// V (Cin, ξ, T), M (Cout, ξ, T).
 public func winogradConv3x3(_ variant: WinogradVariant, x: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                             bias: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>, batch: Int, inChannels cin: Int,
-                            outChannels cout: Int, height h: Int, width w: Int, blockRows: Int? = nil) {
+                            outChannels cout: Int, height h: Int, width w: Int, schedule: WinogradSchedule? = nil) {
     let (th, tw) = variant.tiles(h, w), points = variant.points
-    let rows = blockRows ?? variant.blockRows(channels: cin + cout, tileColumns: tw, tileRows: th), t = rows * tw
     let u = UnsafeMutablePointer<Float>.allocate(capacity: points * cout * cin)
     defer { u.deallocate() }
     variant.weights(weight, u, cout, cin)
-    // The work is (image, block of tile rows) pairs, spread over the workers: a batch of one
-    // image (prediction, a micro-batch of one) still fills every core. Blocks write disjoint
-    // output rows and each is computed the same way whichever worker takes it.
-    let blocks = (th + rows - 1) / rows
-    Parallel.chunks(batch * blocks) { _, items in
-        let v = UnsafeMutablePointer<Float>.allocate(capacity: points * cin * t)
-        let m = UnsafeMutablePointer<Float>.allocate(capacity: points * cout * t)
-        let size = variant.inputScratch(w, rows)
-        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: size)
-        scratch.initialize(repeating: 0, count: size)   // the padding columns are never written
-        let outScratch = UnsafeMutablePointer<Float>.allocate(capacity: variant.outputScratch(tw))
-        defer { v.deallocate(); m.deallocate(); scratch.deallocate(); outScratch.deallocate() }
-        for item in items {
-            let n = item / blocks, first = (item % blocks) * rows
-            let block = first..<min(th, first + rows)
-            let tb = block.count * tw
-            variant.input(x + n * cin * h * w, v, cin, h, w, block, scratch)
-            for xi in 0..<points {
-                sgemm(m: cout, n: tb, k: cin, a: u + xi * cout * cin, lda: cin, b: v + xi * tb, ldb: points * tb,
-                      beta: 0, c: m + xi * tb, ldc: points * tb)
+    switch schedule ?? variant.schedule(batch: batch, inChannels: cin, outChannels: cout, height: h, width: w) {
+    case .wholeBatch:
+        let imageTiles = th * tw, plane = batch * imageTiles
+        let v = UnsafeMutablePointer<Float>.allocate(capacity: points * cin * plane)
+        let m = UnsafeMutablePointer<Float>.allocate(capacity: points * cout * plane)
+        defer { v.deallocate(); m.deallocate() }
+        forEachImageChannels(variant, batch: batch, channels: cin, height: h, width: w) { n, cs, scratch in
+            variant.input(x + (n * cin + cs.lowerBound) * h * w, v + cs.lowerBound * points * plane, cs.count, h, w, 0..<th,
+                          TileSlab(plane: plane, offset: n * imageTiles), scratch.input)
+        }
+        Parallel.forEach(points) { xi in
+            sgemm(m: cout, n: plane, k: cin, a: u + xi * cout * cin, lda: cin, b: v + xi * plane, ldb: points * plane,
+                  beta: 0, c: m + xi * plane, ldc: points * plane)
+        }
+        forEachImageChannels(variant, batch: batch, channels: cout, height: h, width: w) { n, cs, scratch in
+            variant.output(m + cs.lowerBound * points * plane, y + (n * cout + cs.lowerBound) * h * w, bias.map { $0 + cs.lowerBound },
+                           cs.count, h, w, 0..<th, TileSlab(plane: plane, offset: n * imageTiles), scratch.output)
+        }
+    case .blocks(let rows):
+        let t = rows * tw
+        // The work is (image, block of tile rows) pairs, spread over the workers: a batch of one
+        // image (prediction, a micro-batch of one) still fills every core. Blocks write disjoint
+        // output rows and each is computed the same way whichever worker takes it.
+        let blocks = (th + rows - 1) / rows
+        Parallel.chunks(batch * blocks) { _, items in
+            let v = UnsafeMutablePointer<Float>.allocate(capacity: points * cin * t)
+            let m = UnsafeMutablePointer<Float>.allocate(capacity: points * cout * t)
+            let scratch = TransformScratch(variant, width: w, rows: rows, tileColumns: tw)
+            defer { v.deallocate(); m.deallocate(); scratch.deallocate() }
+            for item in items {
+                let n = item / blocks, first = (item % blocks) * rows
+                let block = first..<min(th, first + rows)
+                let tb = block.count * tw, slab = TileSlab(plane: tb, offset: 0)
+                variant.input(x + n * cin * h * w, v, cin, h, w, block, slab, scratch.input)
+                for xi in 0..<points {
+                    sgemm(m: cout, n: tb, k: cin, a: u + xi * cout * cin, lda: cin, b: v + xi * tb, ldb: points * tb,
+                          beta: 0, c: m + xi * tb, ldc: points * tb)
+                }
+                variant.output(m, y + n * cout * h * w, bias, cout, h, w, block, slab, scratch.output)
             }
-            variant.output(m, y + n * cout * h * w, bias, cout, h, w, block, outScratch)
         }
     }
 }
 
 /// dweight (Cout, Cin, 3, 3) += the weight gradient of a 3x3 / stride 1 / padding 1 convolution
-/// of x (N, Cin, H, W) with output gradient dy (N, Cout, H, W): per block of tile rows of an
-/// image the input tiles V and the gradient tiles DY, dU_ξ += DY_ξ V_ξ^T (GEMMs of depth T),
-/// and once dW += G^T dU G.
+/// of x (N, Cin, H, W) with output gradient dy (N, Cout, H, W): the input tiles V and the
+/// gradient tiles DY, dU_ξ += DY_ξ V_ξ^T (GEMMs over the tiles), and once dW += G^T dU G.
 public func winogradConv3x3WeightGradient(_ variant: WinogradVariant, x: UnsafePointer<Float>, dy: UnsafePointer<Float>,
                                           dweight: UnsafeMutablePointer<Float>, batch: Int, inChannels cin: Int,
-                                          outChannels cout: Int, height h: Int, width w: Int, blockRows: Int? = nil) {
+                                          outChannels cout: Int, height h: Int, width w: Int, schedule: WinogradSchedule? = nil) {
     let (th, tw) = variant.tiles(h, w), points = variant.points
-    let rows = blockRows ?? variant.blockRows(channels: cin + cout, tileColumns: tw, tileRows: th), t = rows * tw
-    let workers = Parallel.workers(for: batch)
-    let partials = UnsafeMutablePointer<Float>.allocate(capacity: workers * points * cout * cin)
-    partials.initialize(repeating: 0, count: workers * points * cout * cin)
-    defer { partials.deallocate() }
-    Parallel.chunks(batch, workers: workers) { worker, images in
-        let v = UnsafeMutablePointer<Float>.allocate(capacity: points * cin * t)
-        let dyt = UnsafeMutablePointer<Float>.allocate(capacity: points * cout * t)
-        let size = variant.inputScratch(w, rows)
-        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: size)
-        scratch.initialize(repeating: 0, count: size)
-        let gradientRows = UnsafeMutablePointer<Float>.allocate(capacity: variant.gradientScratch(tw))
-        defer { v.deallocate(); dyt.deallocate(); scratch.deallocate(); gradientRows.deallocate() }
-        let du = partials + worker * points * cout * cin
-        for n in images {
-            forEachBlock(th, size: rows) { block in
-                let tb = block.count * tw
-                variant.input(x + n * cin * h * w, v, cin, h, w, block, scratch)
-                variant.outputGradient(dy + n * cout * h * w, dyt, cout, h, w, block, gradientRows)
-                for xi in 0..<points {
-                    sgemm(transB: true, m: cout, n: cin, k: tb, a: dyt + xi * tb, lda: points * tb, b: v + xi * tb,
-                          ldb: points * tb, beta: 1, c: du + xi * cout * cin, ldc: cin)
+    switch schedule ?? variant.schedule(batch: batch, inChannels: cin, outChannels: cout, height: h, width: w) {
+    case .wholeBatch:
+        let imageTiles = th * tw, plane = batch * imageTiles
+        let v = UnsafeMutablePointer<Float>.allocate(capacity: points * cin * plane)
+        let dyt = UnsafeMutablePointer<Float>.allocate(capacity: points * cout * plane)
+        let du = UnsafeMutablePointer<Float>.allocate(capacity: points * cout * cin)
+        defer { v.deallocate(); dyt.deallocate(); du.deallocate() }
+        forEachImageChannels(variant, batch: batch, channels: cin, height: h, width: w) { n, cs, scratch in
+            variant.input(x + (n * cin + cs.lowerBound) * h * w, v + cs.lowerBound * points * plane, cs.count, h, w, 0..<th,
+                          TileSlab(plane: plane, offset: n * imageTiles), scratch.input)
+        }
+        forEachImageChannels(variant, batch: batch, channels: cout, height: h, width: w) { n, cs, scratch in
+            variant.outputGradient(dy + (n * cout + cs.lowerBound) * h * w, dyt + cs.lowerBound * points * plane, cs.count, h, w,
+                                   0..<th, TileSlab(plane: plane, offset: n * imageTiles), scratch.output)
+        }
+        // one GEMM of depth N T per tile point, each point's dU written by one worker only
+        Parallel.forEach(points) { xi in
+            sgemm(transB: true, m: cout, n: cin, k: plane, a: dyt + xi * plane, lda: points * plane, b: v + xi * plane,
+                  ldb: points * plane, beta: 0, c: du + xi * cout * cin, ldc: cin)
+        }
+        variant.weightGradient(du, dweight, cout, cin)
+    case .blocks(let rows):
+        let t = rows * tw
+        let workers = Parallel.workers(for: batch)
+        let partials = UnsafeMutablePointer<Float>.allocate(capacity: workers * points * cout * cin)
+        partials.initialize(repeating: 0, count: workers * points * cout * cin)
+        defer { partials.deallocate() }
+        Parallel.chunks(batch, workers: workers) { worker, images in
+            let v = UnsafeMutablePointer<Float>.allocate(capacity: points * cin * t)
+            let dyt = UnsafeMutablePointer<Float>.allocate(capacity: points * cout * t)
+            let scratch = TransformScratch(variant, width: w, rows: rows, tileColumns: tw)
+            defer { v.deallocate(); dyt.deallocate(); scratch.deallocate() }
+            let du = partials + worker * points * cout * cin
+            for n in images {
+                forEachBlock(th, size: rows) { block in
+                    let tb = block.count * tw, slab = TileSlab(plane: tb, offset: 0)
+                    variant.input(x + n * cin * h * w, v, cin, h, w, block, slab, scratch.input)
+                    variant.outputGradient(dy + n * cout * h * w, dyt, cout, h, w, block, slab, scratch.output)
+                    for xi in 0..<points {
+                        sgemm(transB: true, m: cout, n: cin, k: tb, a: dyt + xi * tb, lda: points * tb, b: v + xi * tb,
+                              ldb: points * tb, beta: 1, c: du + xi * cout * cin, ldc: cin)
+                    }
                 }
             }
         }
+        for worker in 1..<max(workers, 1) { addInPlace(partials, partials + worker * points * cout * cin, count: points * cout * cin) }
+        variant.weightGradient(partials, dweight, cout, cin)
     }
-    for worker in 1..<max(workers, 1) { addInPlace(partials, partials + worker * points * cout * cin, count: points * cout * cin) }
-    variant.weightGradient(partials, dweight, cout, cin)
 }
