@@ -154,17 +154,17 @@ extension ConvGeometry {
 /// W'[ci, co, i, j] = W[co, ci, kH-1-i, kW-1-j], laid out as a (Cin, Cout*kH*kW) matrix.
 func flippedTransposedKernel(_ w: UnsafePointer<Float>, outChannels: Int, geometry g: ConvGeometry) -> [Float] {
     let cin = g.channels, kh = g.kernelH, kw = g.kernelW, kk = kh * kw
-    var out = [Float](repeating: 0, count: cin * outChannels * kk)
-    for co in 0..<outChannels {
-        for ci in 0..<cin {
-            for i in 0..<kh {
-                for j in 0..<kw {
-                    out[(ci * outChannels + co) * kk + i * kw + j] = w[(co * cin + ci) * kk + (kh - 1 - i) * kw + (kw - 1 - j)]
-                }
-            }
+    return [Float](unsafeUninitializedCapacity: cin * outChannels * kk) { out, initialized in
+        let base = out.baseAddress!
+        // each input channel's (Cout, kH, kW) block is written by one worker
+        Parallel.chunks(cin, workers: cin * outChannels < 16_384 ? 1 : nil) { _, channels in
+            for ci in channels { for co in 0..<outChannels {
+                let src = w + (co * cin + ci) * kk, dst = base + (ci * outChannels + co) * kk
+                for t in 0..<kk { dst[t] = src[kk - 1 - t] }
+            } }
         }
+        initialized = cin * outChannels * kk
     }
-    return out
 }
 
 // MARK: - Transposed convolution

@@ -1,12 +1,30 @@
 import Foundation
 
 public func reluForward(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, count: Int) {
-    for i in 0..<count { y[i] = max(x[i], 0) }
+    forEachSpan(count) { span in
+        var i = span.lowerBound
+        while i + 8 <= span.upperBound { store(pointwiseMax(load(x, i), Lanes()), y, i); i += 8 }
+        while i < span.upperBound { y[i] = max(x[i], 0); i += 1 }
+    }
 }
 
 /// dx = dy where the *output* was positive (the output is what a fused layer keeps).
 public func reluBackward(y: UnsafePointer<Float>, dy: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, count: Int) {
-    for i in 0..<count { dx[i] = y[i] > 0 ? dy[i] : 0 }
+    forEachSpan(count) { span in
+        var i = span.lowerBound
+        while i + 8 <= span.upperBound { store(Lanes().replacing(with: load(dy, i), where: load(y, i) .> 0), dx, i); i += 8 }
+        while i < span.upperBound { dx[i] = y[i] > 0 ? dy[i] : 0; i += 1 }
+    }
+}
+
+/// Calls `body` on consecutive spans of `0..<count`, spread over the workers when the spans
+/// are long enough (64k floats each) to pay for the dispatch: a ResNet-50's activations at
+/// 128 px are 0.5-2 M floats a layer.
+@inline(__always) func forEachSpan(_ count: Int, _ body: (Range<Int>) -> Void) {
+    let spans = min(Parallel.threads, max(1, count / 65_536))
+    Parallel.chunks(spans) { _, range in
+        for s in range { body((s * count / spans)..<((s + 1) * count / spans)) }
+    }
 }
 
 @inline(__always)
