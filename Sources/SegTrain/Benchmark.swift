@@ -23,6 +23,8 @@ public struct Benchmark {
 
     public var architecture: ModelArchitecture
     public var width = 16, batch = 8, size = 128, steps = 10, warmup = 2, seed: UInt64 = 0
+    /// Inference only: predict each image in windows of this side (0: whole images).
+    public var tile = 0
     /// Where the steps run (`DevicePlacement`); the CPU by default.
     public var backend: Backend = CPUBackend.shared
 
@@ -100,6 +102,8 @@ extension Benchmark {
     /// without a tape (as `predict` runs the model), median over the timed passes.
     public struct InferenceResult: Codable, Equatable {
         public var model: String, width: Int, batch: Int, size: Int, threads: Int, passes: Int
+        /// Window side of tiled prediction (0: whole images).
+        public var tile: Int
         public var ms_per_pass: Double, ms_per_image: Double, images_per_s: Double
         public var parameters: Int, peak_rss_mb: Double, kernels: String
     }
@@ -110,7 +114,16 @@ extension Benchmark {
         model.store.move(to: backend)
         var rng = SeededGenerator(seed: seed, stream: 1)
         let images = Tensor(shape: [batch, 1, size, size], storage: (0..<(batch * size * size)).map { _ in rng.nextUnit() })
+        let plan = tile > 0 ? TilePlan(height: size, width: size, tile: tile, overlap: tile / 4, batch: 4) : nil
         func pass() {
+            if let plan {
+                // predict's windowed path, one image at a time (windows blended, 4 per pass)
+                for b in 0..<batch {
+                    let image = Tensor(shape: [1, 1, size, size], storage: Array(images.storage[(b * size * size)..<((b + 1) * size * size)]))
+                    _ = Predictor.predictTiled(model: model, input: image, activation: .softmax, plan: plan)
+                }
+                return
+            }
             let logits = model.forward(backend.upload(images), .inference(backend: backend))
             _ = backend.download(backend.activate(logits, .softmax))
         }
@@ -128,7 +141,7 @@ extension Benchmark {
         times.sort()
         let median = times.count % 2 == 1 ? times[times.count / 2] : (times[times.count / 2 - 1] + times[times.count / 2]) / 2
         return InferenceResult(model: architecture.rawValue, width: width, batch: batch, size: size, threads: Parallel.threads,
-                               passes: steps, ms_per_pass: median, ms_per_image: median / Double(batch),
+                               passes: steps, tile: tile, ms_per_pass: median, ms_per_image: median / Double(batch),
                                images_per_s: Double(batch) / (median / 1000), parameters: model.store.parameterCount,
                                peak_rss_mb: peakResidentMegabytes(), kernels: backend.kernelsDescription)
     }

@@ -146,6 +146,13 @@ extension CommandLineTests {
         XCTAssertEqual(result?["passes"] as? Int, 2); XCTAssertEqual(result?["batch"] as? Int, 2)
         let perPass = try XCTUnwrap(result?["ms_per_pass"] as? Double), perImage = try XCTUnwrap(result?["ms_per_image"] as? Double)
         XCTAssertEqual(perImage, perPass / 2, accuracy: 0.01)
+        // ... and, with --tile, predict's windowed path
+        let tiled = try segdist(["bench", "--inference", "--model", "unet_shallow", "--width", "2", "--batch", "1", "--size", "48",
+                                 "--tile", "32", "--steps", "1"])
+        XCTAssertEqual(tiled.code, 0, tiled.stderr)
+        let tiledResult = try JSONSerialization.jsonObject(with: Data(tiled.stdout.utf8)) as? [String: Any]
+        XCTAssertEqual(tiledResult?["tile"] as? Int, 32, tiled.stdout)
+        XCTAssertEqual(try segdist(["bench", "--tile", "32"]).code, 64, "--tile goes with --inference")
         XCTAssertEqual(try segdist(["bench", "--inference", "--ranks", "2"]).code, 64, "--inference is one process")
         let keys = try segdist(["config"])
         XCTAssertEqual(keys.code, 0)

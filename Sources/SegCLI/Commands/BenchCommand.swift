@@ -23,6 +23,8 @@ struct BenchCommand: ParsableCommand {
     @Flag(help: "Let ranks share a GPU when a node has more ranks than GPUs.") var shareGpu = false
     @Flag(help: "Time evaluation-mode forward passes of --batch images (as predict runs the model) instead of training steps; one process.")
     var inference = false
+    @Option(help: "With --inference: predict each image in windows of this side, as predict --tile does (0: whole images).")
+    var tile = 0
 
     func validate() throws {
         guard let arch = ModelArchitecture(rawValue: model) else {
@@ -34,6 +36,7 @@ struct BenchCommand: ParsableCommand {
             throw ValidationError("--size \(size) is too small: \(model) halves the image \(arch.downsamplings) times, so it needs at least \(factor) pixels")
         }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+        guard tile >= 0, tile == 0 || inference else { throw ValidationError("--tile goes with --inference and must not be negative") }
         if inference, let ranks, ranks > 1 { throw ValidationError("--inference runs in one process; leave out --ranks") }
         guard TrainingConfig.DeviceKind(rawValue: device) != nil else {
             throw ValidationError("--device must be one of \(TrainingConfig.DeviceKind.allCases.map(\.rawValue).joined(separator: ", ")), got '\(device)'")
@@ -55,7 +58,7 @@ struct BenchCommand: ParsableCommand {
             FileHandle.standardError.write((warning + "\n").data(using: .utf8)!)
         }
         var bench = Benchmark(architecture: ModelArchitecture(rawValue: model)!)
-        bench.width = width; bench.batch = batch; bench.size = size; bench.steps = steps
+        bench.width = width; bench.batch = batch; bench.size = size; bench.steps = steps; bench.tile = tile
         let root = communicator.rank == 0
         var result: Benchmark.Result?, inferenceResult: Benchmark.InferenceResult?, code: Int32 = 0
         try reportingErrors { code = try context.run { () throws -> Int32 in

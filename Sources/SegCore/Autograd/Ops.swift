@@ -30,6 +30,28 @@ extension Pass {
         }
     }
 
+    /// batchNorm(conv2d(x)), with its ReLU when `relu`. In an untraced, untaped evaluation pass
+    /// on the CPU the batch norm is folded into the convolution and the ReLU runs in its
+    /// epilogue (`CPUBackend.conv2dBatchNormEvalForward`): one pass over the output instead of
+    /// three and no intermediate tensor — prediction's and validation's path. Training, export
+    /// (a traced pass keeps both nodes) and other backends run the two ops as they are.
+    public func conv2dBatchNorm(_ x: Tensor, weight: Parameter, bias: Parameter?, stride: Int = 1, padding: Int = 0,
+                                dilation: Int = 1, groups: Int = 1, gamma: Parameter, beta: Parameter, runningMean: Tensor,
+                                runningVar: Tensor, momentum: Float = 0.1, eps: Float = 1e-5, relu: Bool = false) -> Tensor {
+        guard !training, tape == nil, trace == nil, work == nil, groups == 1, let cpu = backend as? CPUBackend else {
+            let y = conv2d(x, weight: weight, bias: bias, stride: stride, padding: padding, dilation: dilation, groups: groups)
+            return batchNorm(y, weight: gamma, bias: beta, runningMean: runningMean, runningVar: runningVar, momentum: momentum,
+                             eps: eps, relu: relu)
+        }
+        let (_, c, h, w) = x.nchw, ws = weight.value.shape
+        precondition(ws.count == 4 && c == ws[1] && gamma.value.count == ws[0],
+                     "conv2d + batch_norm: weight \(ws) and \(gamma.value.count) channels do not take \(c) input channels")
+        let g = ConvGeometry(channels: c, height: h, width: w, kernelH: ws[2], kernelW: ws[3], stride: stride, padding: padding,
+                             dilation: dilation)
+        return cpu.conv2dBatchNormEvalForward(x, weight: weight.value, bias: bias?.value, gamma: gamma.value, beta: beta.value,
+                                              runningMean: runningMean, runningVar: runningVar, eps: eps, geometry: g, relu: relu)
+    }
+
     /// y = conv_transpose2d(x, weight (Cin, Cout, k, k)) + bias, as `F.conv_transpose2d`.
     public func convTranspose2d(_ x: Tensor, weight: Parameter, bias: Parameter?, stride: Int = 1, padding: Int = 0,
                                 outputPadding: Int = 0, dilation: Int = 1) -> Tensor {

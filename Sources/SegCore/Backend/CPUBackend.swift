@@ -57,11 +57,34 @@ public final class CPUBackend: Backend {
     // MARK: Convolutions
 
     public func conv2dForward(_ x: Tensor, weight: Tensor, bias: Tensor?, geometry g: ConvGeometry) -> Tensor {
+        conv2dForward(x, weight: weight, bias: bias, geometry: g, relu: false)
+    }
+
+    /// The convolution, with `relu` max(0, y) in its epilogue.
+    public func conv2dForward(_ x: Tensor, weight: Tensor, bias: Tensor?, geometry g: ConvGeometry, relu: Bool) -> Tensor {
         let n = x.shape[0], cout = weight.shape[0]
         let y = allocate([n, cout, g.outH, g.outW])
         SegKernels.conv2dForward(x: x.mem, weight: weight.mem, bias: bias.map { UnsafePointer($0.mem) }, y: y.mem,
-                                 batch: n, outChannels: cout, geometry: g)
+                                 batch: n, outChannels: cout, geometry: g, relu: relu)
         return y
+    }
+
+    /// Evaluation-mode batch norm (and ReLU) of a convolution's output, as one convolution: the
+    /// batch norm folded into the weights and bias, w' = w s and b' = (b - mean) s + beta per
+    /// output channel with s = gamma / sqrt(var + eps), the ReLU in the epilogue.
+    public func conv2dBatchNormEvalForward(_ x: Tensor, weight: Tensor, bias: Tensor?, gamma: Tensor, beta: Tensor, runningMean: Tensor,
+                                           runningVar: Tensor, eps: Float, geometry g: ConvGeometry, relu: Bool) -> Tensor {
+        let cout = weight.shape[0], perChannel = weight.count / cout
+        let folded = allocate(weight.shape), shift = allocate([cout])
+        let w = weight.mem, wf = folded.mem, b = bias?.mem
+        let gm = gamma.mem, bt = beta.mem, mean = runningMean.mem, variance = runningVar.mem, sf = shift.mem
+        for co in 0..<cout {
+            let scale = gm[co] / (variance[co] + eps).squareRoot()
+            sf[co] = ((b?[co] ?? 0) - mean[co]) * scale + bt[co]
+            let src = w + co * perChannel, dst = wf + co * perChannel
+            for i in 0..<perChannel { dst[i] = src[i] * scale }
+        }
+        return conv2dForward(x, weight: folded, bias: shift, geometry: g, relu: relu)
     }
 
     public func conv2dBackward(x: Tensor, weight: Tensor, dy: Tensor, geometry g: ConvGeometry, inputGradient: Bool,

@@ -3,23 +3,27 @@
 // Convolution is im2col + one sgemm per image; images are spread over the workers, each with
 // its own column scratch and its own weight-gradient accumulator.
 
-/// y (N, Cout, outH, outW) = conv2d(x (N, Cin, H, W), weight (Cout, Cin, kH, kW)) + bias (Cout).
+/// y (N, Cout, outH, outW) = conv2d(x (N, Cin, H, W), weight (Cout, Cin, kH, kW)) + bias (Cout),
+/// and with `relu` max(0, y), applied to each band of output while it is in cache (evaluation
+/// passes fold batch norm and its ReLU into the convolution).
 public func conv2dForward(x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
-                          y: UnsafeMutablePointer<Float>, batch: Int, outChannels: Int, geometry g: ConvGeometry) {
+                          y: UnsafeMutablePointer<Float>, batch: Int, outChannels: Int, geometry g: ConvGeometry, relu: Bool = false) {
     let K = g.patchSize, P = g.outPixels, Cout = outChannels
     if let tap = g.onlyTap {
         let centre = onlyTapWeights(weight, tap, outChannels: Cout, geometry: g)
         return centre.withUnsafeBufferPointer {
-            conv2dForward(x: x, weight: $0.baseAddress!, bias: bias, y: y, batch: batch, outChannels: Cout, geometry: g.pointwise)
+            conv2dForward(x: x, weight: $0.baseAddress!, bias: bias, y: y, batch: batch, outChannels: Cout, geometry: g.pointwise,
+                          relu: relu)
         }
     }
     if g.isWinograd3x3 {
         winogradConv3x3(.forMap(height: g.height, width: g.width), x: x, weight: weight, bias: bias, y: y, batch: batch,
-                        inChannels: g.channels, outChannels: Cout, height: g.height, width: g.width)
+                        inChannels: g.channels, outChannels: Cout, height: g.height, width: g.width, relu: relu)
         return
     }
     if let d = g.winogradPhases(outChannels: Cout) {
-        dilatedWinogradForward(x: x, weight: weight, bias: bias, y: y, batch: batch, outChannels: Cout, geometry: g, phases: d)
+        dilatedWinogradForward(x: x, weight: weight, bias: bias, y: y, batch: batch, outChannels: Cout, geometry: g, phases: d,
+                               relu: relu)
         return
     }
     // Work items are (image, band of output rows): a band of at most `bandColumns` output
@@ -37,6 +41,7 @@ public func conv2dForward(x: UnsafePointer<Float>, weight: UnsafePointer<Float>,
             sgemm(m: Cout, n: columns, k: K, a: weight, lda: K, b: scratch.map { UnsafePointer($0) } ?? xn + p0,
                   ldb: scratch == nil ? P : columns, beta: 0, c: yn + p0, ldc: P)
             if let bias { addChannelBias(yn + p0, bias, channels: Cout, pixels: columns, stride: P) }
+            if relu { for co in 0..<Cout { reluInPlace(yn + co * P + p0, count: columns) } }
         }
     }
 }

@@ -57,14 +57,15 @@ func mergePhases(_ phases: UnsafePointer<Float>, _ x: UnsafeMutablePointer<Float
 
 /// y = the dilated convolution of x (`g.winogradPhases` is d), on the phase images.
 func dilatedWinogradForward(x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
-                            y: UnsafeMutablePointer<Float>, batch: Int, outChannels cout: Int, geometry g: ConvGeometry, phases d: Int) {
+                            y: UnsafeMutablePointer<Float>, batch: Int, outChannels cout: Int, geometry g: ConvGeometry, phases d: Int,
+                            relu: Bool = false) {
     let p = g.phaseGeometry, images = batch * d * d
     let xp = UnsafeMutablePointer<Float>.allocate(capacity: batch * g.channels * g.inPixels)
     let yp = UnsafeMutablePointer<Float>.allocate(capacity: batch * cout * g.inPixels)
     defer { xp.deallocate(); yp.deallocate() }
     splitPhases(x, xp, batch: batch, channels: g.channels, height: g.height, width: g.width, phases: d)
     winogradConv3x3(.forMap(height: p.height, width: p.width), x: xp, weight: weight, bias: bias, y: yp, batch: images,
-                    inChannels: g.channels, outChannels: cout, height: p.height, width: p.width)
+                    inChannels: g.channels, outChannels: cout, height: p.height, width: p.width, relu: relu)
     mergePhases(yp, y, batch: batch, channels: cout, height: g.height, width: g.width, phases: d)
 }
 

@@ -18,11 +18,18 @@ public func maxPool2dForward(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Fl
                  "Max pooling needs kernel, stride >= 1 and padding at most half the kernel")
     let oh = poolOutputSize(height, kernel: kernel, stride: stride, padding: padding, ceilMode: ceilMode)
     let ow = poolOutputSize(width, kernel: kernel, stride: stride, padding: padding, ceilMode: ceilMode)
+    // 2x2 windows at stride 2 (the UNet's pooling): eight outputs at a time on SIMD lanes
+    let pairs = kernel == 2 && stride == 2 && padding == 0 ? min(ow, width / 2) : 0
     Parallel.forEach(planes) { p in
         let src = x + p * height * width, dst = y + p * oh * ow, arg = argmax + p * oh * ow
         for i in 0..<oh {
             let r0 = max(i * stride - padding, 0), r1 = min(i * stride - padding + kernel, height)
-            for j in 0..<ow {
+            var j = 0
+            if pairs > 0 && r1 - r0 == 2 {
+                let top = src + r0 * width, bottom = top + width
+                while j + 8 <= pairs { maxPool2x2Lanes(top, bottom, dst + i * ow, arg + i * ow, j, rowIndex: r0 * width, width: width); j += 8 }
+            }
+            while j < ow {
                 let c0 = max(j * stride - padding, 0), c1 = min(j * stride - padding + kernel, width)
                 var best = -Float.infinity, bestIndex = r0 * width + c0
                 search: for r in r0..<r1 {
@@ -33,9 +40,30 @@ public func maxPool2dForward(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Fl
                 }
                 dst[i * ow + j] = best
                 arg[i * ow + j] = Int32(bestIndex)
+                j += 1
             }
         }
     }
+}
+
+/// Outputs j..<j + 8 of one output row of 2x2 / stride-2 pooling over input rows `top` and
+/// `bottom` (`rowIndex` = the top row's first index in the plane): the same maxima and indices
+/// as the window walk (first maximum in row-major order; a NaN wins and stops the search).
+@inline(__always) private func maxPool2x2Lanes(_ top: UnsafePointer<Float>, _ bottom: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>,
+                                               _ arg: UnsafeMutablePointer<Int32>, _ j: Int, rowIndex: Int, width: Int) {
+    let t = UnsafeRawPointer(top + 2 * j).loadUnaligned(as: SIMD16<Float>.self)
+    let b = UnsafeRawPointer(bottom + 2 * j).loadUnaligned(as: SIMD16<Float>.self)
+    // the window's taps in row-major order, each with its offset from the top-left pixel
+    var best = t.evenHalf, index = SIMD8<Int32>(repeating: 0)
+    @inline(__always) func visit(_ v: SIMD8<Float>, _ offset: Int32) {
+        let wins = ((v .> best) .| (v .!= v)) .& (best .== best)
+        best.replace(with: v, where: wins)
+        index.replace(with: offset, where: wins)
+    }
+    visit(t.oddHalf, 1); visit(b.evenHalf, Int32(width)); visit(b.oddHalf, Int32(width) + 1)
+    UnsafeMutableRawPointer(out + j).storeBytes(of: best, as: SIMD8<Float>.self)
+    let first = SIMD8<Int32>(0, 2, 4, 6, 8, 10, 12, 14) &+ Int32(rowIndex + 2 * j)
+    UnsafeMutableRawPointer(arg + j).storeBytes(of: first &+ index, as: SIMD8<Int32>.self)
 }
 
 /// dx = 0 everywhere but at each window's recorded maximum, which receives the output gradient.

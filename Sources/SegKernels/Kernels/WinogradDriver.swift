@@ -141,11 +141,11 @@ private func forEachImageChannels(_ variant: WinogradVariant, batch: Int, channe
 
 /// y (N, Cout, H, W) = conv3x3(x (N, Cin, H, W), weight (Cout, Cin, 3, 3), stride 1, padding 1)
 /// + bias: the input tiles V, then M_ξ = U_ξ V_ξ (one GEMM per tile point ξ), then the output
-/// transform, per `schedule` (the variant's own by default). Tiles are channel-major:
-/// V (Cin, ξ, T), M (Cout, ξ, T).
+/// transform, per `schedule` (the variant's own by default), and with `relu` max(0, y) on each
+/// block's rows while they are still in cache. Tiles are channel-major: V (Cin, ξ, T), M (Cout, ξ, T).
 public func winogradConv3x3(_ variant: WinogradVariant, x: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                             bias: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>, batch: Int, inChannels cin: Int,
-                            outChannels cout: Int, height h: Int, width w: Int, schedule: WinogradSchedule? = nil) {
+                            outChannels cout: Int, height h: Int, width w: Int, relu: Bool = false, schedule: WinogradSchedule? = nil) {
     let (th, tw) = variant.tiles(h, w), points = variant.points
     let u = UnsafeMutablePointer<Float>.allocate(capacity: points * cout * cin)
     defer { u.deallocate() }
@@ -167,6 +167,7 @@ public func winogradConv3x3(_ variant: WinogradVariant, x: UnsafePointer<Float>,
         forEachImageChannels(variant, batch: batch, channels: cout, height: h, width: w) { n, cs, scratch in
             variant.output(m + cs.lowerBound * points * plane, y + (n * cout + cs.lowerBound) * h * w, bias.map { $0 + cs.lowerBound },
                            cs.count, h, w, 0..<th, TileSlab(plane: plane, offset: n * imageTiles), scratch.output)
+            if relu { reluInPlace(y + (n * cout + cs.lowerBound) * h * w, count: cs.count * h * w) }
         }
     case .blocks(let rows):
         let t = rows * tw
@@ -189,6 +190,10 @@ public func winogradConv3x3(_ variant: WinogradVariant, x: UnsafePointer<Float>,
                           beta: 0, c: m + xi * tb, ldc: points * tb)
                 }
                 variant.output(m, y + n * cout * h * w, bias, cout, h, w, block, slab, scratch.output)
+                if relu {
+                    let first = block.lowerBound * variant.side * w, count = min(h * w, block.upperBound * variant.side * w) - first
+                    for co in 0..<cout { reluInPlace(y + (n * cout + co) * h * w + first, count: count) }
+                }
             }
         }
     }

@@ -27,4 +27,14 @@ public final class BatchNorm2d {
                               runningMean: store.statistic(runningMean), runningVar: store.statistic(runningVar),
                               momentum: momentum, eps: eps, relu: fusedReLU)
     }
+
+    /// This batch norm of `conv`'s output of x: the same as `self(conv(x, pass), pass)`, folded
+    /// into the convolution in evaluation passes (`Pass.conv2dBatchNorm`).
+    public func callAsFunction(_ conv: Conv2d, _ x: Tensor, _ pass: Pass) -> Tensor {
+        precondition(conv.outChannels == channels, "BatchNorm2d of \(channels) channels after a convolution to \(conv.outChannels)")
+        if pass.training { store.counters[batchesTracked] += 1 }
+        return conv.foldingBatchNorm(x, pass, gamma: store.parameter(weight), beta: store.parameter(bias),
+                                     runningMean: store.statistic(runningMean), runningVar: store.statistic(runningVar),
+                                     momentum: momentum, eps: eps, relu: fusedReLU)
+    }
 }

@@ -34,4 +34,14 @@ public final class Conv2d {
         return pass.conv2d(x, weight: store.parameter(weight), bias: bias.map(store.parameter),
                            stride: stride, padding: padding, dilation: dilation, groups: groups)
     }
+
+    /// `Pass.conv2dBatchNorm` of this convolution and a batch norm's tensors (`BatchNorm2d`'s
+    /// `callAsFunction(conv, x, pass)` is the way in).
+    func foldingBatchNorm(_ x: Tensor, _ pass: Pass, gamma: Parameter, beta: Parameter, runningMean: Tensor, runningVar: Tensor,
+                          momentum: Float, eps: Float, relu: Bool) -> Tensor {
+        precondition(x.rank == 4 && x.shape[1] == inChannels, "Conv2d expects \(inChannels) input channels, got \(x.shape)")
+        return pass.conv2dBatchNorm(x, weight: store.parameter(weight), bias: bias.map(store.parameter), stride: stride,
+                                    padding: padding, dilation: dilation, groups: groups, gamma: gamma, beta: beta,
+                                    runningMean: runningMean, runningVar: runningVar, momentum: momentum, eps: eps, relu: relu)
+    }
 }

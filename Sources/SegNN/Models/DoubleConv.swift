@@ -16,7 +16,7 @@ public final class DoubleConv {
     }
 
     public func callAsFunction(_ x: Tensor, _ pass: Pass) -> Tensor {
-        bn2(conv2(bn1(conv1(x, pass), pass), pass), pass)
+        bn2(conv2, bn1(conv1, x, pass), pass)
     }
 
 }

@@ -57,7 +57,7 @@ public final class FCN8s: SegmentationModel {
         var h = x
         var pools: [Tensor] = []
         for stage in stages {
-            for (conv, bn) in stage { h = bn(conv(h, pass), pass) }
+            for (conv, bn) in stage { h = bn(conv, h, pass) }
             h = pass.maxPool2d(h)
             pools.append(h)
         }

@@ -84,7 +84,7 @@ final class ConvNormActivation {
     }
 
     func callAsFunction(_ x: Tensor, _ pass: Pass) -> Tensor {
-        let y = bn(conv(x, pass), pass)
+        let y = bn(conv, x, pass)
         return activation == .hardswish ? pass.hardswish(y) : y
     }
 }

@@ -26,8 +26,8 @@ final class BasicBlock: ResidualBlock {
     }
 
     func callAsFunction(_ x: Tensor, _ pass: Pass) -> Tensor {
-        let out = bn2(conv2(bn1(conv1(x, pass), pass), pass), pass)
-        let identity = downsample.map { $0.1($0.0(x, pass), pass) } ?? x
+        let out = bn2(conv2, bn1(conv1, x, pass), pass)
+        let identity = downsample.map { $0.1($0.0, x, pass) } ?? x
         return pass.relu(pass.add(out, identity))
     }
 }
@@ -56,8 +56,8 @@ final class Bottleneck: ResidualBlock {
     }
 
     func callAsFunction(_ x: Tensor, _ pass: Pass) -> Tensor {
-        let out = bn3(conv3(bn2(conv2(bn1(conv1(x, pass), pass), pass), pass), pass), pass)
-        let identity = downsample.map { $0.1($0.0(x, pass), pass) } ?? x
+        let out = bn3(conv3, bn2(conv2, bn1(conv1, x, pass), pass), pass)
+        let identity = downsample.map { $0.1($0.0, x, pass) } ?? x
         return pass.relu(pass.add(out, identity))
     }
 }
@@ -133,7 +133,7 @@ public final class ResNetBackbone {
 
     /// The outputs of layer1 (stride 4), layer3 and layer4.
     public func features(_ x: Tensor, _ pass: Pass) -> (low: Tensor, aux: Tensor, out: Tensor) {
-        var h = pass.maxPool2d(bn1(conv1(x, pass), pass), kernel: 3, stride: 2, padding: 1)
+        var h = pass.maxPool2d(bn1(conv1, x, pass), kernel: 3, stride: 2, padding: 1)
         var low = h, aux = h
         for (i, layer) in layers.enumerated() {
             for block in layer { h = block(h, pass) }

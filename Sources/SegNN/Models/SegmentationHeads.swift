@@ -15,7 +15,7 @@ public final class FCNHead {
     }
 
     public func callAsFunction(_ x: Tensor, _ pass: Pass) -> Tensor {
-        classifier(pass.dropout(bn(conv(x, pass), pass), p: 0.1), pass)
+        classifier(pass.dropout(bn(conv, x, pass), p: 0.1), pass)
     }
 }
 
@@ -28,7 +28,7 @@ final class ConvBNReLU {
                       kernelSize: kernelSize, padding: padding, dilation: dilation, bias: false, generator: &generator)
         bn = BatchNorm2d(store: store, name: "\(name).\(index + 1)", channels: outputChannels, fusedReLU: true)
     }
-    func callAsFunction(_ x: Tensor, _ pass: Pass) -> Tensor { bn(conv(x, pass), pass) }
+    func callAsFunction(_ x: Tensor, _ pass: Pass) -> Tensor { bn(conv, x, pass) }
 }
 
 /// torchvision's `ASPP`: a 1x1 branch, three 3x3 branches dilated by `rates`, and image pooling

@@ -25,7 +25,7 @@ public final class TransposedConvUNet: SegmentationModel {
                            kernelSize: 3, padding: 1, bias: false, generator: &generator)
             norm2 = BatchNorm2d(store: store, name: "\(name).\(prefix)norm2", channels: features, fusedReLU: true)
         }
-        func callAsFunction(_ x: Tensor, _ pass: Pass) -> Tensor { norm2(conv2(norm1(conv1(x, pass), pass), pass), pass) }
+        func callAsFunction(_ x: Tensor, _ pass: Pass) -> Tensor { norm2(conv2, norm1(conv1, x, pass), pass) }
     }
 
     public init(inputChannels: Int, classes: Int, width: Int, seed: UInt64) {
