@@ -1,7 +1,8 @@
 """segdist bench beside PyTorch/torchvision, interleaved run by run on this machine.
 
 Usage: python bench/side_by_side.py [--runs 3] [--jobs unet16,unet32,unet64,deeplabv3,fcn] [--segdist PATH]
-  more jobs: lraspp, deeplabv3_mnv3, deeplabv3plus (training), lraspp_infer, deeplabv3_mnv3_infer
+  more jobs: lraspp, deeplabv3_mnv3, deeplabv3plus, deeplabv3_aux, pspnet, fcn8s, unet_tconv,
+  fcn_m2nist (training), lraspp_infer, deeplabv3_mnv3_infer
   (segdist bench --inference against evaluation-mode PyTorch); bench/torch_side.py needs
   segmentation-models-pytorch for deeplabv3plus.
 Needs torch (and torchvision for the ResNet models) from PyPI; the PyTorch side is
@@ -38,6 +39,21 @@ JOBS = {
     "deeplabv3plus": ("deeplabv3plus ResNet-50 (smp's width), batch 4, 128 px",
                       ["--model", "deeplabv3plus", "--width", "64", "--batch", "4", "--size", "128", "--steps", "3"],
                       ["+torch_side.py", "train", "deeplabv3plus", "4", "128"]),
+    "deeplabv3_aux": ("deeplabv3_resnet50, width 64, batch 4, 128 px, with the aux head (weight 0.5)",
+                      ["--model", "deeplabv3_resnet50", "--width", "64", "--batch", "4", "--size", "128", "--steps", "3", "--aux"],
+                      ["+torch_side.py", "train", "deeplabv3_resnet50_aux", "4", "128"]),
+    "pspnet": ("pspnet, dilated ResNet-50 at torchvision's width, batch 4, 128 px, aux head (weight 0.4)",
+               ["--model", "pspnet", "--width", "64", "--batch", "4", "--size", "128", "--steps", "3", "--aux"],
+               ["+torch_side.py", "train", "pspnet", "4", "128"]),
+    "fcn8s": ("fcn8s (VGG16-BN at the recipe's width 8), batch 8, 128 px",
+              ["--model", "fcn8s", "--width", "8", "--batch", "8", "--size", "128", "--steps", "5"],
+              ["+torch_side.py", "train", "fcn8s", "8", "128", "8"]),
+    "unet_tconv": ("unet_tconv (the portrait UNet, init_features 32), batch 8, 128 px",
+                   ["--model", "unet_tconv", "--width", "32", "--batch", "8", "--size", "128", "--steps", "5"],
+                   ["+torch_side.py", "train", "unet_tconv", "8", "128", "32"]),
+    "fcn_m2nist": ("fcn_m2nist, batch 32, 64 px",
+                   ["--model", "fcn_m2nist", "--width", "8", "--batch", "32", "--size", "64", "--steps", "10"],
+                   ["+torch_side.py", "train", "fcn_m2nist", "32", "64"]),
     "lraspp_infer": ("inference: lraspp_mobilenet_v3_large, 4 images of 512 px (images/s)",
                      ["--model", "lraspp_mobilenet_v3_large", "--width", "16", "--batch", "4", "--size", "512", "--steps", "5", "--inference"],
                      ["+torch_side.py", "infer", "lraspp_mobilenet_v3_large", "4", "512"]),

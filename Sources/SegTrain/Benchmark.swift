@@ -25,6 +25,8 @@ public struct Benchmark {
     public var width = 16, batch = 8, size = 128, steps = 10, warmup = 2, seed: UInt64 = 0
     /// Inference only: predict each image in windows of this side (0: whole images).
     public var tile = 0
+    /// Training with the auxiliary FCN head on layer3 (ResNet models; its loss weighted 0.5).
+    public var auxiliary = false
     /// Where the steps run (`DevicePlacement`); the CPU by default.
     public var backend: Backend = CPUBackend.shared
 
@@ -32,7 +34,7 @@ public struct Benchmark {
 
     public func run(communicator: Communicator = LocalCommunicator(), bucketMB: Float = 1,
                     progress: ((Int, Double) -> Void)? = nil) throws -> Result {
-        let model = architecture.make(inputChannels: 1, classes: 2, width: width, seed: seed)
+        let model = architecture.make(inputChannels: 1, classes: 2, width: width, seed: seed, auxiliary: auxiliary)
         model.store.move(to: backend)
         let trainer = Trainer(model: model, optimizer: try SGD(momentum: 0.9, weightDecay: 5e-4), loss: .bce,
                               schedule: LearningRateSchedule(base: 1e-3))

@@ -1,14 +1,20 @@
 import XCTest
 import SegCore
 import SegNN
+import SegKernels
 
 /// Evaluation passes fold each convolution's batch norm (and its ReLU) into the convolution
 /// (`Pass.conv2dBatchNorm`); a pass that counts its work runs the two ops unfused. Both must
 /// give the same logits, on models with every kind of conv + BN site: the UNet's double
 /// convolutions, ResNet-50's bottlenecks, stem and projections with FCN's head, MobileNetV3's
-/// conv + BN + hardswish blocks.
+/// conv + BN + hardswish blocks. The UNet's up-path convolutions read their concatenated input
+/// (skip, upsampled) in place when folded, and from the built concatenation when not.
 final class BatchNormFoldingTests: XCTestCase {
     func testFoldedEvaluationPassMatchesConvolutionThenBatchNorm() {
+        // three workers: the Winograd transforms split channel ranges across a concatenation's parts
+        let threads = Parallel.threads
+        Parallel.configure(threads: 3)
+        defer { Parallel.configure(threads: threads) }
         for (architecture, width) in [(ModelArchitecture.unet, 8), (.fcn_resnet50, 8), (.lraspp_mobilenet_v3_large, 8)] {
             let model = architecture.make(inputChannels: 3, classes: 2, width: width, seed: 3)
             var rng = SeededGenerator(seed: 5)

@@ -23,6 +23,7 @@ struct BenchCommand: ParsableCommand {
     @Flag(help: "Let ranks share a GPU when a node has more ranks than GPUs.") var shareGpu = false
     @Flag(help: "Time evaluation-mode forward passes of --batch images (as predict runs the model) instead of training steps; one process.")
     var inference = false
+    @Flag(help: "Train with the auxiliary FCN head on layer3 (models that take aux_loss).") var aux = false
     @Option(help: "With --inference: predict each image in windows of this side, as predict --tile does (0: whole images).")
     var tile = 0
 
@@ -37,6 +38,9 @@ struct BenchCommand: ParsableCommand {
         }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
         guard tile >= 0, tile == 0 || inference else { throw ValidationError("--tile goes with --inference and must not be negative") }
+        if aux && !(ModelArchitecture(rawValue: model)?.takesAuxiliaryHead ?? false) {
+            throw ValidationError("--aux: \(model) has no auxiliary head")
+        }
         if inference, let ranks, ranks > 1 { throw ValidationError("--inference runs in one process; leave out --ranks") }
         guard TrainingConfig.DeviceKind(rawValue: device) != nil else {
             throw ValidationError("--device must be one of \(TrainingConfig.DeviceKind.allCases.map(\.rawValue).joined(separator: ", ")), got '\(device)'")
@@ -58,7 +62,7 @@ struct BenchCommand: ParsableCommand {
             FileHandle.standardError.write((warning + "\n").data(using: .utf8)!)
         }
         var bench = Benchmark(architecture: ModelArchitecture(rawValue: model)!)
-        bench.width = width; bench.batch = batch; bench.size = size; bench.steps = steps; bench.tile = tile
+        bench.width = width; bench.batch = batch; bench.size = size; bench.steps = steps; bench.tile = tile; bench.auxiliary = aux
         let root = communicator.rank == 0
         var result: Benchmark.Result?, inferenceResult: Benchmark.InferenceResult?, code: Int32 = 0
         try reportingErrors { code = try context.run { () throws -> Int32 in

@@ -35,20 +35,24 @@ extension Pass {
     /// epilogue (`CPUBackend.conv2dBatchNormEvalForward`): one pass over the output instead of
     /// three and no intermediate tensor — prediction's and validation's path. Training, export
     /// (a traced pass keeps both nodes) and other backends run the two ops as they are.
-    public func conv2dBatchNorm(_ x: Tensor, weight: Parameter, bias: Parameter?, stride: Int = 1, padding: Int = 0,
+    /// `parts`, when given, are further channel blocks of the input: the convolution is of
+    /// cat([x] + parts), which the folded path reads without building.
+    public func conv2dBatchNorm(_ x: Tensor, _ parts: [Tensor] = [], weight: Parameter, bias: Parameter?, stride: Int = 1, padding: Int = 0,
                                 dilation: Int = 1, groups: Int = 1, gamma: Parameter, beta: Parameter, runningMean: Tensor,
                                 runningVar: Tensor, momentum: Float = 0.1, eps: Float = 1e-5, relu: Bool = false) -> Tensor {
-        guard !training, tape == nil, trace == nil, work == nil, groups == 1, let cpu = backend as? CPUBackend else {
-            let y = conv2d(x, weight: weight, bias: bias, stride: stride, padding: padding, dilation: dilation, groups: groups)
+        guard !training, tape == nil, trace == nil, work == nil, groups == 1, let cpu = backend as? CPUBackend,
+              parts.allSatisfy({ $0.rank == 4 && $0.shape[0] == x.shape[0] && $0.shape[2] == x.shape[2] && $0.shape[3] == x.shape[3] }) else {
+            let joined = parts.reduce(x) { concatChannels($0, $1) }
+            let y = conv2d(joined, weight: weight, bias: bias, stride: stride, padding: padding, dilation: dilation, groups: groups)
             return batchNorm(y, weight: gamma, bias: beta, runningMean: runningMean, runningVar: runningVar, momentum: momentum,
                              eps: eps, relu: relu)
         }
-        let (_, c, h, w) = x.nchw, ws = weight.value.shape
+        let (_, _, h, w) = x.nchw, ws = weight.value.shape, c = parts.reduce(x.shape[1]) { $0 + $1.shape[1] }
         precondition(ws.count == 4 && c == ws[1] && gamma.value.count == ws[0],
                      "conv2d + batch_norm: weight \(ws) and \(gamma.value.count) channels do not take \(c) input channels")
         let g = ConvGeometry(channels: c, height: h, width: w, kernelH: ws[2], kernelW: ws[3], stride: stride, padding: padding,
                              dilation: dilation)
-        return cpu.conv2dBatchNormEvalForward(x, weight: weight.value, bias: bias?.value, gamma: gamma.value, beta: beta.value,
+        return cpu.conv2dBatchNormEvalForward([x] + parts, weight: weight.value, bias: bias?.value, gamma: gamma.value, beta: beta.value,
                                               runningMean: runningMean, runningVar: runningVar, eps: eps, geometry: g, relu: relu)
     }
 

@@ -72,7 +72,9 @@ public final class CPUBackend: Backend {
     /// Evaluation-mode batch norm (and ReLU) of a convolution's output, as one convolution: the
     /// batch norm folded into the weights and bias, w' = w s and b' = (b - mean) s + beta per
     /// output channel with s = gamma / sqrt(var + eps), the ReLU in the epilogue.
-    public func conv2dBatchNormEvalForward(_ x: Tensor, weight: Tensor, bias: Tensor?, gamma: Tensor, beta: Tensor, runningMean: Tensor,
+    /// `inputs` are the channel parts of the convolution's input (a concatenation): a 3x3 Winograd
+    /// convolution reads them in place, any other first concatenates them.
+    public func conv2dBatchNormEvalForward(_ inputs: [Tensor], weight: Tensor, bias: Tensor?, gamma: Tensor, beta: Tensor, runningMean: Tensor,
                                            runningVar: Tensor, eps: Float, geometry g: ConvGeometry, relu: Bool) -> Tensor {
         let cout = weight.shape[0], perChannel = weight.count / cout
         let folded = allocate(weight.shape), shift = allocate([cout])
@@ -84,7 +86,16 @@ public final class CPUBackend: Backend {
             let src = w + co * perChannel, dst = wf + co * perChannel
             for i in 0..<perChannel { dst[i] = src[i] * scale }
         }
-        return conv2dForward(x, weight: folded, bias: shift, geometry: g, relu: relu)
+        guard inputs.count > 1 else { return conv2dForward(inputs[0], weight: folded, bias: shift, geometry: g, relu: relu) }
+        guard g.isWinograd3x3 else {
+            return conv2dForward(inputs.dropFirst().reduce(inputs[0]) { concatChannels($0, $1) }, weight: folded, bias: shift,
+                                 geometry: g, relu: relu)
+        }
+        let n = inputs[0].shape[0]
+        let y = allocate([n, cout, g.outH, g.outW])
+        winogradConv3x3(.forMap(height: g.height, width: g.width), inputs: ChannelParts(inputs.map { (UnsafePointer($0.mem), $0.shape[1]) }),
+                        weight: wf, bias: shift.mem, y: y.mem, batch: n, outChannels: cout, height: g.height, width: g.width, relu: relu)
+        return y
     }
 
     public func conv2dBackward(x: Tensor, weight: Tensor, dy: Tensor, geometry g: ConvGeometry, inputGradient: Bool,

@@ -146,7 +146,41 @@ private func forEachImageChannels(_ variant: WinogradVariant, batch: Int, channe
 public func winogradConv3x3(_ variant: WinogradVariant, x: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                             bias: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>, batch: Int, inChannels cin: Int,
                             outChannels cout: Int, height h: Int, width w: Int, relu: Bool = false, schedule: WinogradSchedule? = nil) {
-    let (th, tw) = variant.tiles(h, w), points = variant.points
+    winogradConv3x3(variant, inputs: ChannelParts([(x, cin)]), weight: weight, bias: bias, y: y, batch: batch, outChannels: cout,
+                    height: h, width: w, relu: relu, schedule: schedule)
+}
+
+/// A convolution's input given as consecutive channel blocks of separate tensors, each
+/// (N, C_k, H, W): the parts of a channel concatenation (a UNet's skip and upsampled maps),
+/// which the Winograd input transform reads part by part into one V — the concatenated tensor
+/// is never built.
+public struct ChannelParts {
+    public let parts: [(base: UnsafePointer<Float>, channels: Int)]
+    public let channels: Int
+    public init(_ parts: [(base: UnsafePointer<Float>, channels: Int)]) {
+        self.parts = parts
+        channels = parts.reduce(0) { $0 + $1.channels }
+    }
+
+    /// Calls `body(source, first, count)` for each run of channels `range` of image `n` that
+    /// lies in one part: `source` points at the run's first plane, `first` is its channel in
+    /// the whole input.
+    @inline(__always) func forEach(image n: Int, channels range: Range<Int>, pixels: Int,
+                                   _ body: (_ source: UnsafePointer<Float>, _ first: Int, _ count: Int) -> Void) {
+        var start = 0
+        for part in parts {
+            let lo = max(range.lowerBound, start), hi = min(range.upperBound, start + part.channels)
+            if lo < hi { body(part.base + (n * part.channels + lo - start) * pixels, lo, hi - lo) }
+            start += part.channels
+        }
+    }
+}
+
+/// `winogradConv3x3` over an input in channel parts (`ChannelParts`).
+public func winogradConv3x3(_ variant: WinogradVariant, inputs: ChannelParts, weight: UnsafePointer<Float>,
+                            bias: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>, batch: Int,
+                            outChannels cout: Int, height h: Int, width w: Int, relu: Bool = false, schedule: WinogradSchedule? = nil) {
+    let (th, tw) = variant.tiles(h, w), points = variant.points, cin = inputs.channels
     let u = UnsafeMutablePointer<Float>.allocate(capacity: points * cout * cin)
     defer { u.deallocate() }
     variant.weights(weight, u, cout, cin)
@@ -157,8 +191,10 @@ public func winogradConv3x3(_ variant: WinogradVariant, x: UnsafePointer<Float>,
         let m = UnsafeMutablePointer<Float>.allocate(capacity: points * cout * plane)
         defer { v.deallocate(); m.deallocate() }
         forEachImageChannels(variant, batch: batch, channels: cin, height: h, width: w) { n, cs, scratch in
-            variant.input(x + (n * cin + cs.lowerBound) * h * w, v + cs.lowerBound * points * plane, cs.count, h, w, 0..<th,
-                          TileSlab(plane: plane, offset: n * imageTiles), scratch.input)
+            inputs.forEach(image: n, channels: cs, pixels: h * w) { source, first, count in
+                variant.input(source, v + first * points * plane, count, h, w, 0..<th, TileSlab(plane: plane, offset: n * imageTiles),
+                              scratch.input)
+            }
         }
         Parallel.forEach(points) { xi in
             sgemm(m: cout, n: plane, k: cin, a: u + xi * cout * cin, lda: cin, b: v + xi * plane, ldb: points * plane,
@@ -184,7 +220,9 @@ public func winogradConv3x3(_ variant: WinogradVariant, x: UnsafePointer<Float>,
                 let n = item / blocks, first = (item % blocks) * rows
                 let block = first..<min(th, first + rows)
                 let tb = block.count * tw, slab = TileSlab(plane: tb, offset: 0)
-                variant.input(x + n * cin * h * w, v, cin, h, w, block, slab, scratch.input)
+                inputs.forEach(image: n, channels: 0..<cin, pixels: h * w) { source, first, count in
+                    variant.input(source, v + first * points * tb, count, h, w, block, slab, scratch.input)
+                }
                 for xi in 0..<points {
                     sgemm(m: cout, n: tb, k: cin, a: u + xi * cout * cin, lda: cin, b: v + xi * tb, ldb: points * tb,
                           beta: 0, c: m + xi * tb, ldc: points * tb)

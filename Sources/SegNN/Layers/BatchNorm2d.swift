@@ -30,10 +30,13 @@ public final class BatchNorm2d {
 
     /// This batch norm of `conv`'s output of x: the same as `self(conv(x, pass), pass)`, folded
     /// into the convolution in evaluation passes (`Pass.conv2dBatchNorm`).
-    public func callAsFunction(_ conv: Conv2d, _ x: Tensor, _ pass: Pass) -> Tensor {
+    public func callAsFunction(_ conv: Conv2d, _ x: Tensor, _ pass: Pass) -> Tensor { self(conv, x, [], pass) }
+
+    /// `parts`: further channel blocks of the convolution's input (it reads cat([x] + parts)).
+    public func callAsFunction(_ conv: Conv2d, _ x: Tensor, _ parts: [Tensor], _ pass: Pass) -> Tensor {
         precondition(conv.outChannels == channels, "BatchNorm2d of \(channels) channels after a convolution to \(conv.outChannels)")
         if pass.training { store.counters[batchesTracked] += 1 }
-        return conv.foldingBatchNorm(x, pass, gamma: store.parameter(weight), beta: store.parameter(bias),
+        return conv.foldingBatchNorm(x, parts, pass, gamma: store.parameter(weight), beta: store.parameter(bias),
                                      runningMean: store.statistic(runningMean), runningVar: store.statistic(runningVar),
                                      momentum: momentum, eps: eps, relu: fusedReLU)
     }

@@ -37,10 +37,11 @@ public final class Conv2d {
 
     /// `Pass.conv2dBatchNorm` of this convolution and a batch norm's tensors (`BatchNorm2d`'s
     /// `callAsFunction(conv, x, pass)` is the way in).
-    func foldingBatchNorm(_ x: Tensor, _ pass: Pass, gamma: Parameter, beta: Parameter, runningMean: Tensor, runningVar: Tensor,
-                          momentum: Float, eps: Float, relu: Bool) -> Tensor {
-        precondition(x.rank == 4 && x.shape[1] == inChannels, "Conv2d expects \(inChannels) input channels, got \(x.shape)")
-        return pass.conv2dBatchNorm(x, weight: store.parameter(weight), bias: bias.map(store.parameter), stride: stride,
+    func foldingBatchNorm(_ x: Tensor, _ parts: [Tensor], _ pass: Pass, gamma: Parameter, beta: Parameter, runningMean: Tensor,
+                          runningVar: Tensor, momentum: Float, eps: Float, relu: Bool) -> Tensor {
+        let channels = parts.reduce(x.shape[1]) { $0 + $1.shape[1] }
+        precondition(x.rank == 4 && channels == inChannels, "Conv2d expects \(inChannels) input channels, got \(([x] + parts).map(\.shape))")
+        return pass.conv2dBatchNorm(x, parts, weight: store.parameter(weight), bias: bias.map(store.parameter), stride: stride,
                                     padding: padding, dilation: dilation, groups: groups, gamma: gamma, beta: beta,
                                     runningMean: runningMean, runningVar: runningVar, momentum: momentum, eps: eps, relu: relu)
     }

@@ -15,8 +15,12 @@ public final class DoubleConv {
         bn2 = BatchNorm2d(store: store, name: "\(name).4", channels: outputChannels, fusedReLU: true)
     }
 
-    public func callAsFunction(_ x: Tensor, _ pass: Pass) -> Tensor {
-        bn2(conv2, bn1(conv1, x, pass), pass)
+    public func callAsFunction(_ x: Tensor, _ pass: Pass) -> Tensor { self(x, [], pass) }
+
+    /// `parts`: further channel blocks of the input, read as cat([x] + parts) (a UNet's skip
+    /// and upsampled maps; evaluation passes never build the concatenation).
+    public func callAsFunction(_ x: Tensor, _ parts: [Tensor], _ pass: Pass) -> Tensor {
+        bn2(conv2, bn1(conv1, x, parts, pass), pass)
     }
 
 }

@@ -70,7 +70,7 @@ final class Up {
     func callAsFunction(_ low: Tensor, skip skipTensor: Tensor, _ pass: Pass) -> Tensor {
         let up = pass.resizeBilinear(low, height: 2 * low.shape[2], width: 2 * low.shape[3], alignCorners: true)
         let aligned = pass.pad(up, centeredOn: skipTensor)
-        let joined = skip == .add ? pass.add(skipTensor, aligned) : pass.concatChannels(skipTensor, aligned)
-        return conv(joined, pass)
+        if skip == .add { return conv(pass.add(skipTensor, aligned), pass) }
+        return conv(skipTensor, [aligned], pass)   // cat([skip, up]), built only where a pass needs it
     }
 }
