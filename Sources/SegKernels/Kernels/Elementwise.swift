@@ -3,7 +3,7 @@ import Foundation
 public func reluForward(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, count: Int) {
     forEachSpan(count) { span in
         var i = span.lowerBound
-        while i + 8 <= span.upperBound { store(pointwiseMax(load(x, i), Lanes()), y, i); i += 8 }
+        while i + 8 <= span.upperBound { store(clampedAtZero(load(x, i)), y, i); i += 8 }
         while i < span.upperBound { y[i] = max(x[i], 0); i += 1 }
     }
 }
@@ -17,10 +17,14 @@ public func reluBackward(y: UnsafePointer<Float>, dy: UnsafePointer<Float>, dx: 
     }
 }
 
+/// max(v, 0) lane by lane as one compare and blend (NaN stays NaN, as `max(x, 0)`): the
+/// standard library's `pointwiseMax` did not inline and took 4% of a ResNet-50 step (perf).
+@inline(__always) func clampedAtZero(_ v: Lanes) -> Lanes { v.replacing(with: Lanes(), where: v .< Lanes()) }
+
 /// p[i] = max(p[i], 0) on one thread (for epilogues inside parallel work).
 @inline(__always) func reluInPlace(_ p: UnsafeMutablePointer<Float>, count: Int) {
     var i = 0
-    while i + 8 <= count { store(pointwiseMax(load(p, i), Lanes()), p, i); i += 8 }
+    while i + 8 <= count { store(clampedAtZero(load(p, i)), p, i); i += 8 }
     while i < count { p[i] = max(p[i], 0); i += 1 }
 }
 
