@@ -30,31 +30,30 @@ extension ConvGeometry {
 /// x (N, C, H, W) -> phases (N d², C, H/d, W/d): image n d² + r d + s holds x[n, c, d i + r, d j + s].
 func splitPhases(_ x: UnsafePointer<Float>, _ phases: UnsafeMutablePointer<Float>, batch: Int, channels: Int,
                  height h: Int, width w: Int, phases d: Int) {
-    let ph = h / d, pw = w / d
-    Parallel.forEach(batch * channels) { plane in
-        let n = plane / channels, c = plane % channels, src = x + plane * h * w
-        for r in 0..<d { for s in 0..<d {
-            let dst = phases + (((n * d + r) * d + s) * channels + c) * ph * pw
-            for i in 0..<ph {
-                let row = src + (d * i + r) * w + s, out = dst + i * pw
-                for j in 0..<pw { out[j] = row[d * j] }
-            }
-        } }
+    forEachPhaseRow(batch: batch, channels: channels, height: h, width: w, phases: d) { pixel, phase, count in
+        for j in 0..<count { phases[phase + j] = x[pixel + d * j] }
     }
 }
 
 /// The inverse of `splitPhases`: phases (N d², C, H/d, W/d) -> x (N, C, H, W).
 func mergePhases(_ phases: UnsafePointer<Float>, _ x: UnsafeMutablePointer<Float>, batch: Int, channels: Int,
                  height h: Int, width w: Int, phases d: Int) {
+    forEachPhaseRow(batch: batch, channels: channels, height: h, width: w, phases: d) { pixel, phase, count in
+        for j in 0..<count { x[pixel + d * j] = phases[phase + j] }
+    }
+}
+
+/// Calls `body(pixel, phase, count)` for every row of every phase image: `count` pixels from
+/// index `pixel` of the (N, C, H, W) image at stride d, and index `phase` of the phase layout
+/// (consecutive). The (image, channel) planes are spread over the workers.
+@inline(__always) private func forEachPhaseRow(batch: Int, channels: Int, height h: Int, width w: Int, phases d: Int,
+                                               _ body: (_ pixel: Int, _ phase: Int, _ count: Int) -> Void) {
     let ph = h / d, pw = w / d
     Parallel.forEach(batch * channels) { plane in
-        let n = plane / channels, c = plane % channels, dst = x + plane * h * w
+        let n = plane / channels, c = plane % channels
         for r in 0..<d { for s in 0..<d {
-            let src = phases + (((n * d + r) * d + s) * channels + c) * ph * pw
-            for i in 0..<ph {
-                let row = dst + (d * i + r) * w + s, inp = src + i * pw
-                for j in 0..<pw { row[d * j] = inp[j] }
-            }
+            let phase = (((n * d + r) * d + s) * channels + c) * ph * pw
+            for i in 0..<ph { body(plane * h * w + (d * i + r) * w + s, phase + i * pw, pw) }
         } }
     }
 }
