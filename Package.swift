@@ -50,7 +50,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
     ],
     targets: [
-        .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "COpenBLAS"),   // OpenBLAS is dlopened at run time (libopenblas0)
         .systemLibrary(name: "CSystem"),
         .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
         // TurboJPEG, loaded with dlopen when a JPEG is read: no build-time dependency

@@ -4,9 +4,10 @@
 #   OUT_DIR/segdist-pack.tar.xz holding segdist/ with
 #     segdist            a wrapper that points the loader at lib/ and runs bin/segdist
 #     bin/segdist        the release binary, Swift's runtime linked in, stripped
-#     lib/               its shared-library closure beyond glibc (what ldd lists: OpenBLAS and
-#                        gfortran, libpng, OpenMPI's libmpi and its libraries, libstdc++, ...),
-#                        and libturbojpeg.so.0, which segdist dlopens for JPEGs
+#     lib/               its shared-library closure beyond glibc (what ldd lists: libpng,
+#                        OpenMPI's libmpi and its libraries, libstdc++, ...), and the libraries
+#                        segdist dlopens with theirs: libopenblas.so.0 (gfortran) and
+#                        libturbojpeg.so.0 (for JPEGs)
 #     torch-reference.safetensors   the PyTorch fixtures, for `segdist verify`
 #     torch_unet.py      the reference UNet (from ../shared/reference), for launch/gpu-check.sh
 # A single-process run needs no MPI installed: libmpi is carried and MPI starts only under
@@ -27,16 +28,21 @@ cp .build-pack/release/segdist "$pack/bin/segdist"
 strip "$pack/bin/segdist"
 # the closure beyond glibc (and the loader), under the names the binary asks for
 glibc='^(libc|libm|libdl|libpthread|librt|libresolv|libutil|ld-linux-x86-64)\.so'
+# and the libraries segdist dlopens: OpenBLAS (always) and TurboJPEG (for JPEGs)
 jpeg=$(ldconfig -p | awk '/libturbojpeg\.so\.0 /{if (!p) p = $NF} END {print p}')
-for lib in $(ldd "$pack/bin/segdist" | awk '/=> \//{print $1 "=" $3}') ${jpeg:+libturbojpeg.so.0=$jpeg}; do
+blas=$(ldconfig -p | awk '/libopenblas\.so\.0 /{if (!p) p = $NF} END {print p}')
+[ -n "$blas" ] || { echo "pack-static: libopenblas.so.0 not found (apt-get install libopenblas0)" >&2; exit 1; }
+for lib in $(ldd "$pack/bin/segdist" | awk '/=> \//{print $1 "=" $3}') libopenblas.so.0=$blas ${jpeg:+libturbojpeg.so.0=$jpeg}; do
   name=${lib%%=*}; path=${lib#*=}
   [[ $name =~ $glibc ]] && continue
   cp -L "$path" "$pack/lib/$name"
 done
-# libturbojpeg's own closure
-for lib in $(ldd "$pack/lib/libturbojpeg.so.0" 2>/dev/null | awk '/=> \//{print $1 "=" $3}'); do
-  name=${lib%%=*}; path=${lib#*=}
-  [[ $name =~ $glibc ]] || [ -e "$pack/lib/$name" ] || cp -L "$path" "$pack/lib/$name"
+# the dlopened libraries' own closures (OpenBLAS's gfortran, ...)
+for opened in libopenblas.so.0 libturbojpeg.so.0; do
+  for lib in $(ldd "$pack/lib/$opened" 2>/dev/null | awk '/=> \//{print $1 "=" $3}'); do
+    name=${lib%%=*}; path=${lib#*=}
+    [[ $name =~ $glibc ]] || [ -e "$pack/lib/$name" ] || cp -L "$path" "$pack/lib/$name"
+  done
 done
 cat > "$pack/segdist" <<'WRAP'
 #!/bin/sh

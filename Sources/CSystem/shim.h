@@ -46,13 +46,4 @@ static inline int segdist_cpu_vector_level(void) {
     return 0;
 }
 
-/// Replaces this process with a fresh run of the same executable and arguments (execv of
-/// /proc/self/exe); returns only on failure.
-static inline int segdist_reexec(char *const argv[]) {
-#if defined(__linux__)
-    return execv("/proc/self/exe", argv);
-#else
-    return -1;
-#endif
-}
 #endif

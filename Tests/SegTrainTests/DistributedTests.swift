@@ -228,8 +228,8 @@ final class DistributedTests: XCTestCase {
     }
 
     /// OpenBLAS's kernels follow the CPU, not its model table: when OpenBLAS falls back to its
-    /// generic kernels on a CPU it does not know (pretended here), segdist restarts itself with
-    /// the ones the CPU's vector units call for; a value the user set is kept.
+    /// generic kernels on a CPU it does not know (pretended here), segdist loads it with the ones
+    /// the CPU's vector units call for; a value the user set is kept.
     func testBLASKernelsAreChosenFromTheCPU() throws {
         try requireMPI()
         XCTAssertEqual(BLASKernels.better(than: "Prescott", vectorLevel: 2), "SkylakeX")

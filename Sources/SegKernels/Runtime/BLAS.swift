@@ -15,14 +15,37 @@ public func sgemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k:
         for i in 0..<m { for j in 0..<n { c[i * ldc + j] *= beta } }
         return
     }
-    cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
-                Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    let trans = Int32(SEGDIST_CBLAS_TRANS), noTrans = Int32(SEGDIST_CBLAS_NO_TRANS)
+    OpenBLAS.api.sgemm(Int32(SEGDIST_CBLAS_ROW_MAJOR), transA ? trans : noTrans, transB ? trans : noTrans,
+                       Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+}
+
+/// OpenBLAS, loaded on first use: after `BLASKernels.chooseKernelsForThisCPU` has set
+/// OPENBLAS_CORETYPE (segdist's entry point calls it first; tests load it as the environment is).
+enum OpenBLAS {
+    struct API {
+        let sgemm: @convention(c) (Int32, Int32, Int32, Int32, Int32, Int32, Float, UnsafePointer<Float>?, Int32,
+                                   UnsafePointer<Float>?, Int32, Float, UnsafeMutablePointer<Float>?, Int32) -> Void
+        let setNumThreads: @convention(c) (Int32) -> Void
+        let coreName: @convention(c) () -> UnsafeMutablePointer<CChar>?
+    }
+
+    static let api: API = {
+        var raw = segdist_openblas()
+        let status = segdist_openblas_load(&raw)
+        guard status == 0, let sgemm = raw.sgemm, let threads = raw.setNumThreads, let name = raw.coreName else {
+            let why = status == -1 ? String(cString: segdist_openblas_error()) : "it lacks cblas_sgemm or openblas_get_corename"
+            FileHandle.standardError.write("segdist: OpenBLAS (libopenblas.so.0) could not be loaded: \(why); on Debian: apt-get install libopenblas0\n".data(using: .utf8)!)
+            exit(2)
+        }
+        return API(sgemm: sgemm, setNumThreads: threads, coreName: name)
+    }()
 }
 
 /// The CPU kernel OpenBLAS chose for this machine (e.g. "Haswell", "SkylakeX"; "Prescott" is its
 /// slow generic fallback on CPUs it does not recognise).
 public var blasKernelName: String {
-    guard let name = openblas_get_corename() else { return "unknown" }
+    guard let name = OpenBLAS.api.coreName() else { return "unknown" }
     return String(cString: name)
 }
 
@@ -33,13 +56,11 @@ public var blasKernelName: String {
 /// gets the generic "Prescott" SSE3 kernels, 25 GFLOP/s where SkylakeX's do 146 (measured on a
 /// 2-core Xeon), an AVX-512 AMD (Zen 4) gets the AVX2 Haswell ones, and environments set
 /// OPENBLAS_CORETYPE=Haswell as a guard for old builds (segdist bench, UNet w=64 on a Zen 4/5:
-/// 15-25% slower than SkylakeX's kernels). OpenBLAS reads its only switch at load, so `segdist`
-/// sets it from CPUID and starts itself again before any work (`chooseKernelsForThisCPU`),
-/// whatever the variable said — also when it named kernels this CPU cannot run.
-/// SEGDIST_KEEP_OPENBLAS_CORETYPE=1 keeps the variable as it is.
+/// 15-25% slower than SkylakeX's kernels). segdist loads OpenBLAS itself (`OpenBLAS`, dlopen), so
+/// `chooseKernelsForThisCPU` sets the variable from CPUID before that — whatever it said, also
+/// when it named kernels this CPU cannot run. (It used to start the process again instead: 55 ms
+/// of every command.) SEGDIST_KEEP_OPENBLAS_CORETYPE=1 keeps the variable as it is.
 public enum BLASKernels {
-    static let reexecMarker = "SEGDIST_BLAS_CHOSEN"
-
     /// The kernels the CPU's vector units call for, or nil when `current` is as good (and runs).
     public static func better(than current: String, vectorLevel: Int) -> String? {
         let name = current.lowercased()
@@ -53,22 +74,17 @@ public enum BLASKernels {
         }
     }
 
-    /// Restarts this process with OPENBLAS_CORETYPE set when OpenBLAS's kernels (its own choice
-    /// or the variable's) are slower than the CPU supports or cannot run on it; returns when
-    /// nothing is to be done (or the restart failed).
+    /// Sets OPENBLAS_CORETYPE for OpenBLAS to load with: the kernels the CPU's vector units call
+    /// for unless the variable already names kernels as good (that run here). Call it before
+    /// the first GEMM; once OpenBLAS is loaded the variable no longer matters.
     public static func chooseKernelsForThisCPU() {
         let env = ProcessInfo.processInfo.environment
         if env["OPENBLAS_CORETYPE"] != nil && env["SEGDIST_KEEP_OPENBLAS_CORETYPE"] == "1" { return }
-        // SEGDIST_BLAS_PRETEND (tests only) stands for OpenBLAS's choice
-        let chosen = env["SEGDIST_BLAS_PRETEND"] ?? blasKernelName
-        guard env[reexecMarker] == nil, let want = better(than: chosen, vectorLevel: Int(segdist_cpu_vector_level())) else { return }
-        let before = env["OPENBLAS_CORETYPE"]
+        // SEGDIST_BLAS_PRETEND (tests only) stands for what OpenBLAS would choose by itself;
+        // unset, its model table may be wrong, so only a named choice can be kept
+        let current = env["SEGDIST_BLAS_PRETEND"] ?? env["OPENBLAS_CORETYPE"] ?? "Prescott"
+        guard let want = better(than: current, vectorLevel: Int(segdist_cpu_vector_level())) else { return }
         setenv("OPENBLAS_CORETYPE", want, 1)
-        setenv(reexecMarker, "\(chosen)->\(want)", 1)
-        var argv: [UnsafeMutablePointer<CChar>?] = CommandLine.arguments.map { strdup($0) } + [nil]
-        _ = argv.withUnsafeMutableBufferPointer { segdist_reexec($0.baseAddress!) }
-        // still here: the restart failed; carry on with what was there
-        if let before { setenv("OPENBLAS_CORETYPE", before, 1) } else { unsetenv("OPENBLAS_CORETYPE") }
     }
 }
 

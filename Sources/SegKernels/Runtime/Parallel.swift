@@ -12,7 +12,7 @@ public enum Parallel {
 
     public static func configure(threads requested: Int) {
         threads = max(1, requested)
-        openblas_set_num_threads(1)
+        OpenBLAS.api.setNumThreads(1)
     }
 
     /// Cores this process may run on: its CPU affinity mask, which mpirun's binding narrows.
