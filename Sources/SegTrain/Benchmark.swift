@@ -11,6 +11,9 @@ public struct Benchmark {
         public var gflop_per_step: Double, gflop_per_s: Double
         public var parameters: Int
         public var peak_rss_mb: Double
+        /// The most host tensor memory alive at once during the timed steps (rank 0's), of
+        /// which `state_mb` — parameters, gradients, optimizer state — is there throughout.
+        public var peak_tensor_mb: Double, state_mb: Double
         public var ranks: Int
         /// Share of the step spent waiting for gradient communication (not hidden by backward).
         public var communication_share: Double
@@ -63,6 +66,7 @@ public struct Benchmark {
         communicator.barrier(label: "benchmark start")
         var times: [Double] = []
         parallel.reducer.resetTimers()
+        HostMemoryMeter.resetPeak()
         for s in 0..<steps {
             let t0 = DispatchTime.now().uptimeNanoseconds
             _ = try parallel.step(batch: slice)
@@ -71,6 +75,7 @@ public struct Benchmark {
             times.append(dt)
             progress?(s + 1, dt)
         }
+        let peakTensorMB = Double(HostMemoryMeter.peakBytes) / 1048576
         let exposed = communicator.maximum(parallel.reducer.exposedSeconds * 1000 / Double(steps))
         // The slowest rank sets the pace.
         times = times.map { communicator.maximum($0) }
@@ -93,6 +98,7 @@ public struct Benchmark {
                       steps: steps, ms_per_step: median, images_per_s: Double(batch) / (median / 1000),
                       gflop_per_step: flops / 1e9, gflop_per_s: flops / 1e9 / (median / 1000),
                       parameters: model.store.parameterCount, peak_rss_mb: communicator.maximum(peakResidentMegabytes()),
+                      peak_tensor_mb: peakTensorMB, state_mb: Double(model.store.parameterCount * 4 * (2 + trainer.optimizer.stateBuffers.count)) / 1048576,
                       ranks: communicator.size, communication_share: exposed / median, kernels: backend.kernelsDescription,
                       threads_per_rank: placement[..<communicator.size].map { Int($0) },
                       cpus_per_rank: placement[communicator.size...].map { Int($0) })

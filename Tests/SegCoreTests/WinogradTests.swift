@@ -40,20 +40,49 @@ final class WinogradTests: XCTestCase {
             winogradConv3x3WeightGradient(.f4, x: x, dy: dy, dweight: &dw4, batch: n, inChannels: cin, outChannels: cout, height: h, width: w)
             XCTAssertLessThan(worst(dw4, dw), 1e-5, "dw F(4x4) " + label)
             // blocks of 1 and 2 tile rows (the last one partial on odd tile counts) and the whole
-            // batch in one plane, both variants
-            for schedule in [WinogradSchedule.blocks(rows: 1), .blocks(rows: 2), .wholeBatch] {
+            // batch in one plane, its wider channel side whole or in groups of 8 (uneven ones
+            // where 8 does not divide it), both variants
+            for schedule in [WinogradSchedule.blocks(rows: 1), .blocks(rows: 2), .wholeBatch(groupChannels: .max),
+                             .wholeBatch(groupChannels: 8)] {
                 for (name, variant) in [("F(2x2)", WinogradVariant.f2), ("F(4x4)", .f4)] {
                     var yb = [Float](repeating: 0, count: y.count), dwb = [Float](repeating: 0, count: dw.count)
                     winogradConv3x3(variant, x: x, weight: wt, bias: bias, y: &yb, batch: n, inChannels: cin, outChannels: cout,
                                     height: h, width: w, schedule: schedule)
                     winogradConv3x3WeightGradient(variant, x: x, dy: dy, dweight: &dwb, batch: n, inChannels: cin, outChannels: cout,
                                                   height: h, width: w, schedule: schedule)
+                    // the input gradient: the adjoint's kernels read flipped from the weight in place
+                    var dxb = [Float](repeating: 0, count: dx.count)
+                    dy.withUnsafeBufferPointer { d in
+                        wt.withUnsafeBufferPointer { k in
+                            winogradConv3x3(variant, inputs: ChannelParts([(d.baseAddress!, cout)]), kernels: .adjoint(of: k.baseAddress!),
+                                            bias: nil, y: &dxb, batch: n, outChannels: cin, height: h, width: w, schedule: schedule)
+                        }
+                    }
                     XCTAssertLessThan(worst(yb, y), 1e-5, "y \(name) \(schedule) " + label)
                     XCTAssertLessThan(worst(dwb, dw), 1e-5, "dw \(name) \(schedule) " + label)
+                    XCTAssertLessThan(worst(dxb, dx), 1e-5, "dx \(name) \(schedule) " + label)
                 }
             }
             XCTAssertLessThan(worst(gotDx, dx), 1e-5, "dx " + label)
             XCTAssertLessThan(worst(gotDw, dw), 1e-5, "dw " + label)
+        }
+    }
+
+    /// A wide layer on a small map (FCN's 2048 -> 512 head at 16 px, batch 4) runs on the whole
+    /// batch with its input channels in groups whose transformed weights and tiles stay within
+    /// `winogradGroupBytes` (a single pass held 64 MB of U, and 134 MB of weight-gradient
+    /// partials on blocks); groups cover the channels in consecutive, near-even ranges.
+    func testWideLayersRunInChannelGroupsWithinTheBudget() {
+        XCTAssertEqual(channelGroups(20, size: 8), [0..<7, 7..<14, 14..<20])
+        XCTAssertEqual(channelGroups(16, size: 8), [0..<8, 8..<16])
+        XCTAssertEqual(channelGroups(5, size: .max), [0..<5])
+        for (cin, cout) in [(2048, 512), (512, 2048), (4096, 512)] {
+            guard case .wholeBatch(let group) = WinogradVariant.f2.schedule(batch: 4, inChannels: cin, outChannels: cout, height: 16, width: 16)
+            else { return XCTFail("\(cin) -> \(cout) at 16 px should run on the whole batch") }
+            let plane = 4 * 64, points = 16, narrow = min(cin, cout), wide = max(cin, cout)
+            let most = channelGroups(wide, size: group).map(\.count).max()!
+            XCTAssertGreaterThan(channelGroups(wide, size: group).count, 1, "\(cin) -> \(cout)")
+            XCTAssertLessThanOrEqual(4 * points * most * (narrow + plane), winogradGroupBytes, "\(cin) -> \(cout)")
         }
     }
 

@@ -93,9 +93,11 @@ extension Pass {
         let (y, stats) = backend.batchNormTrainForward(x, gamma: weight.value, beta: bias.value, runningMean: runningMean,
                                                        runningVar: runningVar, momentum: batchNormMomentum ?? momentum, eps: eps, relu: relu,
                                                        group: group)
+        // y is the fused ReLU's mask, read only with it: without, backward does not keep y alive
+        // (a ResNet block's last batch norm feeds the residual sum: 4C channels a block)
+        let mask = relu ? y : x
         return emit(y, nil, inputs: [x], parameters: [weight, bias]) { [backend] dy in
-            // y is the fused ReLU's mask
-            [backend.batchNormTrainBackward(x: x, y: y, dy: dy, gamma: weight.value, statistics: stats,
+            [backend.batchNormTrainBackward(x: x, y: mask, dy: dy, gamma: weight.value, statistics: stats,
                                             gammaGradient: weight.gradient, betaGradient: bias.gradient, relu: relu,
                                             group: group)]
         }

@@ -53,6 +53,7 @@ public protocol Backend: AnyObject {
     func batchNormTrainForward(_ x: Tensor, gamma: Tensor, beta: Tensor, runningMean: Tensor, runningVar: Tensor,
                                momentum: Float, eps: Float, relu: Bool, group: CollectiveSum?) -> (Tensor, BatchNormStatistics)
     /// Accumulates into the gamma and beta gradients; returns the input gradient.
+    /// `y` is the forward output, read only with `relu` (as its mask; without, any tensor of x's shape).
     func batchNormTrainBackward(x: Tensor, y: Tensor, dy: Tensor, gamma: Tensor, statistics: BatchNormStatistics,
                                 gammaGradient: Tensor, betaGradient: Tensor, relu: Bool, group: CollectiveSum?) -> Tensor
     func batchNormEvalForward(_ x: Tensor, gamma: Tensor, beta: Tensor, runningMean: Tensor, runningVar: Tensor,

@@ -1,7 +1,8 @@
 // Legend: N = batch, Cin/Cout = channels, K = Cin * kH * kW (patch size),
 // P = outH * outW (output pixels), Q = inH * inW (input pixels).
 // Convolution is im2col + one sgemm per image; images are spread over the workers, each with
-// its own column scratch and its own weight-gradient accumulator.
+// its own column scratch; worker 0 accumulates the weight gradient in place, the others into
+// partials added after.
 
 /// y (N, Cout, outH, outW) = conv2d(x (N, Cin, H, W), weight (Cout, Cin, kH, kW)) + bias (Cout),
 /// and with `relu` max(0, y), applied to each band of output while it is in cache (evaluation
@@ -87,15 +88,14 @@ public func conv2dBackward(x: UnsafePointer<Float>, weight: UnsafePointer<Float>
     // with the kernel flipped and in/out channels swapped. That GEMM is as efficient as the
     // forward one and its im2col avoids col2im's scatter-add.
     let adjoint = g.adjointGeometry(outChannels: Cout)
-    var flipped: [Float] = []
-    if adjoint != nil, dx != nil { flipped = flippedTransposedKernel(weight, outChannels: Cout, geometry: g) }
-    // the input gradient of a 3x3 / stride 1 / padding 1 convolution is one too: Winograd
+    // the input gradient of a 3x3 / stride 1 / padding 1 convolution is one too: Winograd, its
+    // kernels read flipped from the weight in place
     let winogradInputGradient = adjoint?.isWinograd3x3 == true && dx != nil
+    var flipped: [Float] = []
+    if adjoint != nil, dx != nil, !winogradInputGradient { flipped = flippedTransposedKernel(weight, outChannels: Cout, geometry: g) }
     if winogradInputGradient, let dx {
-        flipped.withUnsafeBufferPointer {
-            winogradConv3x3(.forMap(height: g.outH, width: g.outW), x: dy, weight: $0.baseAddress!, bias: nil, y: dx, batch: batch,
-                            inChannels: Cout, outChannels: g.channels, height: g.outH, width: g.outW)
-        }
+        winogradConv3x3(.forMap(height: g.outH, width: g.outW), inputs: ChannelParts([(dy, Cout)]), kernels: .adjoint(of: weight),
+                        bias: nil, y: dx, batch: batch, outChannels: g.channels, height: g.outH, width: g.outW)
     }
     if g.isWinograd3x3 {
         winogradConv3x3WeightGradient(.forMap(height: g.height, width: g.width), x: x, dy: dy, dweight: dweight, batch: batch,
@@ -104,15 +104,17 @@ public func conv2dBackward(x: UnsafePointer<Float>, weight: UnsafePointer<Float>
     }
     let weightGradientDone = g.isWinograd3x3
     let workers = Parallel.workers(for: batch)
-    let partials = UnsafeMutablePointer<Float>.allocate(capacity: workers * Cout * K)
-    partials.initialize(repeating: 0, count: workers * Cout * K)
+    // worker 0 accumulates into dweight itself, the others into zeroed partials added after
+    let partialCount = weightGradientDone ? 0 : (workers - 1) * Cout * K
+    let partials = UnsafeMutablePointer<Float>.allocate(capacity: max(partialCount, 1))
+    partials.initialize(repeating: 0, count: partialCount)
     defer { partials.deallocate() }
     flipped.withUnsafeBufferPointer { flippedWeight in
         Parallel.chunks(batch, workers: workers) { w, images in
             let scratchSize = max(g.isPointwise ? 0 : K * P, adjoint.map { $0.patchSize * $0.outPixels } ?? 0)
             let scratch = scratchSize > 0 ? UnsafeMutablePointer<Float>.allocate(capacity: scratchSize) : nil
             defer { scratch?.deallocate() }
-            let dw = partials + w * Cout * K
+            let dw = w == 0 ? dweight : partials + (w - 1) * Cout * K
             for n in images {
                 let xn = x + n * g.channels * Q, dyn = dy + n * Cout * P
                 // dW (Cout, K) += dy_n (Cout, P) * col_n^T (P, K)
@@ -140,7 +142,7 @@ public func conv2dBackward(x: UnsafePointer<Float>, weight: UnsafePointer<Float>
             }
         }
     }
-    if !weightGradientDone { for w in 0..<workers { addInPlace(dweight, partials + w * Cout * K, count: Cout * K) } }
+    if !weightGradientDone { for w in 1..<workers { addInPlace(dweight, partials + (w - 1) * Cout * K, count: Cout * K) } }
 }
 
 extension ConvGeometry {
@@ -203,13 +205,14 @@ public func convTranspose2dBackward(x: UnsafePointer<Float>, weight: UnsafePoint
     let K = g.patchSize, Q = g.outPixels, Cin = inChannels, outSize = g.channels * g.inPixels
     if let dbias { sumPerChannel(dy, into: dbias, batch: batch, channels: g.channels, pixels: g.inPixels) }
     let workers = Parallel.workers(for: batch)
-    let partials = UnsafeMutablePointer<Float>.allocate(capacity: workers * Cin * K)
-    partials.initialize(repeating: 0, count: workers * Cin * K)
+    // worker 0 accumulates into dweight itself, the others into zeroed partials added after
+    let partials = UnsafeMutablePointer<Float>.allocate(capacity: max((workers - 1) * Cin * K, 1))
+    partials.initialize(repeating: 0, count: (workers - 1) * Cin * K)
     defer { partials.deallocate() }
     Parallel.chunks(batch, workers: workers) { w, images in
         let scratch = UnsafeMutablePointer<Float>.allocate(capacity: K * Q)
         defer { scratch.deallocate() }
-        let dw = partials + w * Cin * K
+        let dw = w == 0 ? dweight : partials + (w - 1) * Cin * K
         for n in images {
             let xn = x + n * Cin * Q
             im2col(dy + n * outSize, scratch, g)
@@ -220,7 +223,7 @@ public func convTranspose2dBackward(x: UnsafePointer<Float>, weight: UnsafePoint
             }
         }
     }
-    for w in 0..<workers { addInPlace(dweight, partials + w * Cin * K, count: Cin * K) }
+    for w in 1..<workers { addInPlace(dweight, partials + (w - 1) * Cin * K, count: Cin * K) }
 }
 
 extension ConvGeometry {

@@ -87,10 +87,7 @@ func dilatedWinogradBackward(x: UnsafePointer<Float>, weight: UnsafePointer<Floa
                                   outChannels: cout, height: p.height, width: p.width)
     guard let dx else { return }
     // the phase images' input gradient, written over xp (no longer needed)
-    let flipped = flippedTransposedKernel(weight, outChannels: cout, geometry: g)
-    flipped.withUnsafeBufferPointer {
-        winogradConv3x3(variant, x: dyp, weight: $0.baseAddress!, bias: nil, y: xp, batch: images, inChannels: cout,
-                        outChannels: g.channels, height: p.height, width: p.width)
-    }
+    winogradConv3x3(variant, inputs: ChannelParts([(UnsafePointer(dyp), cout)]), kernels: .adjoint(of: weight), bias: nil, y: xp,
+                    batch: images, outChannels: g.channels, height: p.height, width: p.width)
     mergePhases(xp, dx, batch: batch, channels: g.channels, height: g.height, width: g.width, phases: d)
 }

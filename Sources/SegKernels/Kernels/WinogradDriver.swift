@@ -57,9 +57,10 @@ public struct WinogradVariant: Sendable {
     /// and the batch's tiles fit in `winogradBatchBytes`; else blocks of tile rows.
     func schedule(batch: Int, inChannels cin: Int, outChannels cout: Int, height h: Int, width w: Int) -> WinogradSchedule {
         let (th, tw) = tiles(h, w), imageTiles = th * tw
-        let batchBytes = 4 * points * (cin + cout) * imageTiles * batch
-        if batchBytes <= winogradBatchBytes && (imageTiles < winogradMinimumTiles || imageTiles * (cin + cout) < cin * cout) {
-            return .wholeBatch
+        // the narrower side's tiles are held whole, the wider side's a group at a time
+        let wholeSideBytes = 4 * points * min(cin, cout) * imageTiles * batch
+        if wholeSideBytes <= winogradBatchBytes && (imageTiles < winogradMinimumTiles || imageTiles * (cin + cout) < cin * cout) {
+            return .wholeBatch(groupChannels: groupChannels(inChannels: cin, outChannels: cout, plane: imageTiles * batch))
         }
         return .blocks(rows: blockRows(channels: cin + cout, tileColumns: tw, tileRows: th))
     }
@@ -81,8 +82,9 @@ public enum WinogradSchedule: Sendable, Equatable {
     case blocks(rows: Int)
     /// Every image's tiles transformed into one plane, then one GEMM per tile point over the
     /// whole batch, the points spread over the workers: each transformed weight matrix U_ξ is
-    /// read once per step instead of once per image or block.
-    case wholeBatch
+    /// read once per step instead of once per image or block. The wider of the two channel
+    /// sides runs in groups of at most `groupChannels` (`WinogradWholeBatch.swift`).
+    case wholeBatch(groupChannels: Int)
 }
 
 /// Bytes of transformed tiles (input and output side together) one block may hold: half the
@@ -101,7 +103,8 @@ public let winogradBlockBytes: Int = {
 /// images/s, at least 64 tiles 6.5-6.9, 128 6.4-6.8, 256 5.8-6.5.
 let winogradMinimumTiles = 64
 
-/// Most bytes of a whole batch's transformed tiles (both sides) `.wholeBatch` holds at once.
+/// Most bytes of the transformed tiles of a whole batch's narrower channel side that
+/// `.wholeBatch` holds at once (the wider side's are bounded by `winogradGroupBytes`).
 let winogradBatchBytes = 32 << 20
 
 /// Calls `body(rows)` for consecutive blocks of `size` tile rows covering `0..<count`.
@@ -111,7 +114,7 @@ let winogradBatchBytes = 32 << 20
 }
 
 /// Floats of scratch, zeroed, for one worker's transforms of a `variant` layer.
-private struct TransformScratch {
+struct TransformScratch {
     let input: UnsafeMutablePointer<Float>, output: UnsafeMutablePointer<Float>
     init(_ variant: WinogradVariant, width w: Int, rows: Int, tileColumns tw: Int) {
         let size = variant.inputScratch(w, rows)
@@ -125,7 +128,7 @@ private struct TransformScratch {
 
 /// Runs `body(n, channels)` for every image n and a share of its `channels`, spread over the
 /// workers (a batch of one still fills every core), with each worker's transform scratch.
-private func forEachImageChannels(_ variant: WinogradVariant, batch: Int, channels: Int, height h: Int, width w: Int,
+func forEachImageChannels(_ variant: WinogradVariant, batch: Int, channels: Int, height h: Int, width w: Int,
                                   _ body: (_ n: Int, _ channels: Range<Int>, TransformScratch) -> Void) {
     let (th, tw) = variant.tiles(h, w)
     let parts = max(1, min(channels, (Parallel.threads + batch - 1) / batch))
@@ -180,37 +183,28 @@ public struct ChannelParts {
 public func winogradConv3x3(_ variant: WinogradVariant, inputs: ChannelParts, weight: UnsafePointer<Float>,
                             bias: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>, batch: Int,
                             outChannels cout: Int, height h: Int, width w: Int, relu: Bool = false, schedule: WinogradSchedule? = nil) {
+    winogradConv3x3(variant, inputs: inputs, kernels: .weight(weight), bias: bias, y: y, batch: batch, outChannels: cout,
+                    height: h, width: w, relu: relu, schedule: schedule)
+}
+
+/// `winogradConv3x3` with the kernels of `kernels` (a layer's weight or its adjoint's).
+public func winogradConv3x3(_ variant: WinogradVariant, inputs: ChannelParts, kernels: WinogradKernels,
+                            bias: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>, batch: Int,
+                            outChannels cout: Int, height h: Int, width w: Int, relu: Bool = false, schedule: WinogradSchedule? = nil) {
     let (th, tw) = variant.tiles(h, w), points = variant.points, cin = inputs.channels
-    let u = UnsafeMutablePointer<Float>.allocate(capacity: points * cout * cin)
-    defer { u.deallocate() }
-    variant.weights(weight, u, cout, cin)
     switch schedule ?? variant.schedule(batch: batch, inChannels: cin, outChannels: cout, height: h, width: w) {
-    case .wholeBatch:
-        let imageTiles = th * tw, plane = batch * imageTiles
-        let v = UnsafeMutablePointer<Float>.allocate(capacity: points * cin * plane)
-        let m = UnsafeMutablePointer<Float>.allocate(capacity: points * cout * plane)
-        defer { v.deallocate(); m.deallocate() }
-        forEachImageChannels(variant, batch: batch, channels: cin, height: h, width: w) { n, cs, scratch in
-            inputs.forEach(image: n, channels: cs, pixels: h * w) { source, first, count in
-                variant.input(source, v + first * points * plane, count, h, w, 0..<th, TileSlab(plane: plane, offset: n * imageTiles),
-                              scratch.input)
-            }
-        }
-        Parallel.forEach(points) { xi in
-            sgemm(m: cout, n: plane, k: cin, a: u + xi * cout * cin, lda: cin, b: v + xi * plane, ldb: points * plane,
-                  beta: 0, c: m + xi * plane, ldc: points * plane)
-        }
-        forEachImageChannels(variant, batch: batch, channels: cout, height: h, width: w) { n, cs, scratch in
-            variant.output(m + cs.lowerBound * points * plane, y + (n * cout + cs.lowerBound) * h * w, bias.map { $0 + cs.lowerBound },
-                           cs.count, h, w, 0..<th, TileSlab(plane: plane, offset: n * imageTiles), scratch.output)
-            if relu { reluInPlace(y + (n * cout + cs.lowerBound) * h * w, count: cs.count * h * w) }
-        }
+    case .wholeBatch(let groupChannels):
+        winogradWholeBatchForward(variant, inputs: inputs, kernels: kernels, bias: bias, y: y, batch: batch, outChannels: cout,
+                                  height: h, width: w, relu: relu, groupChannels: groupChannels)
     case .blocks(let rows):
         let t = rows * tw
         // The work is (image, block of tile rows) pairs, spread over the workers: a batch of one
         // image (prediction, a micro-batch of one) still fills every core. Blocks write disjoint
         // output rows and each is computed the same way whichever worker takes it.
         let blocks = (th + rows - 1) / rows
+        let u = UnsafeMutablePointer<Float>.allocate(capacity: points * cout * cin)
+        defer { u.deallocate() }
+        variant.transform(kernels, into: u, outChannels: cout, inChannels: cin, outs: 0..<cout, ins: 0..<cin)
         Parallel.chunks(batch * blocks) { _, items in
             let v = UnsafeMutablePointer<Float>.allocate(capacity: points * cin * t)
             let m = UnsafeMutablePointer<Float>.allocate(capacity: points * cout * t)
@@ -245,26 +239,9 @@ public func winogradConv3x3WeightGradient(_ variant: WinogradVariant, x: UnsafeP
                                           outChannels cout: Int, height h: Int, width w: Int, schedule: WinogradSchedule? = nil) {
     let (th, tw) = variant.tiles(h, w), points = variant.points
     switch schedule ?? variant.schedule(batch: batch, inChannels: cin, outChannels: cout, height: h, width: w) {
-    case .wholeBatch:
-        let imageTiles = th * tw, plane = batch * imageTiles
-        let v = UnsafeMutablePointer<Float>.allocate(capacity: points * cin * plane)
-        let dyt = UnsafeMutablePointer<Float>.allocate(capacity: points * cout * plane)
-        let du = UnsafeMutablePointer<Float>.allocate(capacity: points * cout * cin)
-        defer { v.deallocate(); dyt.deallocate(); du.deallocate() }
-        forEachImageChannels(variant, batch: batch, channels: cin, height: h, width: w) { n, cs, scratch in
-            variant.input(x + (n * cin + cs.lowerBound) * h * w, v + cs.lowerBound * points * plane, cs.count, h, w, 0..<th,
-                          TileSlab(plane: plane, offset: n * imageTiles), scratch.input)
-        }
-        forEachImageChannels(variant, batch: batch, channels: cout, height: h, width: w) { n, cs, scratch in
-            variant.outputGradient(dy + (n * cout + cs.lowerBound) * h * w, dyt + cs.lowerBound * points * plane, cs.count, h, w,
-                                   0..<th, TileSlab(plane: plane, offset: n * imageTiles), scratch.output)
-        }
-        // one GEMM of depth N T per tile point, each point's dU written by one worker only
-        Parallel.forEach(points) { xi in
-            sgemm(transB: true, m: cout, n: cin, k: plane, a: dyt + xi * plane, lda: points * plane, b: v + xi * plane,
-                  ldb: points * plane, beta: 0, c: du + xi * cout * cin, ldc: cin)
-        }
-        variant.weightGradient(du, dweight, cout, cin)
+    case .wholeBatch(let groupChannels):
+        winogradWholeBatchWeightGradient(variant, x: x, dy: dy, dweight: dweight, batch: batch, inChannels: cin, outChannels: cout,
+                                         height: h, width: w, groupChannels: groupChannels)
     case .blocks(let rows):
         let t = rows * tw
         let workers = Parallel.workers(for: batch)

@@ -1,0 +1,196 @@
+// The whole-batch Winograd schedule, for small, wide maps (a ResNet's layer4 and heads at output
+// stride 8, a UNet's deepest levels): every image's tiles in one plane, one GEMM per tile point
+// over the whole batch. Its transformed weights U (points x Cout x Cin) and the transformed
+// tiles of the wider side are what such a layer holds beyond its tensors: for FCN's 2048 -> 512
+// head at 16 px, F(2x2), 64 MB of U (twice: the input gradient has its own) and 134 MB of
+// per-worker weight-gradient partials under the block schedule — the peak of the whole step
+// (heaptrack, fcn_resnet50 batch 4). So the wider side runs in groups of channels, each with
+// its own share of U, V and dU within `winogradGroupBytes`; the narrower side's tiles are made
+// once. Groups change only the order of additions in the input-channel sum (tests hold every
+// grouping to a direct convolution).
+
+/// Most bytes of one group's transformed weights and grouped-side tiles (U_g and V_g or M_g).
+let winogradGroupBytes = 16 << 20
+
+/// The 3x3 kernels a Winograd convolution multiplies by, a (Cout, Cin) grid of 9 taps each.
+public enum WinogradKernels {
+    /// A layer's own weight (Cout, Cin, 3, 3).
+    case weight(UnsafePointer<Float>)
+    /// The input gradient's kernels, read in place from the layer's weight `(Cin', Cout', 3, 3)`
+    /// whose in and out channels are this pass's out and in channels: pair (co, ci) is that
+    /// weight's kernel (ci, co) flipped. No flipped copy of the weight is made.
+    case adjoint(of: UnsafePointer<Float>)
+}
+
+extension WinogradVariant {
+    /// U for output channels `outs` and input channels `ins` of `kernels` (a pass with `cout`
+    /// output and `cin` input channels), laid out (ξ, outs, ins).
+    func transform(_ kernels: WinogradKernels, into u: UnsafeMutablePointer<Float>, outChannels cout: Int, inChannels cin: Int,
+                   outs: Range<Int>, ins: Range<Int>) {
+        if case .weight(let w) = kernels, ins.count == cin {
+            weights(w + outs.lowerBound * cin * 9, u, outs.count, cin)   // the rows are contiguous
+            return
+        }
+        let gathered = UnsafeMutablePointer<Float>.allocate(capacity: outs.count * ins.count * 9)
+        defer { gathered.deallocate() }
+        Parallel.chunks(outs.count, workers: outs.count * ins.count < 16_384 ? 1 : nil) { _, rows in
+            for r in rows {
+                let co = outs.lowerBound + r
+                for (j, ci) in ins.enumerated() {
+                    let dst = gathered + (r * ins.count + j) * 9
+                    switch kernels {
+                    case .weight(let w):
+                        let src = w + (co * cin + ci) * 9
+                        for t in 0..<9 { dst[t] = src[t] }
+                    case .adjoint(let w):
+                        let src = w + (ci * cout + co) * 9
+                        for t in 0..<9 { dst[t] = src[8 - t] }
+                    }
+                }
+            }
+        }
+        weights(gathered, u, outs.count, ins.count)
+    }
+}
+
+/// Consecutive ranges covering `0..<count` channels, each of at most `size` (`size` >= count: one).
+func channelGroups(_ count: Int, size: Int) -> [Range<Int>] {
+    let size = max(1, size), groups = max(1, count / size + (count % size == 0 ? 0 : 1))
+    let base = count / groups, extra = count % groups
+    var start = 0
+    return (0..<groups).map { g in
+        let end = start + base + (g < extra ? 1 : 0)
+        defer { start = end }
+        return start..<end
+    }
+}
+
+extension WinogradVariant {
+    /// Channels per group of the wider side (`winogradGroupBytes`), a multiple of `kernelBlock`.
+    func groupChannels(inChannels cin: Int, outChannels cout: Int, plane: Int) -> Int {
+        let perChannel = 4 * points * (min(cin, cout) + plane)
+        return max(kernelBlock, winogradGroupBytes / perChannel / kernelBlock * kernelBlock)
+    }
+}
+
+/// The forward pass (and an input gradient's) under `.wholeBatch(groupChannels:)`.
+func winogradWholeBatchForward(_ variant: WinogradVariant, inputs: ChannelParts, kernels: WinogradKernels,
+                               bias: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>, batch: Int, outChannels cout: Int,
+                               height h: Int, width w: Int, relu: Bool, groupChannels: Int) {
+    let (th, tw) = variant.tiles(h, w), points = variant.points, cin = inputs.channels
+    let imageTiles = th * tw, plane = batch * imageTiles
+    /// V (channels `ins`, ξ, plane) of the batch.
+    func transformInputs(_ ins: Range<Int>, into v: UnsafeMutablePointer<Float>) {
+        forEachImageChannels(variant, batch: batch, channels: ins.count, height: h, width: w) { n, cs, scratch in
+            let channels = (ins.lowerBound + cs.lowerBound)..<(ins.lowerBound + cs.upperBound)
+            inputs.forEach(image: n, channels: channels, pixels: h * w) { source, first, count in
+                variant.input(source, v + (first - ins.lowerBound) * points * plane, count, h, w, 0..<th,
+                              TileSlab(plane: plane, offset: n * imageTiles), scratch.input)
+            }
+        }
+    }
+    /// y's channels `outs` from M (outs, ξ, plane).
+    func transformOutputs(_ outs: Range<Int>, from m: UnsafeMutablePointer<Float>) {
+        forEachImageChannels(variant, batch: batch, channels: outs.count, height: h, width: w) { n, cs, scratch in
+            let c = outs.lowerBound + cs.lowerBound
+            variant.output(m + cs.lowerBound * points * plane, y + (n * cout + c) * h * w, bias.map { $0 + c }, cs.count, h, w,
+                           0..<th, TileSlab(plane: plane, offset: n * imageTiles), scratch.output)
+            if relu { reluInPlace(y + (n * cout + c) * h * w, count: cs.count * h * w) }
+        }
+    }
+    if cout > cin {
+        // the input side whole, the outputs in groups: U_g, M_g = U_g V, y's channels of the group
+        let groups = channelGroups(cout, size: groupChannels), most = groups.map(\.count).max()!
+        let v = UnsafeMutablePointer<Float>.allocate(capacity: points * cin * plane)
+        let u = UnsafeMutablePointer<Float>.allocate(capacity: points * most * cin)
+        let m = UnsafeMutablePointer<Float>.allocate(capacity: points * most * plane)
+        defer { v.deallocate(); u.deallocate(); m.deallocate() }
+        transformInputs(0..<cin, into: v)
+        for outs in groups {
+            variant.transform(kernels, into: u, outChannels: cout, inChannels: cin, outs: outs, ins: 0..<cin)
+            Parallel.forEach(points) { xi in
+                sgemm(m: outs.count, n: plane, k: cin, a: u + xi * outs.count * cin, lda: cin, b: v + xi * plane, ldb: points * plane,
+                      beta: 0, c: m + xi * plane, ldc: points * plane)
+            }
+            transformOutputs(outs, from: m)
+        }
+    } else {
+        // the output side whole, the inputs in groups: M += U_g V_g, then y once
+        let groups = channelGroups(cin, size: groupChannels), most = groups.map(\.count).max()!
+        let m = UnsafeMutablePointer<Float>.allocate(capacity: points * cout * plane)
+        let u = UnsafeMutablePointer<Float>.allocate(capacity: points * cout * most)
+        let v = UnsafeMutablePointer<Float>.allocate(capacity: points * most * plane)
+        defer { m.deallocate(); u.deallocate(); v.deallocate() }
+        for (index, ins) in groups.enumerated() {
+            variant.transform(kernels, into: u, outChannels: cout, inChannels: cin, outs: 0..<cout, ins: ins)
+            transformInputs(ins, into: v)
+            Parallel.forEach(points) { xi in
+                sgemm(m: cout, n: plane, k: ins.count, a: u + xi * cout * ins.count, lda: ins.count, b: v + xi * plane,
+                      ldb: points * plane, beta: index == 0 ? 0 : 1, c: m + xi * plane, ldc: points * plane)
+            }
+        }
+        transformOutputs(0..<cout, from: m)
+    }
+}
+
+/// dweight += the weight gradient under `.wholeBatch(groupChannels:)`: one GEMM of depth N T per
+/// tile point and group, each point's dU written by one worker only.
+func winogradWholeBatchWeightGradient(_ variant: WinogradVariant, x: UnsafePointer<Float>, dy: UnsafePointer<Float>,
+                                      dweight: UnsafeMutablePointer<Float>, batch: Int, inChannels cin: Int, outChannels cout: Int,
+                                      height h: Int, width w: Int, groupChannels: Int) {
+    let (th, tw) = variant.tiles(h, w), points = variant.points
+    let imageTiles = th * tw, plane = batch * imageTiles
+    func transformInputs(_ ins: Range<Int>, into v: UnsafeMutablePointer<Float>) {
+        forEachImageChannels(variant, batch: batch, channels: ins.count, height: h, width: w) { n, cs, scratch in
+            variant.input(x + (n * cin + ins.lowerBound + cs.lowerBound) * h * w, v + cs.lowerBound * points * plane, cs.count, h, w,
+                          0..<th, TileSlab(plane: plane, offset: n * imageTiles), scratch.input)
+        }
+    }
+    func transformGradients(_ outs: Range<Int>, into dyt: UnsafeMutablePointer<Float>) {
+        forEachImageChannels(variant, batch: batch, channels: outs.count, height: h, width: w) { n, cs, scratch in
+            variant.outputGradient(dy + (n * cout + outs.lowerBound + cs.lowerBound) * h * w, dyt + cs.lowerBound * points * plane,
+                                   cs.count, h, w, 0..<th, TileSlab(plane: plane, offset: n * imageTiles), scratch.output)
+        }
+    }
+    if cout > cin {
+        // V whole; per group of outputs DY_g, dU_g = DY_g V^T, and dW's rows of the group
+        let groups = channelGroups(cout, size: groupChannels), most = groups.map(\.count).max()!
+        let v = UnsafeMutablePointer<Float>.allocate(capacity: points * cin * plane)
+        let dyt = UnsafeMutablePointer<Float>.allocate(capacity: points * most * plane)
+        let du = UnsafeMutablePointer<Float>.allocate(capacity: points * most * cin)
+        defer { v.deallocate(); dyt.deallocate(); du.deallocate() }
+        transformInputs(0..<cin, into: v)
+        for outs in groups {
+            transformGradients(outs, into: dyt)
+            Parallel.forEach(points) { xi in
+                sgemm(transB: true, m: outs.count, n: cin, k: plane, a: dyt + xi * plane, lda: points * plane, b: v + xi * plane,
+                      ldb: points * plane, beta: 0, c: du + xi * outs.count * cin, ldc: cin)
+            }
+            variant.weightGradient(du, dweight + outs.lowerBound * cin * 9, outs.count, cin)
+        }
+    } else {
+        // DY whole; per group of inputs V_g, dU_g = DY V_g^T, added into dW's columns of the group
+        let groups = channelGroups(cin, size: groupChannels), most = groups.map(\.count).max()!
+        let dyt = UnsafeMutablePointer<Float>.allocate(capacity: points * cout * plane)
+        let v = UnsafeMutablePointer<Float>.allocate(capacity: points * most * plane)
+        let du = UnsafeMutablePointer<Float>.allocate(capacity: points * cout * most)
+        let part = groups.count > 1 ? UnsafeMutablePointer<Float>.allocate(capacity: cout * most * 9) : nil
+        defer { dyt.deallocate(); v.deallocate(); du.deallocate(); part?.deallocate() }
+        transformGradients(0..<cout, into: dyt)
+        for ins in groups {
+            transformInputs(ins, into: v)
+            Parallel.forEach(points) { xi in
+                sgemm(transB: true, m: cout, n: ins.count, k: plane, a: dyt + xi * plane, lda: points * plane, b: v + xi * plane,
+                      ldb: points * plane, beta: 0, c: du + xi * cout * ins.count, ldc: ins.count)
+            }
+            guard let part else { variant.weightGradient(du, dweight, cout, cin); continue }
+            part.initialize(repeating: 0, count: cout * ins.count * 9)
+            variant.weightGradient(du, part, cout, ins.count)
+            Parallel.chunks(cout, workers: cout * ins.count < 16_384 ? 1 : nil) { _, rows in
+                for co in rows {
+                    addInPlace(dweight + (co * cin + ins.lowerBound) * 9, part + co * ins.count * 9, count: ins.count * 9)
+                }
+            }
+        }
+    }
+}
