@@ -89,7 +89,7 @@ public func conv2dBackward(x: UnsafePointer<Float>, weight: UnsafePointer<Float>
     // forward one and its im2col avoids col2im's scatter-add.
     let adjoint = g.adjointGeometry(outChannels: Cout)
     // the input gradient of a 3x3 / stride 1 / padding 1 convolution is one too: Winograd, its
-    // kernels read flipped from the weight in place
+    // kernels gathered flipped from the weight a group at a time (`WinogradKernels.adjoint`)
     let winogradInputGradient = adjoint?.isWinograd3x3 == true && dx != nil
     var flipped: [Float] = []
     if adjoint != nil, dx != nil, !winogradInputGradient { flipped = flippedTransposedKernel(weight, outChannels: Cout, geometry: g) }

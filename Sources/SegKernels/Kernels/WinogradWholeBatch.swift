@@ -18,7 +18,8 @@ public enum WinogradKernels {
     case weight(UnsafePointer<Float>)
     /// The input gradient's kernels, read in place from the layer's weight `(Cin', Cout', 3, 3)`
     /// whose in and out channels are this pass's out and in channels: pair (co, ci) is that
-    /// weight's kernel (ci, co) flipped. No flipped copy of the weight is made.
+    /// weight's kernel (ci, co) flipped. The kernels are gathered flipped a group at a time
+    /// into a buffer freed before the GEMMs; no whole flipped copy lives through the pass.
     case adjoint(of: UnsafePointer<Float>)
 }
 
