@@ -29,6 +29,8 @@ extension FiniteDifferenceTests {
         // (channels in, out, groups, kernel, stride, padding, dilation, size)
         let cases = [(4, 4, 4, 3, 1, 1, 1, 7), (4, 8, 4, 3, 2, 1, 1, 9), (3, 3, 3, 5, 1, 4, 2, 8), (6, 6, 6, 5, 2, 2, 1, 10),
                      (4, 6, 2, 3, 1, 1, 1, 6), (6, 4, 2, 1, 1, 0, 1, 5),
+                     // depthwise, two outputs per input at stride 1; unpadded (a smaller output)
+                     (4, 8, 4, 3, 1, 1, 1, 9), (4, 4, 4, 3, 1, 0, 1, 12),
                      // ungrouped, dilation at least the map's sides: only the centre tap reads the
                      // image (the 1x1 shortcut); then just short of it on one side, and well inside
                      (3, 5, 1, 3, 1, 12, 12, 7), (3, 5, 1, 3, 1, 8, 8, 8), (3, 5, 1, 3, 1, 4, 4, 7)]

@@ -9,13 +9,14 @@
 extension ConvGeometry {
     /// The phase count d when the split applies: a 3x3, stride-1 window with dilation
     /// d = padding > 1 (so the output keeps the input's size), sides divisible by d, phase
-    /// images of at least 8 px a side that the Winograd path takes, and `outChannels` (the
-    /// input gradient's channels) too. On 4 px phases (FCN's layer4 at 128 px: 16 px, dilation
-    /// 4) the transforms of 2x2 tiles cost more than im2col saves: fcn_resnet50 5.0-5.6 images/s
-    /// with them, 5.6-5.8 without (2-core AMD EPYC).
+    /// images of at least 4 px a side that the Winograd path takes, and `outChannels` (the
+    /// input gradient's channels) too. 4 px phases (FCN's layer4 at 128 px: 16 px, dilation 4;
+    /// DeepLabV3+'s at 8 px, dilation 2) pay since the whole-batch schedule runs them as one
+    /// GEMM per tile point over every image: 512 -> 512 channels, batch 4, 16 px, dilation 4,
+    /// forward + backward 110-126 ms on im2col, 75-79 ms on phases (best of 8, 2-core Zen 4).
     public func winogradPhases(outChannels: Int) -> Int? {
         guard kernelH == 3, kernelW == 3, stride == 1, dilation > 1, padding == dilation,
-              height % dilation == 0, width % dilation == 0, min(height, width) / dilation >= 8,
+              height % dilation == 0, width % dilation == 0, min(height, width) / dilation >= 4,
               outChannels >= 16, onlyTap == nil else { return nil }
         return phaseGeometry.isWinograd3x3 ? dilation : nil
     }
