@@ -68,6 +68,16 @@ final class WinogradTests: XCTestCase {
         }
     }
 
+    /// F(4x4) from 64 px up, and from 16 px up where both channel sides are at least 256 (the
+    /// ResNet layers and heads); F(2x2) on 8 px maps and narrow layers.
+    func testWideLayersTakeFourByFourTilesFromSixteenPixels() {
+        for (side, channels, four) in [(64, 16, true), (32, 64, false), (16, 255, false), (16, 256, true), (32, 2048, true),
+                                       (8, 1024, false), (15, 512, false)] {
+            XCTAssertEqual(WinogradVariant.forMap(height: side, width: side + 3, channels: channels).side == 4, four,
+                           "\(side) px, \(channels) channels")
+        }
+    }
+
     /// A wide layer on a small map (FCN's 2048 -> 512 head at 16 px, batch 4) runs on the whole
     /// batch with its input channels in groups whose transformed weights and tiles stay within
     /// `winogradGroupBytes` (a single pass held 64 MB of U, and 134 MB of weight-gradient

@@ -93,7 +93,8 @@ public final class CPUBackend: Backend {
         }
         let n = inputs[0].shape[0]
         let y = allocate([n, cout, g.outH, g.outW])
-        winogradConv3x3(.forMap(height: g.height, width: g.width), inputs: ChannelParts(inputs.map { (UnsafePointer($0.mem), $0.shape[1]) }),
+        let variant = WinogradVariant.forMap(height: g.height, width: g.width, channels: min(g.channels, cout))
+        winogradConv3x3(variant, inputs: ChannelParts(inputs.map { (UnsafePointer($0.mem), $0.shape[1]) }),
                         weight: wf, bias: shift.mem, y: y.mem, batch: n, outChannels: cout, height: g.height, width: g.width, relu: relu)
         return y
     }

@@ -18,7 +18,7 @@ public func conv2dForward(x: UnsafePointer<Float>, weight: UnsafePointer<Float>,
         }
     }
     if g.isWinograd3x3 {
-        winogradConv3x3(.forMap(height: g.height, width: g.width), x: x, weight: weight, bias: bias, y: y, batch: batch,
+        winogradConv3x3(.forMap(height: g.height, width: g.width, channels: min(g.channels, Cout)), x: x, weight: weight, bias: bias, y: y, batch: batch,
                         inChannels: g.channels, outChannels: Cout, height: g.height, width: g.width, relu: relu)
         return
     }
@@ -94,11 +94,11 @@ public func conv2dBackward(x: UnsafePointer<Float>, weight: UnsafePointer<Float>
     var flipped: [Float] = []
     if adjoint != nil, dx != nil, !winogradInputGradient { flipped = flippedTransposedKernel(weight, outChannels: Cout, geometry: g) }
     if winogradInputGradient, let dx {
-        winogradConv3x3(.forMap(height: g.outH, width: g.outW), inputs: ChannelParts([(dy, Cout)]), kernels: .adjoint(of: weight),
+        winogradConv3x3(.forMap(height: g.outH, width: g.outW, channels: min(g.channels, Cout)), inputs: ChannelParts([(dy, Cout)]), kernels: .adjoint(of: weight),
                         bias: nil, y: dx, batch: batch, outChannels: g.channels, height: g.outH, width: g.outW)
     }
     if g.isWinograd3x3 {
-        winogradConv3x3WeightGradient(.forMap(height: g.height, width: g.width), x: x, dy: dy, dweight: dweight, batch: batch,
+        winogradConv3x3WeightGradient(.forMap(height: g.height, width: g.width, channels: min(g.channels, Cout)), x: x, dy: dy, dweight: dweight, batch: batch,
                                       inChannels: g.channels, outChannels: Cout, height: g.height, width: g.width)
         if dx == nil || winogradInputGradient { return }
     }

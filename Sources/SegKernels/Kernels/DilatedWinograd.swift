@@ -68,7 +68,7 @@ func dilatedWinogradForward(x: UnsafePointer<Float>, weight: UnsafePointer<Float
     let yp = UnsafeMutablePointer<Float>.allocate(capacity: batch * cout * g.inPixels)
     defer { xp.deallocate(); yp.deallocate() }
     splitPhases(x, xp, batch: batch, channels: g.channels, height: g.height, width: g.width, phases: d)
-    winogradConv3x3(.forMap(height: p.height, width: p.width), x: xp, weight: weight, bias: bias, y: yp, batch: images,
+    winogradConv3x3(.forMap(height: p.height, width: p.width, channels: min(g.channels, cout)), x: xp, weight: weight, bias: bias, y: yp, batch: images,
                     inChannels: g.channels, outChannels: cout, height: p.height, width: p.width, relu: relu)
     mergePhases(yp, y, batch: batch, channels: cout, height: g.height, width: g.width, phases: d)
 }
@@ -78,7 +78,8 @@ func dilatedWinogradForward(x: UnsafePointer<Float>, weight: UnsafePointer<Float
 func dilatedWinogradBackward(x: UnsafePointer<Float>, weight: UnsafePointer<Float>, dy: UnsafePointer<Float>,
                              dx: UnsafeMutablePointer<Float>?, dweight: UnsafeMutablePointer<Float>, batch: Int,
                              outChannels cout: Int, geometry g: ConvGeometry, phases d: Int) {
-    let p = g.phaseGeometry, images = batch * d * d, variant = WinogradVariant.forMap(height: p.height, width: p.width)
+    let p = g.phaseGeometry, images = batch * d * d, variant = WinogradVariant.forMap(height: p.height, width: p.width,
+                                                                                   channels: min(g.channels, cout))
     let xp = UnsafeMutablePointer<Float>.allocate(capacity: batch * g.channels * g.inPixels)
     let dyp = UnsafeMutablePointer<Float>.allocate(capacity: batch * cout * g.inPixels)
     defer { xp.deallocate(); dyp.deallocate() }

@@ -5,9 +5,17 @@
 // 2x2 version, used below that and for the weight gradient). Matrices from Lavin & Gray, "Fast Algorithms for Convolutional Neural
 // Networks" (2016): B^T, G, A^T below.
 
-/// Below this side F(2x2, 3x3) is faster: 4x4 tiles leave the GEMMs too few columns (UNet w=16
-/// on an AMD EPYC: 8 -> 48-50 images/s, 32 -> 53-55, 64 -> 54-56, 128 -> 52-53).
+/// Below this side F(2x2, 3x3) is faster for narrow layers: 4x4 tiles leave the GEMMs too few
+/// columns (UNet w=16 on an AMD EPYC: 8 -> 48-50 images/s, 32 -> 53-55, 64 -> 54-56, 128 -> 52-53).
 public let winograd4MinimumSide = 64
+
+/// Wide layers (both sides at least `winograd4WideChannels`) take F(4x4) from 16 px up: their
+/// GEMMs are long enough, and the 1.8x fewer multiplications show (2-core AMD EPYC Zen 4, batch
+/// 4, forward / backward, best of 6: 512 -> 512 at 16 px 30-35 / 62-65 ms -> 19-22 / 42-47;
+/// 1024 -> 256 at 16 px 32-35 / 56-67 -> 17-21 / 37-39; DeepLabV3's layer3, 256 -> 256 at
+/// 32 px with dilation 2, 25-34 -> 18 ms forward). At 8 px it is slower (1024 -> 512: 16-19 ->
+/// 19-23 ms), and so are 64-128 channels at 16-32 px.
+public let winograd4WideChannels = 256
 
 /// Scratch floats `winograd4Input` needs for blocks of `rows` tile rows of an image `w` wide.
 func winograd4InputScratch(width w: Int, rows: Int) -> Int {

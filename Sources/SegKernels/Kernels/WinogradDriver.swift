@@ -39,8 +39,12 @@ public struct WinogradVariant: Sendable {
         outputGradient: { winograd4OutputGradient($0, $1, outChannels: $2, height: $3, width: $4, tileRows: $5, slab: $6, rows: $7) },
         weightGradient: { winograd4WeightGradientTransform($0, $1, outChannels: $2, inChannels: $3) })
 
-    /// The faster variant for an `h x w` map (see `winograd4MinimumSide`).
-    public static func forMap(height h: Int, width w: Int) -> WinogradVariant { min(h, w) >= winograd4MinimumSide ? .f4 : .f2 }
+    /// The faster variant for an `h x w` map between `channels` input and output channels at
+    /// least (see `winograd4MinimumSide` and `winograd4WideChannels`).
+    public static func forMap(height h: Int, width w: Int, channels: Int = 0) -> WinogradVariant {
+        let side = min(h, w)
+        return side >= winograd4MinimumSide || (side >= 16 && channels >= winograd4WideChannels) ? .f4 : .f2
+    }
 
     func tiles(_ h: Int, _ w: Int) -> (rows: Int, columns: Int) { ((h + side - 1) / side, (w + side - 1) / side) }
 
