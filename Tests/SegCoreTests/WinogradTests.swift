@@ -127,6 +127,45 @@ final class WinogradTests: XCTestCase {
     }
 }
 
+extension WinogradTests {
+    /// A dilated 3x3 convolution whose taps read mostly padding (DeepLabV3's ASPP, dilation 12
+    /// on 16 px) runs one GEMM per tap over the pixels it reads: output, input and weight
+    /// gradients against the direct convolution, on uneven channel shares (3 workers).
+    func testDilatedConvolutionOnMostlyPaddingRunsTapwise() {
+        let threads = Parallel.threads
+        Parallel.configure(threads: 3)
+        defer { Parallel.configure(threads: threads) }
+        func geometry(_ c: Int, _ h: Int, _ w: Int, _ d: Int) -> ConvGeometry {
+            ConvGeometry(channels: c, height: h, width: w, kernelH: 3, kernelW: 3, stride: 1, padding: d, dilation: d)
+        }
+        XCTAssertTrue(geometry(2048, 16, 16, 12).isTapwise)
+        XCTAssertFalse(geometry(2048, 16, 16, 2).isTapwise, "dilation 2 reads the image on most taps")
+        XCTAssertFalse(geometry(2048, 16, 16, 24).isTapwise, "dilation 24 is the 1x1 shortcut")
+        var rng = SeededGenerator(seed: 12)
+        for (n, cin, cout, h, w, d) in [(2, 16, 17, 16, 16, 12), (1, 5, 7, 13, 10, 8), (3, 4, 3, 7, 9, 5)] {
+            let g = geometry(cin, h, w, d)
+            XCTAssertTrue(g.isTapwise, "\(h)x\(w) dilation \(d)")
+            let x = (0..<(n * cin * h * w)).map { _ in rng.uniform(-1, 1) }
+            let wt = (0..<(cout * cin * 9)).map { _ in rng.uniform(-1, 1) }
+            let bias = (0..<cout).map { _ in rng.uniform(-1, 1) }
+            let dy = (0..<(n * cout * h * w)).map { _ in rng.uniform(-1, 1) }
+            let (y, dx, dw) = directConv3x3(n, cin, cout, h, w, dilation: d, x: x, weight: wt, bias: bias, dy: dy)
+            var gotY = [Float](repeating: 0, count: y.count), gotDx = [Float](repeating: 0, count: dx.count)
+            var gotDw = [Float](repeating: 0.25, count: dw.count), gotDb = [Float](repeating: 0, count: cout)
+            conv2dForward(x: x, weight: wt, bias: bias, y: &gotY, batch: n, outChannels: cout, geometry: g)
+            conv2dBackward(x: x, weight: wt, dy: dy, dx: &gotDx, dweight: &gotDw, dbias: &gotDb, batch: n, outChannels: cout, geometry: g)
+            let label = "\(n)x\(cin)->\(cout) \(h)x\(w) dilation \(d)"
+            XCTAssertLessThan(worst(gotY, y), 1e-5, "y " + label)
+            XCTAssertLessThan(worst(gotDx, dx), 1e-5, "dx " + label)
+            // the weight gradient accumulates onto what was there (0.25)
+            XCTAssertLessThan(worst(gotDw.map { $0 - 0.25 }, dw), 1e-5, "dw " + label)
+            var relu = [Float](repeating: 0, count: y.count)
+            conv2dForward(x: x, weight: wt, bias: bias, y: &relu, batch: n, outChannels: cout, geometry: g, relu: true)
+            XCTAssertLessThan(worst(relu, y.map { max($0, 0) }), 1e-5, "relu " + label)
+        }
+    }
+}
+
 /// Largest |a - b| over the largest |b|.
 private func worst(_ a: [Float], _ b: [Double]) -> Double {
     let scale = max(b.map { abs($0) }.max()!, 1e-9)

@@ -27,6 +27,9 @@ public func conv2dForward(x: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                                relu: relu)
         return
     }
+    if g.isTapwise {
+        return tapwiseForward(x: x, weight: weight, bias: bias, y: y, batch: batch, outChannels: Cout, geometry: g, relu: relu)
+    }
     // Work items are (image, band of output rows): a band of at most `bandColumns` output
     // pixels is one im2col + one GEMM, so one large image fills every core as a batch does; the
     // bands depend on the geometry alone, so an image's result does not depend on its batch.
@@ -83,6 +86,9 @@ public func conv2dBackward(x: UnsafePointer<Float>, weight: UnsafePointer<Float>
         dilatedWinogradBackward(x: x, weight: weight, dy: dy, dx: dx, dweight: dweight, batch: batch, outChannels: Cout,
                                 geometry: g, phases: d)
         return
+    }
+    if g.isTapwise {
+        return tapwiseBackward(x: x, weight: weight, dy: dy, dx: dx, dweight: dweight, batch: batch, outChannels: Cout, geometry: g)
     }
     // With stride 1 the input gradient is itself a convolution: dy read by the same window
     // with the kernel flipped and in/out channels swapped. That GEMM is as efficient as the
