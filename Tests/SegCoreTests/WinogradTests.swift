@@ -104,27 +104,38 @@ final class WinogradTests: XCTestCase {
         Parallel.configure(threads: 3)
         defer { Parallel.configure(threads: threads) }
         var rng = SeededGenerator(seed: 11)
-        for (n, cin, cout, h, w, d, phased) in [(2, 16, 16, 16, 16, 2, true), (1, 20, 17, 32, 36, 4, true), (1, 16, 24, 24, 27, 3, true), (1, 16, 16, 16, 16, 4, true),
-                                               (1, 16, 16, 12, 12, 4, false),                                                (2, 16, 16, 9, 8, 2, false)] {
+        for (n, cin, cout, h, w, d, phased) in [(2, 16, 16, 16, 16, 2, true), (1, 20, 17, 32, 36, 4, true), (1, 16, 24, 24, 27, 3, true),
+                                               (1, 16, 16, 16, 16, 4, true), (1, 16, 16, 12, 12, 4, false), (2, 16, 16, 9, 8, 2, false)] {
             let g = ConvGeometry(channels: cin, height: h, width: w, kernelH: 3, kernelW: 3, stride: 1, padding: d, dilation: d)
             XCTAssertEqual(g.winogradPhases(outChannels: cout) != nil, phased, "\(h)x\(w) dilation \(d)")
-            let x = (0..<(n * cin * h * w)).map { _ in rng.uniform(-1, 1) }
-            let wt = (0..<(cout * cin * 9)).map { _ in rng.uniform(-1, 1) }
-            let bias = (0..<cout).map { _ in rng.uniform(-1, 1) }
-            let dy = (0..<(n * cout * h * w)).map { _ in rng.uniform(-1, 1) }
-            let (y, dx, dw) = directConv3x3(n, cin, cout, h, w, dilation: d, x: x, weight: wt, bias: bias, dy: dy)
-            var gotY = [Float](repeating: 0, count: y.count), gotDx = [Float](repeating: 0, count: dx.count)
-            var gotDw = [Float](repeating: 0, count: dw.count), gotDb = [Float](repeating: 0, count: cout)
-            conv2dForward(x: x, weight: wt, bias: bias, y: &gotY, batch: n, outChannels: cout, geometry: g)
-            conv2dBackward(x: x, weight: wt, dy: dy, dx: &gotDx, dweight: &gotDw, dbias: &gotDb, batch: n, outChannels: cout, geometry: g)
-            let label = "\(n)x\(cin)->\(cout) \(h)x\(w) dilation \(d)"
-            XCTAssertLessThan(worst(gotY, y), 1e-5, "y " + label)
-            XCTAssertLessThan(worst(gotDx, dx), 1e-5, "dx " + label)
-            XCTAssertLessThan(worst(gotDw, dw), 1e-5, "dw " + label)
-            let db = (0..<cout).map { co in (0..<n).reduce(0.0) { s, b in s + (0..<(h * w)).reduce(0.0) { $0 + Double(dy[(b * cout + co) * h * w + $1]) } } }
-            XCTAssertLessThan(worst(gotDb, db), 1e-5, "db " + label)
+            checkDilatedConvolution(&rng, n, cin, cout, g)
         }
     }
+}
+
+/// y (also with the ReLU epilogue), dx, dweight (accumulated onto 0.25) and dbias of
+/// `conv2dForward` / `conv2dBackward` against the direct convolution, on random values.
+private func checkDilatedConvolution(_ rng: inout SeededGenerator, _ n: Int, _ cin: Int, _ cout: Int, _ g: ConvGeometry,
+                                     file: StaticString = #filePath, line: UInt = #line) {
+    let (h, w, d) = (g.height, g.width, g.dilation)
+    let x = (0..<(n * cin * h * w)).map { _ in rng.uniform(-1, 1) }
+    let wt = (0..<(cout * cin * 9)).map { _ in rng.uniform(-1, 1) }
+    let bias = (0..<cout).map { _ in rng.uniform(-1, 1) }
+    let dy = (0..<(n * cout * h * w)).map { _ in rng.uniform(-1, 1) }
+    let (y, dx, dw) = directConv3x3(n, cin, cout, h, w, dilation: d, x: x, weight: wt, bias: bias, dy: dy)
+    var gotY = [Float](repeating: 0, count: y.count), gotDx = [Float](repeating: 0, count: dx.count)
+    var gotDw = [Float](repeating: 0.25, count: dw.count), gotDb = [Float](repeating: 0, count: cout)
+    conv2dForward(x: x, weight: wt, bias: bias, y: &gotY, batch: n, outChannels: cout, geometry: g)
+    conv2dBackward(x: x, weight: wt, dy: dy, dx: &gotDx, dweight: &gotDw, dbias: &gotDb, batch: n, outChannels: cout, geometry: g)
+    let label = "\(n)x\(cin)->\(cout) \(h)x\(w) dilation \(d)"
+    XCTAssertLessThan(worst(gotY, y), 1e-5, "y " + label, file: file, line: line)
+    XCTAssertLessThan(worst(gotDx, dx), 1e-5, "dx " + label, file: file, line: line)
+    XCTAssertLessThan(worst(gotDw.map { $0 - 0.25 }, dw), 1e-5, "dw " + label, file: file, line: line)
+    let db = (0..<cout).map { co in (0..<n).reduce(0.0) { s, b in s + (0..<(h * w)).reduce(0.0) { $0 + Double(dy[(b * cout + co) * h * w + $1]) } } }
+    XCTAssertLessThan(worst(gotDb, db), 1e-5, "db " + label, file: file, line: line)
+    var relu = [Float](repeating: 0, count: y.count)
+    conv2dForward(x: x, weight: wt, bias: bias, y: &relu, batch: n, outChannels: cout, geometry: g, relu: true)
+    XCTAssertLessThan(worst(relu, y.map { max($0, 0) }), 1e-5, "relu " + label, file: file, line: line)
 }
 
 extension WinogradTests {
@@ -145,23 +156,7 @@ extension WinogradTests {
         for (n, cin, cout, h, w, d) in [(2, 16, 17, 16, 16, 12), (1, 5, 7, 13, 10, 8), (3, 4, 3, 7, 9, 5)] {
             let g = geometry(cin, h, w, d)
             XCTAssertTrue(g.isTapwise, "\(h)x\(w) dilation \(d)")
-            let x = (0..<(n * cin * h * w)).map { _ in rng.uniform(-1, 1) }
-            let wt = (0..<(cout * cin * 9)).map { _ in rng.uniform(-1, 1) }
-            let bias = (0..<cout).map { _ in rng.uniform(-1, 1) }
-            let dy = (0..<(n * cout * h * w)).map { _ in rng.uniform(-1, 1) }
-            let (y, dx, dw) = directConv3x3(n, cin, cout, h, w, dilation: d, x: x, weight: wt, bias: bias, dy: dy)
-            var gotY = [Float](repeating: 0, count: y.count), gotDx = [Float](repeating: 0, count: dx.count)
-            var gotDw = [Float](repeating: 0.25, count: dw.count), gotDb = [Float](repeating: 0, count: cout)
-            conv2dForward(x: x, weight: wt, bias: bias, y: &gotY, batch: n, outChannels: cout, geometry: g)
-            conv2dBackward(x: x, weight: wt, dy: dy, dx: &gotDx, dweight: &gotDw, dbias: &gotDb, batch: n, outChannels: cout, geometry: g)
-            let label = "\(n)x\(cin)->\(cout) \(h)x\(w) dilation \(d)"
-            XCTAssertLessThan(worst(gotY, y), 1e-5, "y " + label)
-            XCTAssertLessThan(worst(gotDx, dx), 1e-5, "dx " + label)
-            // the weight gradient accumulates onto what was there (0.25)
-            XCTAssertLessThan(worst(gotDw.map { $0 - 0.25 }, dw), 1e-5, "dw " + label)
-            var relu = [Float](repeating: 0, count: y.count)
-            conv2dForward(x: x, weight: wt, bias: bias, y: &relu, batch: n, outChannels: cout, geometry: g, relu: true)
-            XCTAssertLessThan(worst(relu, y.map { max($0, 0) }), 1e-5, "relu " + label)
+            checkDilatedConvolution(&rng, n, cin, cout, g)
         }
     }
 }

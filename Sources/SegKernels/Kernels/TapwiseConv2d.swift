@@ -33,33 +33,32 @@ extension ConvGeometry {
     }
 }
 
-/// sub (channels, rows x columns) = the rectangle of planes (channels, height, width) at
-/// rows `rows` + offH, columns `columns` + offW, the planes `channelStride` apart.
+/// Calls `body(plane, n)` for each row of the rectangle at rows `rows` + offH, columns
+/// `columns` + offW of planes (channels, height, width) `channelStride` apart, in order: `plane`
+/// is the row's first float in the planes, `n` its length; the packed rectangle (channels,
+/// rows x columns) holds the rows one after another.
+@inline(__always)
+private func forEachRectangleRow(channels: Int, channelStride: Int, width: Int, rows: Range<Int>, columns: Range<Int>, offH: Int,
+                                 offW: Int, _ body: (_ plane: Int, _ n: Int) -> Void) {
+    for c in 0..<channels { for r in rows { body(c * channelStride + (r + offH) * width + columns.lowerBound + offW, columns.count) } }
+}
+
+/// sub (channels, rows x columns) = the rectangle (see `forEachRectangleRow`).
 @inline(__always)
 private func gatherRectangle(_ planes: UnsafePointer<Float>, _ sub: UnsafeMutablePointer<Float>, channels: Int, channelStride: Int,
                              width: Int, rows: Range<Int>, columns: Range<Int>, offH: Int, offW: Int) {
-    let n = columns.count
     var dst = sub
-    for c in 0..<channels {
-        for r in rows {
-            dst.update(from: planes + c * channelStride + (r + offH) * width + columns.lowerBound + offW, count: n)
-            dst += n
-        }
-    }
+    forEachRectangleRow(channels: channels, channelStride: channelStride, width: width, rows: rows, columns: columns, offH: offH,
+                        offW: offW) { plane, n in dst.update(from: planes + plane, count: n); dst += n }
 }
 
-/// The inverse of `gatherRectangle`, adding: planes (rectangle) += sub.
+/// The inverse of `gatherRectangle`, adding: the rectangle += sub.
 @inline(__always)
 private func addRectangle(_ sub: UnsafePointer<Float>, _ planes: UnsafeMutablePointer<Float>, channels: Int, channelStride: Int,
                           width: Int, rows: Range<Int>, columns: Range<Int>, offH: Int, offW: Int) {
-    let n = columns.count
     var src = sub
-    for c in 0..<channels {
-        for r in rows {
-            rowAdd(planes + c * channelStride + (r + offH) * width + columns.lowerBound + offW, src, n)
-            src += n
-        }
-    }
+    forEachRectangleRow(channels: channels, channelStride: channelStride, width: width, rows: rows, columns: columns, offH: offH,
+                        offW: offW) { plane, n in rowAdd(planes + plane, src, n); src += n }
 }
 
 /// The (outputs, Cin) weights of tap `tap` for output channels `outputs` of a (Cout, Cin, kH, kW) weight.
