@@ -180,7 +180,8 @@ func depthwiseBackward(x: UnsafePointer<Float>, weight: UnsafePointer<Float>, dy
         } }
     }
     guard let dx else { return }
-    if let adjoint = g.depthwiseAdjoint {
+    // stride 1: the forward window over each output plane with the kernel flipped (one plane: channels 1)
+    if let adjoint = g.adjointGeometry(outChannels: 1) {
         depthwiseInputGradientGathered(dy: dy, weight: weight, dx: dx, batch: batch, outChannels: outChannels, geometry: g,
                                        adjoint: adjoint)
         return
@@ -201,18 +202,6 @@ func depthwiseBackward(x: UnsafePointer<Float>, weight: UnsafePointer<Float>, dy
             d.update(repeating: 0, count: Q)
             layout.addInterior(of: scratch, to: d)
         }
-    }
-}
-
-extension ConvGeometry {
-    /// For a stride-1 square window with padding at most dilation * (k - 1): the window over
-    /// one output plane whose forward pass, with the kernel flipped, is the input gradient
-    /// (padding dilation * (k - 1) - padding). Nil when the gradient must be scattered instead.
-    var depthwiseAdjoint: ConvGeometry? {
-        guard stride == 1, kernelH == kernelW, padding <= dilation * (kernelH - 1) else { return nil }
-        let a = ConvGeometry(channels: 1, height: outH, width: outW, kernelH: kernelH, kernelW: kernelW, stride: 1,
-                             padding: dilation * (kernelH - 1) - padding, dilation: dilation)
-        return a.outH == height && a.outW == width ? a : nil
     }
 }
 
