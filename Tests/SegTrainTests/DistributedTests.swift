@@ -238,7 +238,7 @@ final class DistributedTests: XCTestCase {
         XCTAssertNil(BLASKernels.better(than: "Cooperlake", vectorLevel: 2))
         XCTAssertEqual(BLASKernels.better(than: "Haswell", vectorLevel: 2), "SkylakeX")
         func kernels(_ env: [String]) throws -> String {
-            let r = try run("/usr/bin/env", ["-u", "OPENBLAS_CORETYPE"] + env + [binary, "bench", "--width", "2", "--size", "32", "--batch", "2", "--steps", "1"])
+            let r = try run("/usr/bin/env", ["-u", "OPENBLAS_CORETYPE", "SEGDIST_GEMM=openblas"] + env + [binary, "bench", "--width", "2", "--size", "32", "--batch", "2", "--steps", "1"])
             XCTAssertEqual(r.code, 0, r.stderr)
             let json = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
             return json["kernels"] as! String
@@ -252,6 +252,32 @@ final class DistributedTests: XCTestCase {
                        "SEGDIST_KEEP_OPENBLAS_CORETYPE=1 keeps the user's choice")
         XCTAssertEqual(BLASKernels.better(than: "SkylakeX", vectorLevel: 1), "Haswell", "AVX-512 kernels on an AVX2 CPU would not run")
         XCTAssertNil(BLASKernels.better(than: "Haswell", vectorLevel: 1))
+    }
+
+    /// The bench names the GEMM libraries in use; SEGDIST_GEMM picks one library for every GEMM,
+    /// and a value it does not know, or oneDNN where it is not installed, ends with a message.
+    func testGEMMLibraryChoiceIsNamedAndChecked() throws {
+        func bench(_ gemm: String) throws -> (code: Int32, kernels: String?, stderr: String) {
+            let r = try run("/usr/bin/env", ["SEGDIST_GEMM=" + gemm, binary, "bench", "--width", "2", "--size", "32", "--batch", "2", "--steps", "1"])
+            let json = try? JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]
+            return (r.code, json?["kernels"] as? String, r.stderr)
+        }
+        let openblas = try bench("openblas")
+        XCTAssertEqual(openblas.code, 0, openblas.stderr)
+        XCTAssertTrue(openblas.kernels?.hasPrefix(kernelInstructionSet + "+openblas-") == true, "\(openblas.kernels ?? "none")")
+        XCTAssertFalse(openblas.kernels?.contains("onednn") ?? true)
+        let bogus = try bench("mkl")
+        XCTAssertEqual(bogus.code, 2)
+        XCTAssertEqual(bogus.stderr, "segdist: SEGDIST_GEMM=mkl is not one of auto, openblas, onednn\n")
+        let auto = try bench("auto"), onednn = try bench("onednn")
+        if GEMMLibrary.isOneDNNAvailable {
+            XCTAssertEqual(auto.kernels, openblas.kernels.map { $0 + "+onednn" }, auto.stderr)
+            XCTAssertEqual(onednn.kernels, kernelInstructionSet + "+onednn", onednn.stderr)
+        } else {
+            XCTAssertEqual(auto.kernels, openblas.kernels, "without libdnnl every GEMM is OpenBLAS's")
+            XCTAssertEqual(onednn.code, 2)
+            XCTAssertTrue(onednn.stderr.contains("apt-get install libdnnl2"), onednn.stderr)
+        }
     }
 
     /// Kernels built for this CPU's AVX-512/AVX2 (Package.swift) refuse, with a message and exit

@@ -18,8 +18,9 @@ public final class CPUBackend: Backend {
     public let device = Device.host
     public init() {}
 
-    /// The kernels' vector instructions and OpenBLAS's path (`"avx512+openblas-cooperlake"`).
-    public var kernelsDescription: String { "\(kernelInstructionSet)+openblas-\(blasKernelName.lowercased())" }
+    /// The kernels' vector instructions and the GEMM libraries' paths
+    /// (`"avx512+openblas-skylakex+onednn"`: OpenBLAS's SkylakeX kernels, oneDNN's where the shape favours it).
+    public var kernelsDescription: String { "\(kernelInstructionSet)+\(GEMMLibrary.description)" }
 
     // MARK: Memory
 

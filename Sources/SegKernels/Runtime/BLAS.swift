@@ -15,6 +15,12 @@ public func sgemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k:
         for i in 0..<m { for j in 0..<n { c[i * ldc + j] *= beta } }
         return
     }
+    if GEMMLibrary.for(m: m, n: n, k: k) == .onednn, let onednn = OneDNN.api {
+        let status = onednn.sgemm(transA ? 84 : 78, transB ? 84 : 78, Int64(m), Int64(n), Int64(k), alpha, a, Int64(lda),
+                                  b, Int64(ldb), beta, c, Int64(ldc))   // 84 'T', 78 'N'
+        precondition(status == 0, "oneDNN's sgemm refused m=\(m) n=\(n) k=\(k) lda=\(lda) ldb=\(ldb) ldc=\(ldc): status \(status)")
+        return
+    }
     let trans = Int32(SEGDIST_CBLAS_TRANS), noTrans = Int32(SEGDIST_CBLAS_NO_TRANS)
     OpenBLAS.api.sgemm(Int32(SEGDIST_CBLAS_ROW_MAJOR), transA ? trans : noTrans, transB ? trans : noTrans,
                        Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
