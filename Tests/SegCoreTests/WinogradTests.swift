@@ -2,7 +2,7 @@ import XCTest
 import SegCore
 @testable import SegKernels
 
-/// The Winograd paths, F(2x2, 3x3) and F(4x4, 3x3) (3x3, stride 1, padding 1, >= 16 input
+/// The Winograd paths, F(2x2, 3x3) and F(4x4, 3x3) (3x3, stride 1, padding 1, >= 8 input
 /// channels; the 4x4 tiles from 8x8 images up) against a
 /// direct convolution written out in the test: output, input gradient and weight gradient, on
 /// even and odd image sizes (partial edge tiles) and channel counts that are not multiples of
@@ -17,7 +17,7 @@ final class WinogradTests: XCTestCase {
         var rng = SeededGenerator(seed: 9)
         for (n, cin, cout, h, w) in [(2, 16, 3, 8, 8), (1, 17, 20, 7, 9), (3, 32, 16, 5, 4), (2, 16, 16, 13, 6), (1, 16, 17, 9, 11),
                                      (2, 20, 16, 12, 8), (1, 16, 16, 16, 35), (1, 24, 18, 33, 17), (1, 16, 16, 64, 66),
-                                     (2, 130, 128, 6, 5)] {
+                                     (2, 130, 128, 6, 5), (2, 8, 8, 16, 16), (1, 9, 8, 7, 10)] {
             let g = ConvGeometry(channels: cin, height: h, width: w, kernelH: 3, kernelW: 3, stride: 1, padding: 1)
             XCTAssertTrue(g.isWinograd3x3)
             let x = (0..<(n * cin * h * w)).map { _ in rng.uniform(-1, 1) }
