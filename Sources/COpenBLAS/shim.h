@@ -19,9 +19,17 @@ typedef struct {
 
 // Fills `api` from libopenblas.so.0 (or libopenblas.so); returns 0 on success, -1 when no
 // library loads, -2 when a symbol is missing.
+// OPENBLAS_NUM_THREADS=1 while it loads: segdist calls it from its own workers, one thread
+// each, and OpenBLAS would otherwise start a thread per core at load that spins (sched_yield)
+// before it sleeps. The caller's value is put back afterwards.
 static inline int segdist_openblas_load(segdist_openblas *api) {
+    const char *old = getenv("OPENBLAS_NUM_THREADS");
+    char saved[64] = {0};
+    if (old) { strncpy(saved, old, sizeof saved - 1); }
+    setenv("OPENBLAS_NUM_THREADS", "1", 1);
     void *lib = dlopen("libopenblas.so.0", RTLD_NOW | RTLD_LOCAL);
     if (!lib) lib = dlopen("libopenblas.so", RTLD_NOW | RTLD_LOCAL);
+    if (old) setenv("OPENBLAS_NUM_THREADS", saved, 1); else unsetenv("OPENBLAS_NUM_THREADS");
     if (!lib) return -1;
     *(void **)&api->sgemm = dlsym(lib, "cblas_sgemm");
     *(void **)&api->setNumThreads = dlsym(lib, "openblas_set_num_threads");
