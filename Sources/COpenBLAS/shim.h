@@ -1,4 +1,4 @@
-// Thin shim: the three OpenBLAS entry points segdist calls, loaded with dlopen at first use.
+// Thin shim: the three OpenBLAS entry points segdist calls and oneDNN's sgemm, loaded with dlopen at first use.
 // OpenBLAS picks its kernels once, when it loads, from OPENBLAS_CORETYPE or a CPU-model table;
 // loading it after segdist has set that variable from CPUID (BLASKernels) gives the kernels the
 // CPU's vector units call for without restarting the process. The declarations follow cblas.h
@@ -17,19 +17,26 @@ typedef struct {
     char *(*coreName)(void);
 } segdist_openblas;
 
+// dlopen of `name`, else `fallback`, with the environment variable `variable` set to "1" while
+// the library loads (a library that reads its thread count once, at load) and put back after.
+static inline void *segdist_dlopen_single_threaded(const char *name, const char *fallback, const char *variable) {
+    const char *old = getenv(variable);
+    char saved[64] = {0};
+    if (old) { strncpy(saved, old, sizeof saved - 1); }
+    setenv(variable, "1", 1);
+    void *lib = dlopen(name, RTLD_NOW | RTLD_LOCAL);
+    if (!lib) lib = dlopen(fallback, RTLD_NOW | RTLD_LOCAL);
+    if (old) setenv(variable, saved, 1); else unsetenv(variable);
+    return lib;
+}
+
 // Fills `api` from libopenblas.so.0 (or libopenblas.so); returns 0 on success, -1 when no
 // library loads, -2 when a symbol is missing.
 // OPENBLAS_NUM_THREADS=1 while it loads: segdist calls it from its own workers, one thread
 // each, and OpenBLAS would otherwise start a thread per core at load that spins (sched_yield)
 // before it sleeps. The caller's value is put back afterwards.
 static inline int segdist_openblas_load(segdist_openblas *api) {
-    const char *old = getenv("OPENBLAS_NUM_THREADS");
-    char saved[64] = {0};
-    if (old) { strncpy(saved, old, sizeof saved - 1); }
-    setenv("OPENBLAS_NUM_THREADS", "1", 1);
-    void *lib = dlopen("libopenblas.so.0", RTLD_NOW | RTLD_LOCAL);
-    if (!lib) lib = dlopen("libopenblas.so", RTLD_NOW | RTLD_LOCAL);
-    if (old) setenv("OPENBLAS_NUM_THREADS", saved, 1); else unsetenv("OPENBLAS_NUM_THREADS");
+    void *lib = segdist_dlopen_single_threaded("libopenblas.so.0", "libopenblas.so", "OPENBLAS_NUM_THREADS");
     if (!lib) return -1;
     *(void **)&api->sgemm = dlsym(lib, "cblas_sgemm");
     *(void **)&api->setNumThreads = dlsym(lib, "openblas_set_num_threads");
@@ -52,13 +59,7 @@ typedef struct {
 // -2 when a symbol is missing, -3 when OpenMP would run more than one thread per call (an OpenMP
 // runtime loaded earlier with another OMP_NUM_THREADS).
 static inline int segdist_onednn_load(segdist_onednn *api) {
-    const char *old = getenv("OMP_NUM_THREADS");
-    char saved[64] = {0};
-    if (old) { strncpy(saved, old, sizeof saved - 1); }
-    setenv("OMP_NUM_THREADS", "1", 1);
-    void *lib = dlopen("libdnnl.so.3", RTLD_NOW | RTLD_LOCAL);
-    if (!lib) lib = dlopen("libdnnl.so.2", RTLD_NOW | RTLD_LOCAL);
-    if (old) setenv("OMP_NUM_THREADS", saved, 1); else unsetenv("OMP_NUM_THREADS");
+    void *lib = segdist_dlopen_single_threaded("libdnnl.so.3", "libdnnl.so.2", "OMP_NUM_THREADS");
     if (!lib) return -1;
     *(void **)&api->sgemm = dlsym(lib, "dnnl_sgemm");
     *(void **)&api->ompMaxThreads = dlsym(lib, "omp_get_max_threads");
