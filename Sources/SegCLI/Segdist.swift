@@ -14,11 +14,12 @@ struct Segdist: ParsableCommand {
                       ConfigCommand.self],
         defaultSubcommand: TrainCommand.self)
 
-    /// Checks that this CPU runs the instructions the kernels were built for, then picks
-    /// OpenBLAS's kernels for it (a restart when its own choice is slower).
+    /// Checks that this CPU runs the instructions the kernels were built for, picks OpenBLAS's
+    /// kernels for it, and checks SEGDIST_GEMM before any work starts.
     static func main() {
         checkKernelsRunHere()
         BLASKernels.chooseKernelsForThisCPU()
+        GEMMLibrary.checkEnvironment()
         main(nil)
     }
 }

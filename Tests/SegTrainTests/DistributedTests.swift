@@ -269,6 +269,10 @@ final class DistributedTests: XCTestCase {
         let bogus = try bench("mkl")
         XCTAssertEqual(bogus.code, 2)
         XCTAssertEqual(bogus.stderr, "segdist: SEGDIST_GEMM=mkl is not one of auto, openblas, onednn\n")
+        // checked at start, before any work: even a command that runs no GEMM stops
+        let early = try run("/usr/bin/env", ["SEGDIST_GEMM=mkl", binary, "--version"])
+        XCTAssertEqual(early.code, 2)
+        XCTAssertEqual(early.stdout, "")
         let auto = try bench("auto"), onednn = try bench("onednn")
         if GEMMLibrary.isOneDNNAvailable {
             XCTAssertEqual(auto.kernels, openblas.kernels.map { $0 + "+onednn" }, auto.stderr)

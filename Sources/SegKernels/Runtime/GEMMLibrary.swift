@@ -53,7 +53,13 @@ public enum GEMMLibrary: String, Sendable {
         }
     }()
 
-    /// How the bench and `--version` name the GEMM libraries in use: "openblas-skylakex",
+    /// Ends the process with SEGDIST_GEMM's message now, at start, when the variable is set and
+    /// wrong, rather than at the first GEMM (unset: nothing is loaded here).
+    public static func checkEnvironment() {
+        if ProcessInfo.processInfo.environment["SEGDIST_GEMM"] != nil { _ = policy }
+    }
+
+    /// How the bench names the GEMM libraries in use: "openblas-skylakex",
     /// "openblas-skylakex+onednn" (by shape) or "onednn".
     public static var description: String {
         let openblas = "openblas-" + blasKernelName.lowercased()
