@@ -45,7 +45,7 @@ static inline int segdist_openblas_load(segdist_openblas *api) {
 }
 
 // oneDNN's row-major sgemm (dnnl.h: dnnl_sgemm; 64-bit dimensions, 'N'/'T'), the second GEMM
-// library segdist calls where it is faster (BLAS.swift says where). oneDNN picks its kernels from
+// library segdist calls where it is faster (GEMMLibrary.swift says where). oneDNN picks its kernels from
 // CPUID when it runs, not from a CPU-model table. It parallelises with OpenMP: OMP_NUM_THREADS=1
 // while it loads (libgomp reads the variable once, when it loads) keeps each call on the segdist
 // worker that makes it, as OpenBLAS is; the caller's value is put back afterwards.

@@ -7,8 +7,9 @@ import Foundation
 /// GEMMs with k and m of 64 or more (150-174 against 90-156 GFLOP/s), but 1.1-2.1x slower on the
 /// small ones (m of 16 or 32 with k up to 64, k = 16) that narrow UNets and the Winograd
 /// products of thin layers make. Choosing by shape cut the summed GEMM time of 9 models' training
-/// steps by 5.5% against either library alone (per-shape timers). The rule is fixed, not timed at
-/// run time, so a shape always goes to the same library and results repeat exactly.
+/// steps by 5.5% (per-shape timers, both libraries timed on every shape). The rule was measured
+/// on that Xeon only; it is fixed, not timed at run time, so a shape always goes to the same
+/// library and results repeat exactly.
 ///
 /// oneDNN is optional: without libdnnl (Debian: libdnnl2) every GEMM is OpenBLAS's.
 /// SEGDIST_GEMM=openblas or =onednn sends every GEMM to one library (to measure, or to rule one out).
