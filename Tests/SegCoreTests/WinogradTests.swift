@@ -7,7 +7,8 @@ import SegCore
 /// direct convolution written out in the test: output, input gradient and weight gradient, on
 /// even and odd image sizes (partial edge tiles) and channel counts that are not multiples of
 /// anything, whole images, blocks of tile rows and whole batches, and a layer wide enough
-/// (130 x 128 kernels) for the weight transforms to split over the workers.
+/// (130 x 128 kernels) for the weight transforms to split over the workers. 38 x 41 puts a
+/// partial last tile row under groups of 8 tiles that F(4x4) stores back as whole rows.
 final class WinogradTests: XCTestCase {
     func testWinogradMatchesDirectConvolution() {
         // three workers: blocks, images and channel shares split unevenly between them
@@ -17,7 +18,7 @@ final class WinogradTests: XCTestCase {
         var rng = SeededGenerator(seed: 9)
         for (n, cin, cout, h, w) in [(2, 16, 3, 8, 8), (1, 17, 20, 7, 9), (3, 32, 16, 5, 4), (2, 16, 16, 13, 6), (1, 16, 17, 9, 11),
                                      (2, 20, 16, 12, 8), (1, 16, 16, 16, 35), (1, 24, 18, 33, 17), (1, 16, 16, 64, 66),
-                                     (2, 130, 128, 6, 5), (2, 8, 8, 16, 16), (1, 9, 8, 7, 10)] {
+                                     (2, 130, 128, 6, 5), (2, 8, 8, 16, 16), (1, 9, 8, 7, 10), (1, 8, 9, 38, 41)] {
             let g = ConvGeometry(channels: cin, height: h, width: w, kernelH: 3, kernelW: 3, stride: 1, padding: 1)
             XCTAssertTrue(g.isWinograd3x3)
             let x = (0..<(n * cin * h * w)).map { _ in rng.uniform(-1, 1) }

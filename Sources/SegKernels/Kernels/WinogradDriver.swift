@@ -31,7 +31,7 @@ public struct WinogradVariant: Sendable {
         weightGradient: { winogradWeightGradientTransform($0, $1, outChannels: $2, inChannels: $3) })
 
     public static let f4 = WinogradVariant(
-        side: 4, inputScratch: { winograd4InputScratch(width: $0, rows: $1) }, outputScratch: { 16 * $0 + 8 },
+        side: 4, inputScratch: { w, _ in winograd4InputScratch(width: w) }, outputScratch: { 16 * $0 + 8 },
         gradientScratch: { 16 * ($0 + 8) },
         weights: { winograd4Weights($0, $1, outChannels: $2, inChannels: $3) },
         input: { winograd4Input($0, $1, channels: $2, height: $3, width: $4, tileRows: $5, slab: $6, scratch: $7) },
