@@ -37,71 +37,59 @@ func winogradWeights(_ w: UnsafePointer<Float>, _ u: UnsafeMutablePointer<Float>
     }
 }
 
-/// Scratch floats `winogradInput` needs for blocks of `rows` tile rows of an image `w` wide.
-func winogradInputScratch(width w: Int, rows: Int) -> Int {
-    let tw = (w + 1) / 2, hw = tw + 1
-    return (2 * rows + 2) * 2 * hw + 8 * hw
-}
+/// Scratch floats `winogradInput` needs for an image `w` wide: a zero row and four combined rows.
+func winogradInputScratch(width w: Int) -> Int { w + 8 + 4 * (2 * ((w + 1) / 2) + 24) }
 
 /// V = B^T d B for every channel and tile in tile rows `tileRows` of one image (C, H, W) ->
-/// V (C, 16, T), T = the block's tiles. Each channel's rows are first split into the even and odd columns of its zero-padded plane (padded column 2m is
-/// input column 2m - 1), so that tile tx reads half-columns tx and tx + 1 and every step runs
-/// on SIMD lanes across the tiles. `scratch` must hold `winogradInputScratch` floats and be
-/// zero on the first call for a geometry (the padding columns are never written; rows outside
-/// the image are zeroed here).
+/// V (C, 16, T), T = the block's tiles. For each tile row, B^T runs down the columns on the
+/// image rows themselves (8 columns on SIMD lanes; rows outside the image read as zeros) into
+/// four combined rows (padded column c + 1 holds image column c), then B along each with 8
+/// tiles on the lanes: tile tx reads padded columns 2tx ..< 2tx + 4, the even and odd halves
+/// of two 16-float loads 2 floats apart. `scratch` holds `winogradInputScratch` floats and is
+/// zero on the first call (the zero row and the padding columns are never written).
 func winogradInput(_ x: UnsafePointer<Float>, _ v: UnsafeMutablePointer<Float>, channels: Int, height h: Int, width w: Int,
                    tileRows: Range<Int>, slab: TileSlab, scratch: UnsafeMutablePointer<Float>) {
     let tw = (w + 1) / 2, ty0 = tileRows.lowerBound
-    let hw = tw + 1, stride = 2 * hw   // a padded row: even half, then odd half
+    let stride = 2 * tw + 24
     let plane = slab.plane   // layout (channel, ξ, tile): one channel's tiles together
-    let padded = scratch, comb = scratch + (2 * tileRows.count + 2) * stride
+    let zeros = UnsafePointer(scratch), comb = scratch + w + 8
+    let c0 = comb + 1, c1 = c0 + stride, c2 = c1 + stride, c3 = c2 + stride
     for c in 0..<channels {
         let img = x + c * h * w
-        // split: odd half[m] = input column 2m, even half[m + 1] = input column 2m + 1
-        for p in 0..<(2 * tileRows.count + 2) {
-            // padded row 2 ty0 + p is image row y
-            let y = 2 * ty0 + p - 1, even = padded + p * stride, odd = even + hw
-            guard y >= 0, y < h else { even.update(repeating: 0, count: stride); continue }
-            let src = img + y * w
-            var k = 0
-            while 16 * k + 16 <= w {
-                let v16 = UnsafeRawPointer(src + 16 * k).loadUnaligned(as: SIMD16<Float>.self)
-                store(v16.evenHalf, odd, 8 * k); store(v16.oddHalf, even, 8 * k + 1)
-                k += 1
-            }
-            var col = 16 * k
-            while col < w { if col % 2 == 0 { odd[col / 2] = src[col] } else { even[col / 2 + 1] = src[col] }; col += 1 }
-        }
         for ty in tileRows {
-            // B^T d over padded rows 2ty..2ty+3: r0 - r2, r1 + r2, r2 - r1, r1 - r3 (both halves at once)
-            let r0 = padded + 2 * (ty - ty0) * stride, r1 = r0 + stride, r2 = r1 + stride, r3 = r2 + stride
-            let c0 = comb, c1 = comb + stride, c2 = comb + 2 * stride, c3 = comb + 3 * stride
-            var j = 0
-            while j + 8 <= stride {
-                let a = load(r0, j), b = load(r1, j), d = load(r2, j), e = load(r3, j)
-                store(a - d, c0, j); store(b + d, c1, j); store(d - b, c2, j); store(b - e, c3, j)
-                j += 8
+            @inline(__always) func src(_ r: Int) -> UnsafePointer<Float> {
+                let y = 2 * ty - 1 + r
+                return y >= 0 && y < h ? img + y * w : zeros
             }
-            while j < stride {
-                c0[j] = r0[j] - r2[j]; c1[j] = r1[j] + r2[j]; c2[j] = r2[j] - r1[j]; c3[j] = r1[j] - r3[j]
-                j += 1
+            // B^T d over image rows 2ty - 1 ..< 2ty + 3: r0 - r2, r1 + r2, r2 - r1, r1 - r3
+            let r0 = src(0), r1 = src(1), r2 = src(2), r3 = src(3)
+            var col = 0
+            while col + 8 <= w {
+                let a = load(r0, col), b = load(r1, col), d = load(r2, col), e = load(r3, col)
+                store(a - d, c0, col); store(b + d, c1, col); store(d - b, c2, col); store(b - e, c3, col)
+                col += 8
             }
-            // ... then B over each tile's columns p0..p3 = E[tx], O[tx], E[tx+1], O[tx+1]:
-            // p0 - p2, p1 + p2, p2 - p1, p1 - p3
+            while col < w {
+                c0[col] = r0[col] - r2[col]; c1[col] = r1[col] + r2[col]; c2[col] = r2[col] - r1[col]; c3[col] = r1[col] - r3[col]
+                col += 1
+            }
+            // ... then B over each tile's padded columns p0..p3: p0 - p2, p1 + p2, p2 - p1, p1 - p3
             let base = c * 16 * plane + slab.offset + (ty - ty0) * tw
             for i in 0..<4 {
-                let e = comb + i * stride, o = e + hw
+                let p = comb + i * stride
                 let o0 = v + (4 * i) * plane + base, o1 = v + (4 * i + 1) * plane + base
                 let o2 = v + (4 * i + 2) * plane + base, o3 = v + (4 * i + 3) * plane + base
                 var tx = 0
                 while tx + 8 <= tw {
-                    let p0 = load(e, tx), p1 = load(o, tx), p2 = load(e, tx + 1), p3 = load(o, tx + 1)
+                    let a = UnsafeRawPointer(p + 2 * tx).loadUnaligned(as: SIMD16<Float>.self)
+                    let b = UnsafeRawPointer(p + 2 * tx + 2).loadUnaligned(as: SIMD16<Float>.self)
+                    let p0 = a.evenHalf, p1 = a.oddHalf, p2 = b.evenHalf, p3 = b.oddHalf
                     store(p0 - p2, o0, tx); store(p1 + p2, o1, tx); store(p2 - p1, o2, tx); store(p1 - p3, o3, tx)
                     tx += 8
                 }
                 while tx < tw {
-                    let p0 = e[tx], p1 = o[tx], p2 = e[tx + 1], p3 = o[tx + 1]
-                    o0[tx] = p0 - p2; o1[tx] = p1 + p2; o2[tx] = p2 - p1; o3[tx] = p1 - p3
+                    let q = p + 2 * tx
+                    o0[tx] = q[0] - q[2]; o1[tx] = q[1] + q[2]; o2[tx] = q[2] - q[1]; o3[tx] = q[1] - q[3]
                     tx += 1
                 }
             }
@@ -109,8 +97,15 @@ func winogradInput(_ x: UnsafePointer<Float>, _ v: UnsafeMutablePointer<Float>, 
     }
 }
 
+/// The 16 floats a[0], b[0], a[1], b[1], ...: even and odd columns back in image order.
+@inline(__always) func interleave2(_ a: Lanes, _ b: Lanes) -> SIMD16<Float> {
+    SIMD16(a[0], b[0], a[1], b[1], a[2], b[2], a[3], b[3], a[4], b[4], a[5], b[5], a[6], b[6], a[7], b[7])
+}
+
 /// y = A^T M A for every output channel and tile in tile rows `tileRows`: M (Cout, 16, T) ->
-/// those rows of y (Cout, H, W), plus bias; SIMD lanes across the tiles of a tile row.
+/// those rows of y (Cout, H, W), plus bias; SIMD lanes across the tiles of a tile row. Groups
+/// of 8 tiles inside the image go back in image order by shuffles, 16 floats a store; the
+/// rest through `scratch` (4 * tw floats), one float at a time.
 func winogradOutput(_ m: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?,
                     outChannels: Int, height h: Int, width w: Int, tileRows: Range<Int>, slab: TileSlab, scratch: UnsafeMutablePointer<Float>) {
     let tw = (w + 1) / 2, plane = slab.plane   // layout (channel, ξ, tile)
@@ -122,7 +117,8 @@ func winogradOutput(_ m: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
         for ty in tileRows {
             let base = co * 16 * plane + slab.offset + (ty - tileRows.lowerBound) * tw
             func row(_ xi: Int) -> UnsafePointer<Float> { m + xi * plane + base }
-            var tx = 0
+            let top = out + 2 * ty * w, hasBottom = 2 * ty + 1 < h
+            var tx = 0, scattered = tw   // tiles from `scattered` on go through q
             while tx + 8 <= tw {
                 // rows of A^T M: s0 = m0j + m1j + m2j, s1 = m1j - m2j - m3j, for columns j = 0..3
                 @inline(__always) func rows(_ j: Int) -> (Lanes, Lanes) {
@@ -131,10 +127,17 @@ func winogradOutput(_ m: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
                 }
                 let (a0, b0) = rows(0), (a1, b1) = rows(1), (a2, b2) = rows(2), (a3, b3) = rows(3)
                 // ... then A over columns: (c0 + c1 + c2, c1 - c2 - c3)
-                store(a0 + a1 + a2 + bv, q0, tx); store(a1 - a2 - a3 + bv, q1, tx)
-                store(b0 + b1 + b2 + bv, q2, tx); store(b1 - b2 - b3 + bv, q3, tx)
+                let y00 = a0 + a1 + a2 + bv, y01 = a1 - a2 - a3 + bv, y10 = b0 + b1 + b2 + bv, y11 = b1 - b2 - b3 + bv
+                if 2 * tx + 16 <= w {
+                    UnsafeMutableRawPointer(top + 2 * tx).storeBytes(of: interleave2(y00, y01), as: SIMD16<Float>.self)
+                    if hasBottom { UnsafeMutableRawPointer(top + w + 2 * tx).storeBytes(of: interleave2(y10, y11), as: SIMD16<Float>.self) }
+                } else {
+                    scattered = min(scattered, tx)
+                    store(y00, q0, tx); store(y01, q1, tx); store(y10, q2, tx); store(y11, q3, tx)
+                }
                 tx += 8
             }
+            scattered = min(scattered, tx)
             while tx < tw {
                 var s0 = (Float(0), Float(0), Float(0), Float(0)), s1 = s0
                 func at(_ xi: Int) -> Float { row(xi)[tx] }
@@ -146,14 +149,12 @@ func winogradOutput(_ m: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
                 q2[tx] = s1.0 + s1.1 + s1.2 + b; q3[tx] = s1.1 - s1.2 - s1.3 + b
                 tx += 1
             }
-            // interleave into output rows 2ty and 2ty + 1
-            let oy = 2 * ty
-            let top = out + oy * w
-            for x in 0..<(w / 2) { top[2 * x] = q0[x]; top[2 * x + 1] = q1[x] }
+            // the rest, interleaved into output rows 2ty and 2ty + 1
+            for x in scattered..<(w / 2) { top[2 * x] = q0[x]; top[2 * x + 1] = q1[x] }
             if w % 2 == 1 { top[w - 1] = q0[tw - 1] }
-            guard oy + 1 < h else { continue }
+            guard hasBottom else { continue }
             let bottom = top + w
-            for x in 0..<(w / 2) { bottom[2 * x] = q2[x]; bottom[2 * x + 1] = q3[x] }
+            for x in scattered..<(w / 2) { bottom[2 * x] = q2[x]; bottom[2 * x + 1] = q3[x] }
             if w % 2 == 1 { bottom[w - 1] = q2[tw - 1] }
         }
     }
@@ -162,29 +163,43 @@ func winogradOutput(_ m: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
 /// DY = A dY A^T for every output channel and tile in tile rows `tileRows` of one output
 /// gradient (Cout, H, W) -> DY (Cout, 16, T): the transform whose product with V gives the transformed weight gradient.
 /// Rows of A dY: (a, b), (a + c, b + d), (a - c, b - d), (-c, -d); then each row (p, q) ->
-/// (p, p + q, p - q, -q). Pixels past the image's last row or column count as 0.
+/// (p, p + q, p - q, -q). Pixels past the image's last row or column count as 0. Groups of 8
+/// tiles inside the image read their columns straight from dY (the even and odd halves of a
+/// 16-float load); the rest are split into `rows` (4 * tw floats) one by one.
 func winogradOutputGradient(_ dy: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, outChannels: Int,
                             height h: Int, width w: Int, tileRows: Range<Int>, slab: TileSlab, rows: UnsafeMutablePointer<Float>) {
     let tw = (w + 1) / 2, plane = slab.plane   // layout (channel, ξ, tile)
     // the tile row's pixels split by column parity: a = (2ty, even), b = (2ty, odd), c, d the row below
     let a = rows, b = rows + tw, c = rows + 2 * tw, d = rows + 3 * tw
+    let direct = w >= 16 ? (w - 16) / 2 + 1 : 0   // tiles tx < direct have 2tx + 16 <= w
     for co in 0..<outChannels {
         let img = dy + co * h * w
         for ty in tileRows {
-            for k in 0..<2 {
-                let y = 2 * ty + k, even = k == 0 ? a : c, odd = k == 0 ? b : d
-                even.update(repeating: 0, count: tw); odd.update(repeating: 0, count: tw)
-                guard y < h else { continue }
-                let src = img + y * w
-                for x in 0..<(w / 2) { even[x] = src[2 * x]; odd[x] = src[2 * x + 1] }
-                if w % 2 == 1 { even[tw - 1] = src[w - 1] }
-            }
+            let top = img + 2 * ty * w, hasBottom = 2 * ty + 1 < h
             let base = co * 16 * plane + slab.offset + (ty - tileRows.lowerBound) * tw
             func put(_ i: Int, _ tx: Int, _ p: Lanes, _ q: Lanes) {
                 store(p, out + (4 * i) * plane + base, tx); store(p + q, out + (4 * i + 1) * plane + base, tx)
                 store(p - q, out + (4 * i + 2) * plane + base, tx); store(-q, out + (4 * i + 3) * plane + base, tx)
             }
             var tx = 0
+            while tx + 8 <= direct {
+                let t = UnsafeRawPointer(top + 2 * tx).loadUnaligned(as: SIMD16<Float>.self)
+                let u = hasBottom ? UnsafeRawPointer(top + w + 2 * tx).loadUnaligned(as: SIMD16<Float>.self) : SIMD16<Float>()
+                let va = t.evenHalf, vb = t.oddHalf, vc = u.evenHalf, vd = u.oddHalf
+                put(0, tx, va, vb); put(1, tx, va + vc, vb + vd); put(2, tx, va - vc, vb - vd); put(3, tx, -vc, -vd)
+                tx += 8
+            }
+            guard tx < tw else { continue }
+            // the rest of the row's tiles, split one pixel at a time
+            let first = tx
+            for k in 0..<2 {
+                let y = 2 * ty + k, even = k == 0 ? a : c, odd = k == 0 ? b : d
+                (even + first).update(repeating: 0, count: tw - first); (odd + first).update(repeating: 0, count: tw - first)
+                guard y < h else { continue }
+                let src = img + y * w
+                for x in first..<(w / 2) { even[x] = src[2 * x]; odd[x] = src[2 * x + 1] }
+                if w % 2 == 1 { even[tw - 1] = src[w - 1] }
+            }
             while tx + 8 <= tw {
                 let va = load(a, tx), vb = load(b, tx), vc = load(c, tx), vd = load(d, tx)
                 put(0, tx, va, vb); put(1, tx, va + vc, vb + vd); put(2, tx, va - vc, vb - vd); put(3, tx, -vc, -vd)

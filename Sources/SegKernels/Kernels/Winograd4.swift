@@ -224,72 +224,63 @@ func winograd4AT(_ a: Lanes, _ b: Lanes, _ c: Lanes, _ d: Lanes) -> (Lanes, Lane
     return (a, ac + bd, ac - bd, c4 + bd8, c4 - bd8, d)
 }
 
+/// Scratch floats `winograd4OutputGradient` needs for `tw` tile columns: a zero row and six
+/// combined rows.
+func winograd4GradientScratch(tileColumns tw: Int) -> Int { 7 * (4 * tw + 8) }
+
 /// DY = A dY A^T for every output channel and 4x4 tile in tile rows `tileRows` of an output
-/// gradient (Cout, H, W) -> DY (Cout, 36, T): with V of the same tiles, dU = DY V^T is the transformed weight gradient.
-/// Each tile row's four image rows are split into column phases so every step runs on SIMD
-/// lanes across the tiles; pixels past the image count as 0. `rows` holds 16 * (tw + 8) floats.
+/// gradient (Cout, H, W) -> DY (Cout, 36, T): with V of the same tiles, dU = DY V^T is the
+/// transformed weight gradient. A runs down the columns on the image rows themselves (rows
+/// past the image read as zeros) into six combined rows, then along each with 8 tiles on the
+/// lanes, their column phases split from one 32-float load by shuffles; pixels past the image
+/// count as 0. `rows` holds `winograd4GradientScratch` floats.
 func winograd4OutputGradient(_ dy: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, outChannels: Int,
                              height h: Int, width w: Int, tileRows: Range<Int>, slab: TileSlab, rows: UnsafeMutablePointer<Float>) {
     let tw = (w + 3) / 4, plane = slab.plane   // layout (channel, ξ, tile)
-    let hq = tw + 8
+    let stride = 4 * tw + 8
+    let zeros = UnsafePointer(rows), comb = rows + stride
+    rows.update(repeating: 0, count: w)
+    for i in 0..<6 { (comb + i * stride + w).update(repeating: 0, count: stride - w) }   // columns past the image
     for co in 0..<outChannels {
         let img = dy + co * h * w
         for ty in tileRows {
-            // phase k of tile row i: image row 4ty + i, columns 4tx + k
-            rows.update(repeating: 0, count: 16 * hq)
-            for i in 0..<4 {
-                let y = 4 * ty + i
-                guard y < h else { break }
-                let src = img + y * w, p = rows + 4 * i * hq
-                var k = 0
-                while 16 * k + 16 <= w {
-                    let v16 = UnsafeRawPointer(src + 16 * k).loadUnaligned(as: SIMD16<Float>.self)
-                    let even = v16.evenHalf, odd = v16.oddHalf
-                    UnsafeMutableRawPointer(p + 4 * k).storeBytes(of: even.evenHalf, as: SIMD4<Float>.self)
-                    UnsafeMutableRawPointer(p + hq + 4 * k).storeBytes(of: odd.evenHalf, as: SIMD4<Float>.self)
-                    UnsafeMutableRawPointer(p + 2 * hq + 4 * k).storeBytes(of: even.oddHalf, as: SIMD4<Float>.self)
-                    UnsafeMutableRawPointer(p + 3 * hq + 4 * k).storeBytes(of: odd.oddHalf, as: SIMD4<Float>.self)
-                    k += 1
-                }
-                var col = 16 * k
-                while col < w { p[(col % 4) * hq + col / 4] = src[col]; col += 1 }
+            @inline(__always) func src(_ r: Int) -> UnsafePointer<Float> { 4 * ty + r < h ? img + (4 * ty + r) * w : zeros }
+            let r0 = src(0), r1 = src(1), r2 = src(2), r3 = src(3)
+            // A over the tile's 4 rows, 8 columns at a time
+            var col = 0
+            while col + 8 <= w {
+                let o = winograd4AT(load(r0, col), load(r1, col), load(r2, col), load(r3, col))
+                store(o.0, comb, col); store(o.1, comb + stride, col); store(o.2, comb + 2 * stride, col)
+                store(o.3, comb + 3 * stride, col); store(o.4, comb + 4 * stride, col); store(o.5, comb + 5 * stride, col)
+                col += 8
             }
+            while col < w {
+                let a = r0[col], b = r1[col], c = r2[col], d = r3[col]
+                let ac = a + c, bd = b + d, c4 = a + 4 * c, bd8 = 2 * b + 8 * d
+                comb[col] = a; comb[stride + col] = ac + bd; comb[2 * stride + col] = ac - bd
+                comb[3 * stride + col] = c4 + bd8; comb[4 * stride + col] = c4 - bd8; comb[5 * stride + col] = d
+                col += 1
+            }
+            // ... then A over each combined row's 4 column phases
             let base = co * 36 * plane + slab.offset + (ty - tileRows.lowerBound) * tw
-            @inline(__always) func dst(_ xi: Int) -> UnsafeMutablePointer<Float> { out + xi * plane + base }
-            var tx = 0
-            while tx + 8 <= tw {   // 8 tiles at a time, the rest one by one
-                @inline(__always) func phase(_ i: Int, _ k: Int) -> Lanes { load(rows + (4 * i + k) * hq, tx) }
-                // A over the 4 tile rows, for each column phase k
-                let k0 = winograd4AT(phase(0, 0), phase(1, 0), phase(2, 0), phase(3, 0))
-                let k1 = winograd4AT(phase(0, 1), phase(1, 1), phase(2, 1), phase(3, 1))
-                let k2 = winograd4AT(phase(0, 2), phase(1, 2), phase(2, 2), phase(3, 2))
-                let k3 = winograd4AT(phase(0, 3), phase(1, 3), phase(2, 3), phase(3, 3))
-                // ... then A over the 4 column phases, row by row
-                @inline(__always) func emit(_ r: Int, _ a: Lanes, _ b: Lanes, _ c: Lanes, _ d: Lanes) {
-                    let o = winograd4AT(a, b, c, d)
-                    store(o.0, dst(6 * r), tx); store(o.1, dst(6 * r + 1), tx); store(o.2, dst(6 * r + 2), tx)
-                    store(o.3, dst(6 * r + 3), tx); store(o.4, dst(6 * r + 4), tx); store(o.5, dst(6 * r + 5), tx)
+            for r in 0..<6 {
+                let p = comb + r * stride
+                @inline(__always) func dst(_ j: Int) -> UnsafeMutablePointer<Float> { out + (6 * r + j) * plane + base }
+                var tx = 0
+                while tx + 8 <= tw {
+                    let v = UnsafeRawPointer(p + 4 * tx).loadUnaligned(as: SIMD32<Float>.self)
+                    let e = v.evenHalf, o = v.oddHalf
+                    let t = winograd4AT(e.evenHalf, o.evenHalf, e.oddHalf, o.oddHalf)
+                    store(t.0, dst(0), tx); store(t.1, dst(1), tx); store(t.2, dst(2), tx)
+                    store(t.3, dst(3), tx); store(t.4, dst(4), tx); store(t.5, dst(5), tx)
+                    tx += 8
                 }
-                emit(0, k0.0, k1.0, k2.0, k3.0); emit(1, k0.1, k1.1, k2.1, k3.1); emit(2, k0.2, k1.2, k2.2, k3.2)
-                emit(3, k0.3, k1.3, k2.3, k3.3); emit(4, k0.4, k1.4, k2.4, k3.4); emit(5, k0.5, k1.5, k2.5, k3.5)
-                tx += 8
-            }
-            while tx < tw {
-                @inline(__always) func at(_ i: Int, _ k: Int) -> Float { rows[(4 * i + k) * hq + tx] }
-                @inline(__always) func a4(_ a: Float, _ b: Float, _ c: Float, _ d: Float) -> (Float, Float, Float, Float, Float, Float) {
+                while tx < tw {
+                    let a = p[4 * tx], b = p[4 * tx + 1], c = p[4 * tx + 2], d = p[4 * tx + 3]
                     let ac = a + c, bd = b + d, c4 = a + 4 * c, bd8 = 2 * b + 8 * d
-                    return (a, ac + bd, ac - bd, c4 + bd8, c4 - bd8, d)
+                    dst(0)[tx] = a; dst(1)[tx] = ac + bd; dst(2)[tx] = ac - bd; dst(3)[tx] = c4 + bd8; dst(4)[tx] = c4 - bd8; dst(5)[tx] = d
+                    tx += 1
                 }
-                let k0 = a4(at(0, 0), at(1, 0), at(2, 0), at(3, 0)), k1 = a4(at(0, 1), at(1, 1), at(2, 1), at(3, 1))
-                let k2 = a4(at(0, 2), at(1, 2), at(2, 2), at(3, 2)), k3 = a4(at(0, 3), at(1, 3), at(2, 3), at(3, 3))
-                @inline(__always) func emit(_ r: Int, _ a: Float, _ b: Float, _ c: Float, _ d: Float) {
-                    let o = a4(a, b, c, d)
-                    dst(6 * r)[tx] = o.0; dst(6 * r + 1)[tx] = o.1; dst(6 * r + 2)[tx] = o.2
-                    dst(6 * r + 3)[tx] = o.3; dst(6 * r + 4)[tx] = o.4; dst(6 * r + 5)[tx] = o.5
-                }
-                emit(0, k0.0, k1.0, k2.0, k3.0); emit(1, k0.1, k1.1, k2.1, k3.1); emit(2, k0.2, k1.2, k2.2, k3.2)
-                emit(3, k0.3, k1.3, k2.3, k3.3); emit(4, k0.4, k1.4, k2.4, k3.4); emit(5, k0.5, k1.5, k2.5, k3.5)
-                tx += 1
             }
         }
     }

@@ -9,7 +9,7 @@ public struct WinogradVariant: Sendable {
     /// Output tile side m; input tiles are (m + 2) x (m + 2).
     public let side: Int
     var points: Int { (side + 2) * (side + 2) }
-    let inputScratch: @Sendable (_ w: Int, _ rows: Int) -> Int
+    let inputScratch: @Sendable (_ w: Int) -> Int
     let outputScratch: @Sendable (_ tileColumns: Int) -> Int
     let gradientScratch: @Sendable (_ tileColumns: Int) -> Int
     let weights: @Sendable (UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int, Int) -> Void
@@ -22,7 +22,7 @@ public struct WinogradVariant: Sendable {
     let weightGradient: @Sendable (UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int, Int) -> Void
 
     public static let f2 = WinogradVariant(
-        side: 2, inputScratch: { winogradInputScratch(width: $0, rows: $1) }, outputScratch: { 4 * $0 },
+        side: 2, inputScratch: { winogradInputScratch(width: $0) }, outputScratch: { 4 * $0 },
         gradientScratch: { 4 * $0 },
         weights: { winogradWeights($0, $1, outChannels: $2, inChannels: $3) },
         input: { winogradInput($0, $1, channels: $2, height: $3, width: $4, tileRows: $5, slab: $6, scratch: $7) },
@@ -31,8 +31,8 @@ public struct WinogradVariant: Sendable {
         weightGradient: { winogradWeightGradientTransform($0, $1, outChannels: $2, inChannels: $3) })
 
     public static let f4 = WinogradVariant(
-        side: 4, inputScratch: { w, _ in winograd4InputScratch(width: w) }, outputScratch: { 16 * $0 + 8 },
-        gradientScratch: { 16 * ($0 + 8) },
+        side: 4, inputScratch: { winograd4InputScratch(width: $0) }, outputScratch: { 16 * $0 + 8 },
+        gradientScratch: { winograd4GradientScratch(tileColumns: $0) },
         weights: { winograd4Weights($0, $1, outChannels: $2, inChannels: $3) },
         input: { winograd4Input($0, $1, channels: $2, height: $3, width: $4, tileRows: $5, slab: $6, scratch: $7) },
         output: { winograd4Output($0, $1, bias: $2, outChannels: $3, height: $4, width: $5, tileRows: $6, slab: $7, scratch: $8) },
@@ -120,8 +120,8 @@ let winogradBatchBytes = 32 << 20
 /// Floats of scratch, zeroed, for one worker's transforms of a `variant` layer.
 struct TransformScratch {
     let input: UnsafeMutablePointer<Float>, output: UnsafeMutablePointer<Float>
-    init(_ variant: WinogradVariant, width w: Int, rows: Int, tileColumns tw: Int) {
-        let size = variant.inputScratch(w, rows)
+    init(_ variant: WinogradVariant, width w: Int, tileColumns tw: Int) {
+        let size = variant.inputScratch(w)
         input = .allocate(capacity: size)
         input.initialize(repeating: 0, count: size)   // the padding columns are never written
         let outputSize = max(variant.outputScratch(tw), variant.gradientScratch(tw))
@@ -134,10 +134,10 @@ struct TransformScratch {
 /// workers (a batch of one still fills every core), with each worker's transform scratch.
 func forEachImageChannels(_ variant: WinogradVariant, batch: Int, channels: Int, height h: Int, width w: Int,
                                   _ body: (_ n: Int, _ channels: Range<Int>, TransformScratch) -> Void) {
-    let (th, tw) = variant.tiles(h, w)
+    let tw = variant.tiles(h, w).columns
     let parts = max(1, min(channels, (Parallel.threads + batch - 1) / batch))
     Parallel.chunks(batch * parts) { _, items in
-        let scratch = TransformScratch(variant, width: w, rows: th, tileColumns: tw)
+        let scratch = TransformScratch(variant, width: w, tileColumns: tw)
         defer { scratch.deallocate() }
         for item in items {
             let n = item / parts, part = item % parts
@@ -212,7 +212,7 @@ public func winogradConv3x3(_ variant: WinogradVariant, inputs: ChannelParts, ke
         Parallel.chunks(batch * blocks) { _, items in
             let v = UnsafeMutablePointer<Float>.allocate(capacity: points * cin * t)
             let m = UnsafeMutablePointer<Float>.allocate(capacity: points * cout * t)
-            let scratch = TransformScratch(variant, width: w, rows: rows, tileColumns: tw)
+            let scratch = TransformScratch(variant, width: w, tileColumns: tw)
             defer { v.deallocate(); m.deallocate(); scratch.deallocate() }
             for item in items {
                 let n = item / blocks, first = (item % blocks) * rows
@@ -255,7 +255,7 @@ public func winogradConv3x3WeightGradient(_ variant: WinogradVariant, x: UnsafeP
         Parallel.chunks(batch, workers: workers) { worker, images in
             let v = UnsafeMutablePointer<Float>.allocate(capacity: points * cin * t)
             let dyt = UnsafeMutablePointer<Float>.allocate(capacity: points * cout * t)
-            let scratch = TransformScratch(variant, width: w, rows: rows, tileColumns: tw)
+            let scratch = TransformScratch(variant, width: w, tileColumns: tw)
             defer { v.deallocate(); dyt.deallocate(); scratch.deallocate() }
             let du = partials + worker * points * cout * cin
             for n in images {
