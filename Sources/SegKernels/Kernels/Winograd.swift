@@ -19,13 +19,14 @@ extension ConvGeometry {
 
 /// U = G g G^T for every (co, ci): weights (Cout, Cin, 3, 3) -> U (16, Cout, Cin).
 /// G applied to (a, b, c): (a, (a + b + c) / 2, (a - b + c) / 2, c).
-func winogradWeights(_ w: UnsafePointer<Float>, _ u: UnsafeMutablePointer<Float>, outChannels: Int, inChannels: Int) {
+func winogradWeights(_ w: UnsafePointer<Float>, _ u: UnsafeMutablePointer<Float>, outChannels: Int, inChannels: Int,
+                    flipped: Bool = false) {
     let pairs = outChannels * inChannels
     @inline(__always) func g4(_ a: Lanes, _ b: Lanes, _ c: Lanes) -> (Lanes, Lanes, Lanes, Lanes) {
         (a, 0.5 * (a + b + c), 0.5 * (a - b + c), c)
     }
     forEachKernelBlock(pairs) { p, count in
-        let g = kernelTaps(w, p, count)
+        let g = kernelTaps(w, p, count, flipped: flipped)
         // G g, column by column: rows k of G g are (r0[k], r1[k], r2[k]) for the 3 columns
         let c0 = g4(g[0], g[3], g[6]), c1 = g4(g[1], g[4], g[7]), c2 = g4(g[2], g[5], g[8])
         @inline(__always) func put(_ row: Int, _ v: (Lanes, Lanes, Lanes, Lanes)) {

@@ -21,14 +21,15 @@ public let winograd4WideChannels = 256
 func winograd4InputScratch(width w: Int) -> Int { w + 8 + 6 * (4 * ((w + 3) / 4) + 16) }
 
 /// U = G g G^T for every (co, ci): weights (Cout, Cin, 3, 3) -> U (36, Cout, Cin).
-func winograd4Weights(_ w: UnsafePointer<Float>, _ u: UnsafeMutablePointer<Float>, outChannels: Int, inChannels: Int) {
+func winograd4Weights(_ w: UnsafePointer<Float>, _ u: UnsafeMutablePointer<Float>, outChannels: Int, inChannels: Int,
+                    flipped: Bool = false) {
     let pairs = outChannels * inChannels
     typealias Six = (Lanes, Lanes, Lanes, Lanes, Lanes, Lanes)
     @inline(__always) func g6(_ a: Lanes, _ b: Lanes, _ c: Lanes) -> Six {
         (a / 4, -(a + b + c) / 6, -(a - b + c) / 6, a / 24 + b / 12 + c / 6, a / 24 - b / 12 + c / 6, c)
     }
     forEachKernelBlock(pairs) { p, count in
-        let g = kernelTaps(w, p, count)
+        let g = kernelTaps(w, p, count, flipped: flipped)
         // G g, column by column; then (G g) G^T row by row
         let c0 = g6(g[0], g[3], g[6]), c1 = g6(g[1], g[4], g[7]), c2 = g6(g[2], g[5], g[8])
         @inline(__always) func put(_ row: Int, _ r: Six) {

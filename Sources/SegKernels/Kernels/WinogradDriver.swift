@@ -12,7 +12,7 @@ public struct WinogradVariant: Sendable {
     let inputScratch: @Sendable (_ w: Int) -> Int
     let outputScratch: @Sendable (_ tileColumns: Int) -> Int
     let gradientScratch: @Sendable (_ tileColumns: Int) -> Int
-    let weights: @Sendable (UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int, Int) -> Void
+    let weights: @Sendable (UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int, Int, Bool) -> Void
     let input: @Sendable (UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int, Int, Int, Range<Int>, TileSlab,
                           UnsafeMutablePointer<Float>) -> Void
     let output: @Sendable (UnsafePointer<Float>, UnsafeMutablePointer<Float>, UnsafePointer<Float>?, Int, Int, Int, Range<Int>,
@@ -24,7 +24,7 @@ public struct WinogradVariant: Sendable {
     public static let f2 = WinogradVariant(
         side: 2, inputScratch: { winogradInputScratch(width: $0) }, outputScratch: { 4 * $0 },
         gradientScratch: { 4 * $0 },
-        weights: { winogradWeights($0, $1, outChannels: $2, inChannels: $3) },
+        weights: { winogradWeights($0, $1, outChannels: $2, inChannels: $3, flipped: $4) },
         input: { winogradInput($0, $1, channels: $2, height: $3, width: $4, tileRows: $5, slab: $6, scratch: $7) },
         output: { winogradOutput($0, $1, bias: $2, outChannels: $3, height: $4, width: $5, tileRows: $6, slab: $7, scratch: $8) },
         outputGradient: { winogradOutputGradient($0, $1, outChannels: $2, height: $3, width: $4, tileRows: $5, slab: $6, rows: $7) },
@@ -33,7 +33,7 @@ public struct WinogradVariant: Sendable {
     public static let f4 = WinogradVariant(
         side: 4, inputScratch: { winograd4InputScratch(width: $0) }, outputScratch: { 16 * $0 + 8 },
         gradientScratch: { winograd4GradientScratch(tileColumns: $0) },
-        weights: { winograd4Weights($0, $1, outChannels: $2, inChannels: $3) },
+        weights: { winograd4Weights($0, $1, outChannels: $2, inChannels: $3, flipped: $4) },
         input: { winograd4Input($0, $1, channels: $2, height: $3, width: $4, tileRows: $5, slab: $6, scratch: $7) },
         output: { winograd4Output($0, $1, bias: $2, outChannels: $3, height: $4, width: $5, tileRows: $6, slab: $7, scratch: $8) },
         outputGradient: { winograd4OutputGradient($0, $1, outChannels: $2, height: $3, width: $4, tileRows: $5, slab: $6, rows: $7) },
@@ -208,7 +208,7 @@ public func winogradConv3x3(_ variant: WinogradVariant, inputs: ChannelParts, ke
         let blocks = (th + rows - 1) / rows
         let u = UnsafeMutablePointer<Float>.allocate(capacity: points * cout * cin)
         defer { u.deallocate() }
-        variant.transform(kernels, into: u, outChannels: cout, inChannels: cin, outs: 0..<cout, ins: 0..<cin)
+        let transposed = variant.transform(kernels, into: u, outChannels: cout, inChannels: cin, outs: 0..<cout, ins: 0..<cin)
         Parallel.chunks(batch * blocks) { _, items in
             let v = UnsafeMutablePointer<Float>.allocate(capacity: points * cin * t)
             let m = UnsafeMutablePointer<Float>.allocate(capacity: points * cout * t)
@@ -222,7 +222,8 @@ public func winogradConv3x3(_ variant: WinogradVariant, inputs: ChannelParts, ke
                     variant.input(source, v + first * points * tb, count, h, w, block, slab, scratch.input)
                 }
                 for xi in 0..<points {
-                    sgemm(m: cout, n: tb, k: cin, a: u + xi * cout * cin, lda: cin, b: v + xi * tb, ldb: points * tb,
+                    sgemm(transA: transposed, m: cout, n: tb, k: cin, a: u + xi * cout * cin, lda: transposed ? cout : cin,
+                          b: v + xi * tb, ldb: points * tb,
                           beta: 0, c: m + xi * tb, ldc: points * tb)
                 }
                 variant.output(m, y + n * cout * h * w, bias, cout, h, w, block, slab, scratch.output)

@@ -18,12 +18,13 @@ let kernelBlock = 8
 }
 
 /// The nine taps of the 3x3 kernels of pairs `p..<p + count` (`w` holds 9 floats a pair):
-/// lane i of tap k is tap k of pair p + i; lanes past `count` are 0.
-@inline(__always) func kernelTaps(_ w: UnsafePointer<Float>, _ p: Int, _ count: Int) -> [9 of Lanes] {
+/// lane i of tap k is tap k of pair p + i (`flipped`: tap 8 - k, the kernel turned by 180
+/// degrees, as an input gradient convolves); lanes past `count` are 0.
+@inline(__always) func kernelTaps(_ w: UnsafePointer<Float>, _ p: Int, _ count: Int, flipped: Bool) -> [9 of Lanes] {
     var taps = [9 of Lanes](repeating: Lanes())
     for i in 0..<count {
         let g = w + (p + i) * 9
-        for k in 0..<9 { taps[k][i] = g[k] }
+        if flipped { for k in 0..<9 { taps[k][i] = g[8 - k] } } else { for k in 0..<9 { taps[k][i] = g[k] } }
     }
     return taps
 }

@@ -18,39 +18,38 @@ public enum WinogradKernels {
     case weight(UnsafePointer<Float>)
     /// The input gradient's kernels, read in place from the layer's weight `(Cin', Cout', 3, 3)`
     /// whose in and out channels are this pass's out and in channels: pair (co, ci) is that
-    /// weight's kernel (ci, co) flipped. The kernels are gathered flipped a group at a time
-    /// into a buffer freed before the GEMMs; no whole flipped copy lives through the pass.
+    /// weight's kernel (ci, co) flipped. The transform reads them in that weight's order, taps
+    /// reversed, and leaves U transposed for the GEMMs to read so; no flipped copy is made.
     case adjoint(of: UnsafePointer<Float>)
 }
 
 extension WinogradVariant {
     /// U for output channels `outs` and input channels `ins` of `kernels` (a pass with `cout`
-    /// output and `cin` input channels), laid out (ξ, outs, ins).
+    /// output and `cin` input channels): laid out (ξ, outs, ins) for a layer's weight, and
+    /// (ξ, ins, outs) — the transpose, which the GEMMs read as such (the result says which) —
+    /// for an adjoint's, so that its kernels are read in the weight's own order, turned by the
+    /// transform, and never gathered pair by pair into the pass's order.
+    @discardableResult
     func transform(_ kernels: WinogradKernels, into u: UnsafeMutablePointer<Float>, outChannels cout: Int, inChannels cin: Int,
-                   outs: Range<Int>, ins: Range<Int>) {
-        if case .weight(let w) = kernels, ins.count == cin {
-            weights(w + outs.lowerBound * cin * 9, u, outs.count, cin)   // the rows are contiguous
-            return
+                   outs: Range<Int>, ins: Range<Int>) -> Bool {
+        // the kernels as (rows, columns) pairs of the weight's memory, rows of `full` pairs
+        let (w, rows, columns, full, flipped): (UnsafePointer<Float>, Range<Int>, Range<Int>, Int, Bool)
+        switch kernels {
+        case .weight(let weight): (w, rows, columns, full, flipped) = (weight, outs, ins, cin, false)
+        // the input gradient's weight is (Cin', Cout', 3, 3) = (cin, cout): row ci holds every co
+        case .adjoint(of: let weight): (w, rows, columns, full, flipped) = (weight, ins, outs, cout, true)
         }
-        let gathered = UnsafeMutablePointer<Float>.allocate(capacity: outs.count * ins.count * 9)
+        if columns.count == full {
+            weights(w + rows.lowerBound * full * 9, u, rows.count, full, flipped)   // the rows are contiguous
+            return flipped
+        }
+        let gathered = UnsafeMutablePointer<Float>.allocate(capacity: rows.count * columns.count * 9)
         defer { gathered.deallocate() }
-        Parallel.chunks(outs.count, workers: outs.count * ins.count < 16_384 ? 1 : nil) { _, rows in
-            for r in rows {
-                let co = outs.lowerBound + r
-                for (j, ci) in ins.enumerated() {
-                    let dst = gathered + (r * ins.count + j) * 9
-                    switch kernels {
-                    case .weight(let w):
-                        let src = w + (co * cin + ci) * 9
-                        for t in 0..<9 { dst[t] = src[t] }
-                    case .adjoint(let w):
-                        let src = w + (ci * cout + co) * 9
-                        for t in 0..<9 { dst[t] = src[8 - t] }
-                    }
-                }
-            }
+        for (r, row) in rows.enumerated() {
+            (gathered + r * columns.count * 9).update(from: w + (row * full + columns.lowerBound) * 9, count: columns.count * 9)
         }
-        weights(gathered, u, outs.count, ins.count)
+        weights(gathered, u, rows.count, columns.count, flipped)
+        return flipped
     }
 }
 
@@ -108,10 +107,10 @@ func winogradWholeBatchForward(_ variant: WinogradVariant, inputs: ChannelParts,
         defer { v.deallocate(); u.deallocate(); m.deallocate() }
         transformInputs(0..<cin, into: v)
         for outs in groups {
-            variant.transform(kernels, into: u, outChannels: cout, inChannels: cin, outs: outs, ins: 0..<cin)
+            let transposed = variant.transform(kernels, into: u, outChannels: cout, inChannels: cin, outs: outs, ins: 0..<cin)
             Parallel.forEach(points) { xi in
-                sgemm(m: outs.count, n: plane, k: cin, a: u + xi * outs.count * cin, lda: cin, b: v + xi * plane, ldb: points * plane,
-                      beta: 0, c: m + xi * plane, ldc: points * plane)
+                sgemm(transA: transposed, m: outs.count, n: plane, k: cin, a: u + xi * outs.count * cin, lda: transposed ? outs.count : cin,
+                      b: v + xi * plane, ldb: points * plane, beta: 0, c: m + xi * plane, ldc: points * plane)
             }
             transformOutputs(outs, from: m)
         }
@@ -123,11 +122,12 @@ func winogradWholeBatchForward(_ variant: WinogradVariant, inputs: ChannelParts,
         let v = UnsafeMutablePointer<Float>.allocate(capacity: points * most * plane)
         defer { m.deallocate(); u.deallocate(); v.deallocate() }
         for (index, ins) in groups.enumerated() {
-            variant.transform(kernels, into: u, outChannels: cout, inChannels: cin, outs: 0..<cout, ins: ins)
+            let transposed = variant.transform(kernels, into: u, outChannels: cout, inChannels: cin, outs: 0..<cout, ins: ins)
             transformInputs(ins, into: v)
             Parallel.forEach(points) { xi in
-                sgemm(m: cout, n: plane, k: ins.count, a: u + xi * cout * ins.count, lda: ins.count, b: v + xi * plane,
-                      ldb: points * plane, beta: index == 0 ? 0 : 1, c: m + xi * plane, ldc: points * plane)
+                sgemm(transA: transposed, m: cout, n: plane, k: ins.count, a: u + xi * cout * ins.count,
+                      lda: transposed ? cout : ins.count, b: v + xi * plane, ldb: points * plane, beta: index == 0 ? 0 : 1,
+                      c: m + xi * plane, ldc: points * plane)
             }
         }
         transformOutputs(0..<cout, from: m)
