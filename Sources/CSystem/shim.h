@@ -46,4 +46,12 @@ static inline int segdist_cpu_vector_level(void) {
     return 0;
 }
 
+/// The spin-wait hint (x86 PAUSE): a waiting core yields its pipeline to its sibling and
+/// stops flooding the memory system with loads of the flag it watches.
+static inline void segdist_pause(void) {
+#if defined(__x86_64__)
+    __builtin_ia32_pause();
+#endif
+}
+
 #endif

@@ -10,9 +10,16 @@ import CSystem
 public enum Parallel {
     nonisolated(unsafe) public private(set) static var threads: Int = 1
 
+    /// The helper threads of `threads` workers (`WorkerPool`), made on first use of a count and
+    /// kept: tests reconfigure back and forth.
+    nonisolated(unsafe) private static var pools: [Int: WorkerPool] = [:]
+    nonisolated(unsafe) private static var pool: WorkerPool?
+
     public static func configure(threads requested: Int) {
         threads = max(1, requested)
         OpenBLAS.api.setNumThreads(1)
+        if threads > 1 && pools[threads] == nil { pools[threads] = WorkerPool(helpers: threads - 1) }
+        pool = pools[threads]
     }
 
     /// Cores this process may run on: its CPU affinity mask, which mpirun's binding narrows.
@@ -28,6 +35,9 @@ public enum Parallel {
         guard count > 0 else { return }
         let workers = min(requested ?? threads, count)
         if workers <= 1 { body(0, 0..<count); return }
+        if let pool, workers <= pool.helpers + 1,
+           pool.run({ w in if w < workers { body(w, (w * count / workers)..<((w + 1) * count / workers)) } }) { return }
+        // a region inside a region, or a second thread's, or more workers than the pool has
         DispatchQueue.concurrentPerform(iterations: workers) { w in
             body(w, (w * count / workers)..<((w + 1) * count / workers))
         }
