@@ -46,6 +46,9 @@ static inline int segdist_cpu_vector_level(void) {
     return 0;
 }
 
+/// Asks for the cache line at `p` ahead of its use (a hint: never faults, whatever `p` is).
+static inline void segdist_prefetch(const void *p) { __builtin_prefetch(p, 0, 3); }
+
 /// The spin-wait hint (x86 PAUSE): a waiting core yields its pipeline to its sibling and
 /// stops flooding the memory system with loads of the flag it watches.
 static inline void segdist_pause(void) {
