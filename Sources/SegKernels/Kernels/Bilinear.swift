@@ -79,15 +79,17 @@ public func bilinearBackward(dy: UnsafePointer<Float>, dx: UnsafeMutablePointer<
             for p in range {
                 let g = dy + p * outH * outW, d = dx + p * inH * inW
                 t.update(repeating: 0, count: inH * outW)
+                /// r += wy * row on SIMD lanes.
+                @inline(__always) func spread(_ row: UnsafePointer<Float>, _ wy: Float, into r: UnsafeMutablePointer<Float>) {
+                    let v = Lanes(repeating: wy)
+                    var q = 0
+                    while q + 8 <= outW { store(load(r, q) + v * load(row, q), r, q); q += 8 }
+                    while q < outW { r[q] += wy * row[q]; q += 1 }
+                }
                 for o in 0..<outH {
-                    let row = g + o * outW
                     // the two source rows one after the other: they are one row at the bottom edge
-                    for (r, wy) in [(t + ay.i0[o] * outW, ay.w0[o]), (t + ay.i1[o] * outW, ay.w1[o])] {
-                        let v = Lanes(repeating: wy)
-                        var q = 0
-                        while q + 8 <= outW { store(load(r, q) + v * load(row, q), r, q); q += 8 }
-                        while q < outW { r[q] += wy * row[q]; q += 1 }
-                    }
+                    spread(g + o * outW, ay.w0[o], into: t + ay.i0[o] * outW)
+                    spread(g + o * outW, ay.w1[o], into: t + ay.i1[o] * outW)
                 }
                 d.update(repeating: 0, count: inH * inW)
                 for i in 0..<inH {

@@ -36,7 +36,7 @@ final class WorkerPool: @unchecked Sendable {
         self.helpers = helpers
         pthread_mutex_init(mutex, nil)
         pthread_cond_init(condition, nil)
-        for index in 1...max(helpers, 1) where helpers > 0 {
+        for index in stride(from: 1, through: helpers, by: 1) {   // worker 0 is the caller
             let thread = Thread { [self] in loop(index) }
             thread.name = "segdist-worker-\(index)"
             thread.start()
