@@ -29,7 +29,6 @@ extension WinogradVariant {
     /// (ξ, ins, outs) — the transpose, which the GEMMs read as such (the result says which) —
     /// for an adjoint's, so that its kernels are read in the weight's own order, turned by the
     /// transform, and never gathered pair by pair into the pass's order.
-    @discardableResult
     func transform(_ kernels: WinogradKernels, into u: UnsafeMutablePointer<Float>, outChannels cout: Int, inChannels cin: Int,
                    outs: Range<Int>, ins: Range<Int>) -> Bool {
         // the kernels as (rows, columns) pairs of the weight's memory, rows of `full` pairs
