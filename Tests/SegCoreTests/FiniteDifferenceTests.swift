@@ -214,8 +214,8 @@ final class FiniteDifferenceTests: XCTestCase {
                 let y = forward(xs, &saved)
                 var dx = Tensor(zeros: xs[0].shape), dg = Tensor(zeros: [3]), db = Tensor(zeros: [3])
                 xs[0].ptr { xp in y.ptr { yp in dy.ptr { g in xs[1].ptr { gp in dx.mutPtr { d in dg.mutPtr { a in db.mutPtr { b in
-                    batchNorm2dTrainBackward(x: xp, y: yp, dy: g, gamma: gp, saved: saved, dx: d, dgamma: a, dbeta: b,
-                                             batch: 2, channels: 3, pixels: 12, relu: relu)
+                    batchNorm2dTrainBackward(x: xp, mask: relu ? .output(yp) : .none, dy: g, gamma: gp, saved: saved, dx: d, dgamma: a, dbeta: b,
+                                             batch: 2, channels: 3, pixels: 12)
                 } } } } } } }
                 return [dx, dg, db]
             })
@@ -237,6 +237,33 @@ final class FiniteDifferenceTests: XCTestCase {
             y.ptr { yp in dy.ptr { g in dx.mutPtr { backward(yp, g, $0, y.count) } } }
             return [dx]
         })
+    }
+
+    /// Batch norm's backward with the ReLU mask recomputed from x (`.input`) equals the one
+    /// reading the kept output bit for bit, and `batchNorm2dReapply` rebuilds that output exactly.
+    func testBatchNormMaskFromTheInputAndTheRebuiltOutput() {
+        let shape = [3, 5, 7, 9], n = 3, c = 5, p = 63   // 63 pixels: vector lanes and a scalar tail
+        let x = random(shape, scale: 2), gamma = random([c]), beta = random([c]), dy = random(shape)
+        var y = Tensor(zeros: shape), rebuilt = Tensor(zeros: shape), rm = Tensor(zeros: [c]), rv = Tensor(repeating: 1, shape: [c])
+        var saved = BatchNormSaved(channels: c)
+        x.ptr { xp in gamma.ptr { gp in beta.ptr { bp in y.mutPtr { yp in rm.mutPtr { a in rv.mutPtr { b in
+            batchNorm2dTrainForward(x: xp, gamma: gp, beta: bp, y: yp, runningMean: a, runningVar: b, saved: &saved,
+                                    batch: n, channels: c, pixels: p, momentum: 0.1, eps: 1e-5, relu: true)
+        } } } } } }
+        x.ptr { xp in gamma.ptr { gp in beta.ptr { bp in rebuilt.mutPtr { yp in
+            batchNorm2dReapply(x: xp, gamma: gp, beta: bp, y: yp, saved: saved, batch: n, channels: c, pixels: p, relu: true)
+        } } } }
+        XCTAssertEqual(rebuilt.storage, y.storage, "the rebuilt output is the forward's, bit for bit")
+        XCTAssertTrue(y.storage.contains(0) && y.storage.contains { $0 > 0 }, "the ReLU cuts some values and passes others")
+        func backward(fromInput: Bool) -> [[Float]] {
+            var dx = Tensor(zeros: shape), dg = Tensor(zeros: [c]), db = Tensor(zeros: [c])
+            x.ptr { xp in y.ptr { yp in dy.ptr { g in gamma.ptr { gp in beta.ptr { bp in dx.mutPtr { d in dg.mutPtr { a in db.mutPtr { b in
+                batchNorm2dTrainBackward(x: xp, mask: fromInput ? .input(gamma: gp, beta: bp) : .output(yp), dy: g, gamma: gp,
+                                         saved: saved, dx: d, dgamma: a, dbeta: b, batch: n, channels: c, pixels: p)
+            } } } } } } } }
+            return [dx.storage, dg.storage, db.storage]
+        }
+        XCTAssertEqual(backward(fromInput: true), backward(fromInput: false))
     }
 
     func testReLUAndSigmoid() {

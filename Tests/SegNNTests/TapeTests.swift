@@ -98,6 +98,37 @@ final class TapeTests: XCTestCase {
         }
     }
 
+    /// On the CPU a training batch norm keeps no output for backward: its ReLU mask comes from
+    /// its input, and a convolution reading the output rebuilds it in its own backward.
+    func testABatchNormOutputReadByAConvolutionIsNotKept() {
+        let store = ParameterStore()
+        var rng = SeededGenerator(seed: 5)
+        let stem = Conv2d(store: store, name: "stem", inputChannels: 1, outputChannels: 4, kernelSize: 3, padding: 1, generator: &rng)
+        let bn = BatchNorm2d(store: store, name: "bn", channels: 4, fusedReLU: true)
+        let head = Conv2d(store: store, name: "head", inputChannels: 4, outputChannels: 2, kernelSize: 3, padding: 1, generator: &rng)
+        store.seal()
+        let x = Tensor(shape: [2, 1, 6, 6], storage: (0..<72).map { _ in Float(rng.normal()) })
+        let t = Tensor(shape: [2, 2, 6, 6], storage: (0..<144).map { $0 % 3 == 0 ? 1 : 0 })
+        func run(on backend: Backend) -> [Float] {
+            store.move(to: backend)
+            store.zeroGradients()
+            let tape = Tape(backend: backend)
+            let pass = Pass.training(tape: tape)
+            var h = bn(stem(backend.upload(x), pass), pass)
+            let loss = pass.bceWithLogits(head(h, pass), targets: backend.upload(t))
+            if backend === CPUBackend.shared {
+                XCTAssertTrue(h.isUniquelyOwned(), "the BN-ReLU output is held by the caller alone, not by the tape")
+            }
+            tape.backward(from: loss)
+            store.move(to: CPUBackend.shared)
+            return store.gradients.storage
+        }
+        let rebuilt = run(on: CPUBackend.shared)
+        // the stand-in runs the generic path: batch norm keeps its output, the convolution reads it
+        XCTAssertEqual(rebuilt, run(on: DeviceStandIn()), "the same gradients as with the output kept, bit for bit")
+        XCTAssertTrue(rebuilt.contains { $0 != 0 })
+    }
+
     func testInferenceRecordsNothing() {
         let model = UNet(inputChannels: 1, classes: 2, width: 2, depth: 2, seed: 0)
         let tape = Tape(backend: model.store.backend)

@@ -17,16 +17,16 @@ extension Pass {
                              stride: stride, padding: padding, dilation: dilation)
         let y = groups == 1 ? backend.conv2dForward(x, weight: weight.value, bias: bias?.value, geometry: g)
                             : backend.groupedConv2dForward(x, weight: weight.value, bias: bias?.value, geometry: g, groups: groups)
-        let needsDx = wants(x)
+        let needsDx = wants(x), input = saved(x)
         let perOutput = g.patchSize / groups
         return emit(y, .conv2d(weight: weight.value, bias: bias?.value, stride: stride, padding: padding, dilation: dilation, groups: groups),
                     inputs: [x], parameters: [weight, bias],
                     cost: OpCost(multiplyAdds: x.shape[0] * ws[0] * g.outPixels * perOutput, column: groups == 1 ? g.patchSize * g.outPixels : 0)) { [backend] dy in
             groups == 1
-                ? [backend.conv2dBackward(x: x, weight: weight.value, dy: dy, geometry: g, inputGradient: needsDx,
+                ? [backend.conv2dBackward(x: input.value, weight: weight.value, dy: dy, geometry: g, inputGradient: needsDx,
                                           weightGradient: weight.gradient, biasGradient: bias?.gradient)]
-                : [backend.groupedConv2dBackward(x: x, weight: weight.value, dy: dy, geometry: g, groups: groups, inputGradient: needsDx,
-                                                 weightGradient: weight.gradient, biasGradient: bias?.gradient)]
+                : [backend.groupedConv2dBackward(x: input.value, weight: weight.value, dy: dy, geometry: g, groups: groups,
+                                                 inputGradient: needsDx, weightGradient: weight.gradient, biasGradient: bias?.gradient)]
         }
     }
 
@@ -64,12 +64,12 @@ extension Pass {
         let g = ConvGeometry.transposed(outChannels: ws[1], inH: h, inW: w, kernelH: ws[2], kernelW: ws[3], stride: stride,
                                         padding: padding, outputPadding: outputPadding, dilation: dilation)
         let y = backend.convTranspose2dForward(x, weight: weight.value, bias: bias?.value, geometry: g)
-        let needsDx = wants(x)
+        let needsDx = wants(x), input = saved(x)
         return emit(y, .convTranspose2d(weight: weight.value, bias: bias?.value, stride: stride, padding: padding,
                                         outputPadding: outputPadding, dilation: dilation),
                     inputs: [x], parameters: [weight, bias],
                     cost: OpCost(multiplyAdds: x.shape[0] * g.outPixels * g.patchSize * ws[0], column: g.patchSize * g.outPixels)) { [backend] dy in
-            [backend.convTranspose2dBackward(x: x, weight: weight.value, dy: dy, geometry: g, inputGradient: needsDx,
+            [backend.convTranspose2dBackward(x: input.value, weight: weight.value, dy: dy, geometry: g, inputGradient: needsDx,
                                              weightGradient: weight.gradient, biasGradient: bias?.gradient)]
         }
     }
@@ -93,14 +93,28 @@ extension Pass {
         let (y, stats) = backend.batchNormTrainForward(x, gamma: weight.value, beta: bias.value, runningMean: runningMean,
                                                        runningVar: runningVar, momentum: batchNormMomentum ?? momentum, eps: eps, relu: relu,
                                                        group: group)
-        // y is the fused ReLU's mask, read only with it: without, backward does not keep y alive
-        // (a ResNet block's last batch norm feeds the residual sum: 4C channels a block)
-        let mask = relu ? y : x
-        return emit(y, nil, inputs: [x], parameters: [weight, bias]) { [backend] dy in
-            [backend.batchNormTrainBackward(x: x, y: mask, dy: dy, gamma: weight.value, statistics: stats,
-                                            gammaGradient: weight.gradient, betaGradient: bias.gradient, relu: relu,
-                                            group: group)]
+        guard let cpu = backend as? CPUBackend else {
+            // y is the fused ReLU's mask, read only with it: without, backward does not keep y alive
+            // (a ResNet block's last batch norm feeds the residual sum: 4C channels a block)
+            let mask = relu ? y : x
+            return emit(y, nil, inputs: [x], parameters: [weight, bias]) { [backend] dy in
+                [backend.batchNormTrainBackward(x: x, y: mask, dy: dy, gamma: weight.value, statistics: stats,
+                                                gammaGradient: weight.gradient, betaGradient: bias.gradient, relu: relu,
+                                                group: group)]
+            }
         }
+        // On the CPU nothing keeps y: backward takes the ReLU's mask from x (which it keeps
+        // anyway), and a convolution reading y rebuilds it in its backward (one elementwise pass)
+        // — the BN-ReLU outputs between a block's convolutions are not held from forward to backward.
+        let gamma = weight.value, beta = bias.value
+        let out = emit(y, nil, inputs: [x], parameters: [weight, bias]) { dy in
+            [relu ? cpu.batchNormTrainBackward(x: x, beta: beta, dy: dy, gamma: gamma, statistics: stats,
+                                               gammaGradient: weight.gradient, betaGradient: bias.gradient, group: group)
+                  : cpu.batchNormTrainBackward(x: x, y: x, dy: dy, gamma: gamma, statistics: stats,
+                                               gammaGradient: weight.gradient, betaGradient: bias.gradient, relu: false, group: group)]
+        }
+        tape?.rebuildable(out) { cpu.batchNormReapply(x, gamma: gamma, beta: beta, statistics: stats, relu: relu) }
+        return out
     }
 
     // MARK: Resampling and layout

@@ -73,6 +73,9 @@ public struct Pass {
     /// Whether `t`'s gradient is wanted in this pass.
     @inline(__always) func wants(_ t: Tensor) -> Bool { tape?.tracks(t) ?? false }
 
+    /// What a backward closure keeps of input `x`: x, or how to rebuild it (`Tape.rebuildable`).
+    @inline(__always) func saved(_ x: Tensor) -> SavedInput { tape?.saved(x) ?? SavedInput(kept: x) }
+
     /// The one hook every op calls with what it made: `op` goes to the trace (exporters; nil
     /// for ops that exist only in training), `cost` to the multiply-add count, and `backward`
     /// with the inputs and parameters to the tape. Each side channel takes it only when the

@@ -44,6 +44,10 @@ public final class Tape {
     private var spent = false
     /// Gradients of the inputs marked with `watch`, by node.
     private var watched: [Int: Tensor] = [:]
+    /// How to rebuild node i's output, where its op offers that (`rebuildable`): consumers
+    /// then keep this instead of the output. Dropped when backward passes node i, after every
+    /// consumer's backward has run.
+    private var rebuilders: [Int: () -> Tensor] = [:]
 
     public init(backend: Backend) {
         self.backend = backend
@@ -98,6 +102,22 @@ public final class Tape {
         return y
     }
 
+    /// Offers consumers of `t` (an output recorded on this tape) a way to rebuild it in their
+    /// backward instead of keeping it alive from forward to backward: `rebuild` must return
+    /// exactly t's values from what the producing op keeps anyway (a batch norm's output from its
+    /// input and statistics).
+    public func rebuildable(_ t: Tensor, by rebuild: @escaping () -> Tensor) {
+        guard tracks(t) else { return }
+        rebuilders[Int(t.tapeIndex)] = rebuild
+    }
+
+    /// What an op's backward keeps of its input `x`: how to rebuild it when its producer
+    /// offered that, else x itself.
+    public func saved(_ x: Tensor) -> SavedInput {
+        guard tracks(x), let rebuild = rebuilders[Int(x.tapeIndex)] else { return SavedInput(kept: x) }
+        return SavedInput(rebuild: rebuild)
+    }
+
     /// The gradient of a watched input (nil before backward, or if the loss does not depend on it).
     public func gradient(of x: Tensor) -> Tensor? {
         guard tracks(x) else { return nil }
@@ -116,6 +136,7 @@ public final class Tape {
         for node in stride(from: closures.count - 1, through: 0, by: -1) {
             let closure = closures[node]
             closures[node] = nil                     // frees what this op saved
+            rebuilders[node] = nil
             if let dy = grads[node], let closure {
                 grads[node] = nil
                 let gs = closure(dy)
@@ -127,7 +148,7 @@ public final class Tape {
             }
             for p in finalAfter[node] { onParameterGradientReady?(p) }
         }
-        inputs = []; finalAfter = []
+        inputs = []; finalAfter = []; rebuilders = [:]
     }
 
     /// Back-propagates from a scalar loss with d(objective)/d(loss) = `scale`.
@@ -147,4 +168,15 @@ public final class Tape {
             slot = backend.add(existing, g)
         }
     }
+}
+
+/// An op's input as its backward gets it back: kept from forward, or rebuilt on demand (see
+/// `Tape.rebuildable`) so that it is not held in memory between forward and backward.
+public struct SavedInput {
+    private let kept: Tensor?
+    private let rebuild: (() -> Tensor)?
+    public init(kept: Tensor) { self.kept = kept; rebuild = nil }
+    init(rebuild: @escaping () -> Tensor) { kept = nil; self.rebuild = rebuild }
+    /// The input's values (rebuilt at each call when not kept).
+    public var value: Tensor { kept ?? rebuild!() }
 }

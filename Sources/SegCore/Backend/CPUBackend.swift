@@ -165,20 +165,50 @@ public final class CPUBackend: Backend {
     public func batchNormTrainBackward(x: Tensor, y: Tensor, dy: Tensor, gamma: Tensor, statistics s: BatchNormStatistics,
                                        gammaGradient: Tensor, betaGradient: Tensor, relu: Bool,
                                        group: CollectiveSum?) -> Tensor {
+        batchNormTrainBackward(x: x, mask: relu ? .output(y.mem) : .none, dy: dy, gamma: gamma, statistics: s,
+                               gammaGradient: gammaGradient, betaGradient: betaGradient, group: group)
+    }
+
+    /// Batch norm's backward with the fused ReLU's mask recomputed from x (and beta) instead
+    /// of read from the kept output: training on this backend keeps no BN-ReLU output for its
+    /// own backward.
+    public func batchNormTrainBackward(x: Tensor, beta: Tensor, dy: Tensor, gamma: Tensor, statistics s: BatchNormStatistics,
+                                       gammaGradient: Tensor, betaGradient: Tensor, group: CollectiveSum?) -> Tensor {
+        batchNormTrainBackward(x: x, mask: .input(gamma: gamma.mem, beta: beta.mem), dy: dy, gamma: gamma, statistics: s,
+                               gammaGradient: gammaGradient, betaGradient: betaGradient, group: group)
+    }
+
+    private func batchNormTrainBackward(x: Tensor, mask: ReLUMask, dy: Tensor, gamma: Tensor, statistics s: BatchNormStatistics,
+                                        gammaGradient: Tensor, betaGradient: Tensor, group: CollectiveSum?) -> Tensor {
         let (n, c, h, w) = x.nchw
         precondition(dy.shape == x.shape, "Batch norm gradient \(dy.shape) differs from its input \(x.shape)")
-        var saved = BatchNormSaved(channels: c)
-        saved.mean = s.mean.storage; saved.invStd = s.invStd.storage; saved.count = s.count
+        let saved = Self.saved(s)
         let dx = allocate(x.shape)
         var local = [Double](repeating: 0, count: 2 * c)
-        SegKernels.batchNorm2dGradientSums(x: x.mem, y: y.mem, dy: dy.mem, saved: saved, sums: &local, batch: n, channels: c,
-                                           pixels: h * w, relu: relu)
+        SegKernels.batchNorm2dGradientSums(x: x.mem, mask: mask, dy: dy.mem, saved: saved, sums: &local, batch: n, channels: c,
+                                           pixels: h * w)
         var totals = local
         group?.sumInPlace(&totals, count: 2 * c)
-        SegKernels.batchNorm2dBackwardApply(x: x.mem, y: y.mem, dy: dy.mem, gamma: gamma.mem, saved: saved, local: local,
+        SegKernels.batchNorm2dBackwardApply(x: x.mem, mask: mask, dy: dy.mem, gamma: gamma.mem, saved: saved, local: local,
                                             totals: totals, dx: dx.mem, dgamma: gammaGradient.mem, dbeta: betaGradient.mem,
-                                            batch: n, channels: c, pixels: h * w, relu: relu)
+                                            batch: n, channels: c, pixels: h * w)
         return dx
+    }
+
+    /// The training forward's output, rebuilt bit for bit from its input and statistics (for a
+    /// backward that did not keep it).
+    public func batchNormReapply(_ x: Tensor, gamma: Tensor, beta: Tensor, statistics s: BatchNormStatistics, relu: Bool) -> Tensor {
+        let (n, c, h, w) = x.nchw
+        let y = allocate(x.shape)
+        SegKernels.batchNorm2dReapply(x: x.mem, gamma: gamma.mem, beta: beta.mem, y: y.mem, saved: Self.saved(s), batch: n,
+                                      channels: c, pixels: h * w, relu: relu)
+        return y
+    }
+
+    private static func saved(_ s: BatchNormStatistics) -> BatchNormSaved {
+        var saved = BatchNormSaved(channels: 0)
+        saved.mean = s.mean.storage; saved.invStd = s.invStd.storage; saved.count = s.count
+        return saved
     }
 
     public func batchNormEvalForward(_ x: Tensor, gamma: Tensor, beta: Tensor, runningMean: Tensor, runningVar: Tensor,

@@ -60,7 +60,7 @@ public func batchNorm2dNormalize(x: UnsafePointer<Float>, gamma: UnsafePointer<F
     saved.mean.withUnsafeBufferPointer { meanP in
         saved.invStd.withUnsafeBufferPointer { invP in
             Parallel.forEach(channels) { c in
-                let scale = gamma[c] * invP[c], shift = beta[c] - meanP[c] * scale
+                let (scale, shift) = affine(gamma, beta, meanP[c], invP[c], c)
                 applyAffine(x, y, batch: batch, channels: channels, pixels: pixels, c: c, scale: scale, shift: shift, relu: relu)
             }
         }
@@ -115,17 +115,88 @@ private func applyAffine(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Fl
 }
 
 
+/// Where batch norm's backward finds its fused ReLU's mask (no gradient where y <= 0).
+public enum ReLUMask {
+    /// No ReLU: every value passes.
+    case none
+    /// The forward output y.
+    case output(UnsafePointer<Float>)
+    /// Recomputed from x with the forward's own scale and shift (gamma * invStd, beta - mean *
+    /// scale) and float operations: y <= 0 exactly where x * scale + shift <= 0, so y need not
+    /// be kept for backward.
+    case input(gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>)
+}
+
+/// One channel's affine map as normalize computes it (the rebuild and the mask repeat it bit for bit).
+@inline(__always)
+private func affine(_ gamma: UnsafePointer<Float>, _ beta: UnsafePointer<Float>, _ mean: Float, _ invStd: Float, _ c: Int) -> (Float, Float) {
+    let scale = gamma[c] * invStd
+    return (scale, beta[c] - mean * scale)
+}
+
+/// Rebuilds the training forward's output y from its input and saved statistics — exactly the
+/// values normalize wrote — for a backward that did not keep y (a convolution reading a
+/// BN-ReLU output).
+public func batchNorm2dReapply(x: UnsafePointer<Float>, gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>,
+                               y: UnsafeMutablePointer<Float>, saved: BatchNormSaved, batch: Int, channels: Int, pixels: Int,
+                               relu: Bool) {
+    saved.mean.withUnsafeBufferPointer { meanP in
+        saved.invStd.withUnsafeBufferPointer { invP in
+            Parallel.forEach(channels) { c in
+                let (scale, shift) = affine(gamma, beta, meanP[c], invP[c], c)
+                applyAffine(x, y, batch: batch, channels: channels, pixels: pixels, c: c, scale: scale, shift: shift, relu: relu)
+            }
+        }
+    }
+}
+
+/// The mask of one channel row: which of y's forms it reads, and the affine map for `.input`.
+private struct RowMask {
+    let relu: Bool
+    let y: UnsafePointer<Float>?
+    let scale: Float, shift: Float
+
+    init(_ mask: ReLUMask, offset: Int, channel c: Int, saved: BatchNormSaved) {
+        switch mask {
+        case .none: relu = false; y = nil; scale = 0; shift = 0
+        case .output(let p): relu = true; y = p + offset; scale = 0; shift = 0
+        case .input(let gamma, let beta):
+            relu = true; y = nil
+            (scale, shift) = affine(gamma, beta, saved.mean[c], saved.invStd[c], c)
+        }
+    }
+
+    /// dy at lanes i..<i+8, zeroed where y was not positive.
+    @inline(__always) func gradient(_ g: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ i: Int) -> Lanes {
+        var dz: Lanes = load(g, i)
+        guard relu else { return dz }
+        var v: Lanes
+        if let y { v = load(y, i) } else {
+            v = load(x, i) * Lanes(repeating: scale)
+            v += Lanes(repeating: shift)
+        }
+        dz.replace(with: Lanes(), where: v .<= Lanes())
+        return dz
+    }
+
+    @inline(__always) func gradient(_ g: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ i: Int) -> Float {
+        guard relu else { return g[i] }
+        let v = y.map { $0[i] } ?? (x[i] * scale + shift)
+        return v > 0 ? g[i] : 0
+    }
+}
+
 /// Backward stage 1: sums[c] = the sum of dz, sums[channels + c] = the sum of dz * (x - mean)
-/// over channel c, dz being dy masked by the fused ReLU's output y when `relu`. `sums` holds
-/// 2 * channels values.
-public func batchNorm2dGradientSums(x: UnsafePointer<Float>, y: UnsafePointer<Float>, dy: UnsafePointer<Float>, saved: BatchNormSaved,
-                                    sums: UnsafeMutablePointer<Double>, batch: Int, channels: Int, pixels: Int, relu: Bool) {
+/// over channel c, dz being dy masked by the fused ReLU (`mask`). `sums` holds 2 * channels values.
+public func batchNorm2dGradientSums(x: UnsafePointer<Float>, mask: ReLUMask, dy: UnsafePointer<Float>, saved: BatchNormSaved,
+                                    sums: UnsafeMutablePointer<Double>, batch: Int, channels: Int, pixels: Int) {
     saved.mean.withUnsafeBufferPointer { meanP in
         Parallel.forEach(channels) { c in
             var sumDz: Double = 0, sumDzX: Double = 0
             for n in 0..<batch {
                 let off = (n * channels + c) * pixels
-                let (a, b) = maskedSums(x + off, y + off, dy + off, mean: meanP[c], count: pixels, relu: relu)
+                let (a, b) = maskedSums(x + off, RowMask(mask, offset: off, channel: c, saved: saved), dy + off,
+                                        mean: meanP[c], count: pixels)
                 sumDz += Double(a); sumDzX += Double(b)
             }
             sums[c] = sumDz; sums[channels + c] = sumDzX
@@ -136,11 +207,11 @@ public func batchNorm2dGradientSums(x: UnsafePointer<Float>, y: UnsafePointer<Fl
 /// Backward stage 2: accumulates dgamma and dbeta (+=) from this process's own sums (`local`:
 /// parameter gradients are summed over the group with the other gradients afterwards) and
 /// overwrites dx from the group's sums (`totals`; the same as `local` without a group).
-public func batchNorm2dBackwardApply(x: UnsafePointer<Float>, y: UnsafePointer<Float>, dy: UnsafePointer<Float>,
+public func batchNorm2dBackwardApply(x: UnsafePointer<Float>, mask: ReLUMask, dy: UnsafePointer<Float>,
                                      gamma: UnsafePointer<Float>, saved: BatchNormSaved, local: UnsafePointer<Double>,
                                      totals: UnsafePointer<Double>, dx: UnsafeMutablePointer<Float>,
                                      dgamma: UnsafeMutablePointer<Float>, dbeta: UnsafeMutablePointer<Float>,
-                                     batch: Int, channels: Int, pixels: Int, relu: Bool) {
+                                     batch: Int, channels: Int, pixels: Int) {
     let M = Float(saved.count > 0 ? saved.count : Double(batch * pixels))
     saved.mean.withUnsafeBufferPointer { meanP in
         saved.invStd.withUnsafeBufferPointer { invP in
@@ -153,45 +224,34 @@ public func batchNorm2dBackwardApply(x: UnsafePointer<Float>, y: UnsafePointer<F
                 let k = gamma[c] * inv, meanDz = sDz / M, coef = sDzXhat / M * inv
                 for n in 0..<batch {
                     let off = (n * channels + c) * pixels
-                    batchNormInputGradient(x + off, y + off, dy + off, dx + off, mean: mean, scale: k, meanDz: meanDz,
-                                           coef: coef, count: pixels, relu: relu)
+                    batchNormInputGradient(x + off, RowMask(mask, offset: off, channel: c, saved: saved), dy + off, dx + off,
+                                           mean: mean, scale: k, meanDz: meanDz, coef: coef, count: pixels)
                 }
             }
         }
     }
 }
 
-/// Backward of the training-mode forward on one process's batch. With `relu`, `y` (the forward
-/// output) masks dy. Overwrites dx; accumulates dgamma and dbeta (+=).
-public func batchNorm2dTrainBackward(x: UnsafePointer<Float>, y: UnsafePointer<Float>, dy: UnsafePointer<Float>,
+/// Backward of the training-mode forward on one process's batch, dy masked by the fused ReLU
+/// (`mask`). Overwrites dx; accumulates dgamma and dbeta (+=).
+public func batchNorm2dTrainBackward(x: UnsafePointer<Float>, mask: ReLUMask, dy: UnsafePointer<Float>,
                                      gamma: UnsafePointer<Float>, saved: BatchNormSaved,
                                      dx: UnsafeMutablePointer<Float>, dgamma: UnsafeMutablePointer<Float>,
-                                     dbeta: UnsafeMutablePointer<Float>, batch: Int, channels: Int, pixels: Int, relu: Bool) {
+                                     dbeta: UnsafeMutablePointer<Float>, batch: Int, channels: Int, pixels: Int) {
     var sums = [Double](repeating: 0, count: 2 * channels)
-    batchNorm2dGradientSums(x: x, y: y, dy: dy, saved: saved, sums: &sums, batch: batch, channels: channels, pixels: pixels, relu: relu)
-    batchNorm2dBackwardApply(x: x, y: y, dy: dy, gamma: gamma, saved: saved, local: sums, totals: sums, dx: dx,
-                             dgamma: dgamma, dbeta: dbeta, batch: batch, channels: channels, pixels: pixels, relu: relu)
+    batchNorm2dGradientSums(x: x, mask: mask, dy: dy, saved: saved, sums: &sums, batch: batch, channels: channels, pixels: pixels)
+    batchNorm2dBackwardApply(x: x, mask: mask, dy: dy, gamma: gamma, saved: saved, local: sums, totals: sums, dx: dx,
+                             dgamma: dgamma, dbeta: dbeta, batch: batch, channels: channels, pixels: pixels)
 }
 
-/// dy at lanes i..<i+8, zeroed where the fused ReLU's output y was not positive.
+/// (sum dz, sum dz * (x - mean)) over one row, dz = dy masked by `mask`.
 @inline(__always)
-private func maskedGradient(_ g: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ i: Int, relu: Bool) -> Lanes {
-    var dz: Lanes = load(g, i)
-    if relu {
-        let mask = load(y, i) .<= Lanes()
-        dz.replace(with: Lanes(), where: mask)
-    }
-    return dz
-}
-
-/// (sum dz, sum dz * (x - mean)) over one row, dz = dy masked by y > 0 when `relu`.
-@inline(__always)
-private func maskedSums(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ g: UnsafePointer<Float>,
-                        mean: Float, count: Int, relu: Bool) -> (Float, Float) {
+private func maskedSums(_ x: UnsafePointer<Float>, _ mask: RowMask, _ g: UnsafePointer<Float>,
+                        mean: Float, count: Int) -> (Float, Float) {
     let vm = Lanes(repeating: mean)
     var va = Lanes(), vb = Lanes(), i = 0
     while i + 8 <= count {
-        let dz: Lanes = maskedGradient(g, y, i, relu: relu)
+        let dz: Lanes = mask.gradient(g, x, i)
         let centered: Lanes = load(x, i) - vm
         va += dz
         vb += dz * centered
@@ -199,7 +259,7 @@ private func maskedSums(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ 
     }
     var a: Float = va.sum(), b: Float = vb.sum()
     while i < count {
-        let dz: Float = (!relu || y[i] > 0) ? g[i] : 0
+        let dz: Float = mask.gradient(g, x, i)
         a += dz
         b += dz * (x[i] - mean)
         i += 1
@@ -209,14 +269,14 @@ private func maskedSums(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ 
 
 /// d = scale * (dz - meanDz - (x - mean) * coef) over one row.
 @inline(__always)
-private func batchNormInputGradient(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ g: UnsafePointer<Float>,
+private func batchNormInputGradient(_ x: UnsafePointer<Float>, _ mask: RowMask, _ g: UnsafePointer<Float>,
                                     _ d: UnsafeMutablePointer<Float>, mean: Float, scale: Float, meanDz: Float,
-                                    coef: Float, count: Int, relu: Bool) {
+                                    coef: Float, count: Int) {
     let vm = Lanes(repeating: mean)
     let vk = Lanes(repeating: scale), vMeanDz = Lanes(repeating: meanDz), vCoef = Lanes(repeating: coef)
     var i = 0
     while i + 8 <= count {
-        var dz: Lanes = maskedGradient(g, y, i, relu: relu)
+        var dz: Lanes = mask.gradient(g, x, i)
         let centered: Lanes = load(x, i) - vm
         let correction: Lanes = centered * vCoef
         dz -= vMeanDz
@@ -225,7 +285,7 @@ private func batchNormInputGradient(_ x: UnsafePointer<Float>, _ y: UnsafePointe
         i += 8
     }
     while i < count {
-        let dz: Float = (!relu || y[i] > 0) ? g[i] : 0
+        let dz: Float = mask.gradient(g, x, i)
         let centered: Float = x[i] - mean
         d[i] = scale * (dz - meanDz - centered * coef)
         i += 1
