@@ -1,6 +1,7 @@
 import XCTest
 import SegCore
 import SegNN
+import SegKernels
 
 final class ParameterLayoutTests: XCTestCase {
     func testParametersAreOneContiguousBufferInForwardOrder() {
@@ -41,6 +42,32 @@ final class ParameterLayoutTests: XCTestCase {
                 if t.count >= 64 { XCTAssertGreaterThan(t.storage.map(abs).max()!, 0.8 * bound, name) }
             }
         }
+    }
+
+    /// A model built to be loaded right away (predict, eval, export) skips its random draws:
+    /// its weights start at zero, its fixed values (batch norm's 1s, running variance) are as
+    /// usual, and nothing outside the scope changes.
+    func testAModelBuiltForLoadingDrawsNothing() {
+        let model = { ModelArchitecture.fcn_resnet50.make(inputChannels: 3, classes: 2, width: 4, seed: 1, auxiliary: false) }
+        let skipped = RandomInitialization.skipping(model).store.floatStateDict()
+        let drawn = model().store.floatStateDict()
+        XCTAssertEqual(skipped.map(\.name), drawn.map(\.name))
+        var convolutions = 0
+        for ((name, a), (_, b)) in zip(skipped, drawn) {
+            if name.hasSuffix("running_var") || (name.contains("bn") && name.hasSuffix(".weight")) {
+                XCTAssertEqual(a, b, "\(name): a fixed starting value")
+            } else if name.hasSuffix("conv1.weight") || name.hasSuffix("conv2.weight") {
+                XCTAssertTrue(a.storage.allSatisfy { $0 == 0 }, "\(name): not drawn")
+                XCTAssertTrue(b.storage.contains { $0 != 0 }, "\(name): drawn outside the scope")
+                convolutions += 1
+            }
+        }
+        XCTAssertEqual(convolutions, 33, "the stem and 16 bottlenecks x 2 checked")
+        var generator = SeededGenerator(seed: 9), untouched = generator
+        let zeros = RandomInitialization.skipping { kaimingNormalFanOut(count: 5, fanOut: 3, generator: &generator) }
+        XCTAssertEqual(zeros, [Float](repeating: 0, count: 5))
+        XCTAssertEqual(generator.next(), untouched.next(), "the generator did not move")
+        XCTAssertEqual(model().store.floatStateDict().map(\.tensor), drawn.map(\.tensor), "the same seed draws the same after the scope")
     }
 
     func testLoadRejectsUnknownNamesAndWrongShapes() {

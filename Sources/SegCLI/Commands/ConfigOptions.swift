@@ -83,7 +83,8 @@ func loadModels(_ source: ModelSource, recipe: ConfigOptions, checkingData: Bool
             let ckpt = try Checkpoint(path: path)
             let config = try recipe.resolve(fallback: (ckpt.configText, path), checkingData: checkingData)
             if path == files[0] { configureThreads(config.threads) }
-            let model = config.makeModel()
+            // every tensor comes from the checkpoint (restore refuses one that lacks any)
+            let model = RandomInitialization.skipping { config.makeModel() }
             try ckpt.restore(model: model, optimizer: nil)
             return (config, model, ckpt.step)
         }
@@ -132,7 +133,8 @@ func loadWeights(_ path: String, named: TrainingConfig, recipe: ConfigOptions, c
         if !presets.isEmpty { note += "; run as torchvision runs it (unless the recipe says otherwise)" }
         FileHandle.standardError.write((note + "\n").data(using: .utf8)!)
     }
-    let model = config.makeModel()
+    // every tensor comes from the file (one that lacks any is refused below)
+    let model = RandomInitialization.skipping { config.makeModel() }
     let report: StateDictReport
     do {
         report = try model.store.loadStateDict(file)
