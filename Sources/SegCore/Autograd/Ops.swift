@@ -108,10 +108,8 @@ extension Pass {
         // — the BN-ReLU outputs between a block's convolutions are not held from forward to backward.
         let gamma = weight.value, beta = bias.value
         let out = emit(y, nil, inputs: [x], parameters: [weight, bias]) { dy in
-            [relu ? cpu.batchNormTrainBackward(x: x, beta: beta, dy: dy, gamma: gamma, statistics: stats,
-                                               gammaGradient: weight.gradient, betaGradient: bias.gradient, group: group)
-                  : cpu.batchNormTrainBackward(x: x, y: x, dy: dy, gamma: gamma, statistics: stats,
-                                               gammaGradient: weight.gradient, betaGradient: bias.gradient, relu: false, group: group)]
+            [cpu.batchNormTrainBackward(x: x, beta: beta, dy: dy, gamma: gamma, statistics: stats, gammaGradient: weight.gradient,
+                                        betaGradient: bias.gradient, relu: relu, group: group)]
         }
         tape?.rebuildable(out) { cpu.batchNormReapply(x, gamma: gamma, beta: beta, statistics: stats, relu: relu) }
         return out

@@ -169,13 +169,13 @@ public final class CPUBackend: Backend {
                                gammaGradient: gammaGradient, betaGradient: betaGradient, group: group)
     }
 
-    /// Batch norm's backward with the fused ReLU's mask recomputed from x (and beta) instead
-    /// of read from the kept output: training on this backend keeps no BN-ReLU output for its
-    /// own backward.
+    /// Batch norm's backward with the fused ReLU's mask (with `relu`) recomputed from x and beta
+    /// instead of read from the kept output: training on this backend keeps no batch-norm output
+    /// for its own backward.
     public func batchNormTrainBackward(x: Tensor, beta: Tensor, dy: Tensor, gamma: Tensor, statistics s: BatchNormStatistics,
-                                       gammaGradient: Tensor, betaGradient: Tensor, group: CollectiveSum?) -> Tensor {
-        batchNormTrainBackward(x: x, mask: .input(gamma: gamma.mem, beta: beta.mem), dy: dy, gamma: gamma, statistics: s,
-                               gammaGradient: gammaGradient, betaGradient: betaGradient, group: group)
+                                       gammaGradient: Tensor, betaGradient: Tensor, relu: Bool, group: CollectiveSum?) -> Tensor {
+        batchNormTrainBackward(x: x, mask: relu ? .input(gamma: gamma.mem, beta: beta.mem) : .none, dy: dy, gamma: gamma,
+                               statistics: s, gammaGradient: gammaGradient, betaGradient: betaGradient, group: group)
     }
 
     private func batchNormTrainBackward(x: Tensor, mask: ReLUMask, dy: Tensor, gamma: Tensor, statistics s: BatchNormStatistics,
