@@ -115,4 +115,38 @@ final class ImageFileTests: XCTestCase {
         XCTAssertEqual(problem("text.png", MaskRule(classes: 2)), "\(dir!)/text.png: is not a PNG")
         XCTAssertThrowsError(try ImageFile(path: dir + "/text.png")) { XCTAssertEqual("\($0)", "\(self.dir!)/text.png: is neither a PNG nor a JPEG") }
     }
+
+    /// Every compression gives back the same pixels (grey and RGB, smooth, noisy and flat rows),
+    /// `smallest` is libpng's simplified writer byte for byte, and a failure inside libpng comes
+    /// back as an error naming the problem (its longjmp never crosses Swift).
+    func testEveryPNGCompressionKeepsThePixels() throws {
+        var rng = SeededGenerator(seed: 3)
+        for channels in [1, 3] {
+            let (w, h) = (37, 23)
+            let pixels = (0..<(w * h * channels)).map { i -> UInt8 in
+                let y = i / (w * channels)
+                return y < 8 ? UInt8(i % 251) : y < 16 ? UInt8(truncatingIfNeeded: rng.next()) : (i / channels % w < 20 ? 0 : 255)
+            }
+            let image = PNGImage(width: w, height: h, channels: channels, pixels: pixels)
+            for (name, compression) in [("smallest", PNGCompression.smallest), ("fast", .fast), ("labels", .labels)] {
+                let path = dir + "/\(name)-\(channels).png"
+                try image.write(to: path, compression)
+                XCTAssertEqual(try PNGImage(path: path), image, "\(name), \(channels) channel(s)")
+            }
+            var simplified = png_image()
+            simplified.version = UInt32(PNG_IMAGE_VERSION)
+            simplified.width = UInt32(w); simplified.height = UInt32(h)
+            simplified.format = channels == 1 ? UInt32(PNG_FORMAT_GRAY) : UInt32(PNG_FORMAT_RGB)
+            var size = png_alloc_size_t(1 << 16)
+            var bytes = [UInt8](repeating: 0, count: Int(size))
+            let ok = bytes.withUnsafeMutableBytes { out in
+                pixels.withUnsafeBytes { png_image_write_to_memory(&simplified, out.baseAddress, &size, 0, $0.baseAddress, 0, nil) }
+            }
+            XCTAssertNotEqual(ok, 0)
+            XCTAssertEqual([UInt8](try image.encoded(.smallest)), Array(bytes.prefix(Int(size))), "libpng's simplified writer's bytes")
+        }
+        XCTAssertThrowsError(try PNGImage(width: 0, height: 4, channels: 1, pixels: []).encoded(.fast)) {
+            XCTAssertEqual("\($0)", "PNG: could not be encoded (Invalid IHDR data)")
+        }
+    }
 }

@@ -97,7 +97,7 @@ struct PredictCommand: ParsableCommand {
         } else {
             maskImage = PNGImage(width: w, height: h, channels: 1, pixels: prediction.classes.map { maskValue(class: Int($0), classes: k) })
         }
-        try maskImage.write(to: output + "/mask.png")
+        try maskImage.write(to: output + "/mask.png", .labels)
         var written = ["mask.png"]
         if probabilities {
             try writeNPY(prediction.probabilities, to: output + "/probabilities.npy")
@@ -112,7 +112,7 @@ struct PredictCommand: ParsableCommand {
         let (sh, sw) = ((h + step - 1) / step, (w + step - 1) / step)
         let pick = { (i: Int) in (i / sw) * step * w + (i % sw) * step }
         try drawPredictionPanel(input: shrink(image.picture), truth: truth.map(shrink), foreground: (0..<(sh * sw)).map { foreground[pick($0)] },
-                                predicted: (0..<(sh * sw)).map { predicted[pick($0)] }).write(to: output + "/panel.png", fast: true)
+                                predicted: (0..<(sh * sw)).map { predicted[pick($0)] }).write(to: output + "/panel.png", .fast)
         written.append("panel.png")
         print("wrote " + written.map { output + "/" + $0 }.joined(separator: ", "))
     }

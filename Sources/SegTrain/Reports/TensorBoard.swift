@@ -41,7 +41,7 @@ public final class TensorBoardWriter {
     public func image(_ tag: String, _ png: PNGImage, step: Int) throws {
         var image = Protobuf()
         image.varint(1, UInt64(png.height)); image.varint(2, UInt64(png.width)); image.varint(3, UInt64(png.channels))
-        image.bytes(4, [UInt8](try png.encoded()))
+        image.bytes(4, [UInt8](try png.encoded(.fast)))
         var value = Protobuf()
         value.string(1, tag)
         value.message(4, image)
