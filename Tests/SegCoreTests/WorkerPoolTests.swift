@@ -70,6 +70,36 @@ final class WorkerPoolTests: XCTestCase {
         wait(for: [done], timeout: 120)
         XCTAssertEqual(totals.all, [Int](repeating: 300 * 999 * 1000 / 2, count: 4))
     }
+
+    /// One image's per-pixel kernels (softmax, sigmoid, arg-max) split over the workers in
+    /// blocks of pixels: every pixel exactly as computed alone, across block edges and the
+    /// tail; ties go to the first class.
+    func testOneImagesPixelsSplitOverTheWorkersAsEachAlone() {
+        let (n, k, p) = (2, 3, 40_000)   // 3 blocks an image, the last partial
+        var rng = SeededGenerator(seed: 7)
+        var x = (0..<(n * k * p)).map { _ in Float(Int(rng.next() % 4001)) / 400 - 5 }
+        x[5] = x[p + 5]; x[2 * p + 5] = x[5] - 1   // a tie between classes 0 and 1 at pixel 5
+        var softmax = [Float](repeating: .nan, count: x.count), sigmoids = softmax
+        var winners = [Int32](repeating: -1, count: n * p)
+        x.withUnsafeBufferPointer { xb in
+            let xp = xb.baseAddress!
+            softmax.withUnsafeMutableBufferPointer { softmaxChannels(xp, $0.baseAddress!, batch: n, classes: k, pixels: p) }
+            sigmoids.withUnsafeMutableBufferPointer { sigmoidForward(x: xp, y: $0.baseAddress!, count: x.count) }
+            winners.withUnsafeMutableBufferPointer { argmaxChannels(xp, $0.baseAddress!, batch: n, classes: k, pixels: p) }
+            var alone = [Float](repeating: 0, count: k * p)
+            for i in 0..<n {
+                for q in 0..<p {
+                    let base = i * k * p + q
+                    alone.withUnsafeMutableBufferPointer { _ = softmaxPixel(xp + base, $0.baseAddress! + q, classes: k, pixels: p) }
+                    let values = (0..<k).map { x[base + $0 * p] }
+                    XCTAssertEqual(winners[i * p + q], Int32(values.firstIndex(of: values.max()!)!), "image \(i) pixel \(q)")
+                }
+                XCTAssertEqual(Array(softmax[(i * k * p)..<((i + 1) * k * p)]), alone, "image \(i)")
+            }
+        }
+        XCTAssertEqual(sigmoids, x.map { sigmoid($0) })
+        XCTAssertEqual(winners[5], 0)
+    }
 }
 
 /// The threads' sums, appended under a lock.

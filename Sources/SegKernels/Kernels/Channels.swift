@@ -33,30 +33,46 @@ public func softmaxPixel(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<
     return logZ
 }
 
+/// Runs `body(image, pixels)` over blocks of at most 16,384 of every image's pixels, spread over
+/// the workers, so one image keeps every core busy; each pixel is computed as it would be alone.
+@inline(__always)
+func forEachPixelBlock(batch: Int, pixels: Int, _ body: (_ image: Int, _ pixels: Range<Int>) -> Void) {
+    let block = 16_384, blocks = (pixels + block - 1) / block
+    Parallel.forEach(batch * blocks) { i in
+        let (n, b) = i.quotientAndRemainder(dividingBy: blocks)
+        body(n, (b * block)..<min(pixels, (b + 1) * block))
+    }
+}
+
 /// y = softmax over the channels of x, pixel by pixel.
 public func softmaxChannels(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, batch: Int, classes: Int, pixels: Int) {
-    Parallel.forEach(batch) { n in
+    forEachPixelBlock(batch: batch, pixels: pixels) { n, range in
         let base = n * classes * pixels
-        for q in 0..<pixels { _ = softmaxPixel(x + base + q, y + base + q, classes: classes, pixels: pixels) }
+        for q in range { _ = softmaxPixel(x + base + q, y + base + q, classes: classes, pixels: pixels) }
     }
 }
 
 /// y = sigmoid(x), element by element.
 public func sigmoidForward(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, count: Int) {
-    for i in 0..<count { y[i] = sigmoid(x[i]) }
+    forEachPixelBlock(batch: 1, pixels: count) { _, range in for i in range { y[i] = sigmoid(x[i]) } }
 }
 
 /// The channel holding the largest value at each pixel (the first one on ties, as torch.argmax).
 public func argmaxChannels(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Int32>, batch: Int, classes: Int, pixels: Int) {
-    Parallel.forEach(batch) { n in
-        let base = x + n * classes * pixels, dst = out + n * pixels
-        for q in 0..<pixels {
-            var best: Int32 = 0, bestValue = base[q]
-            for c in 1..<max(classes, 1) where base[c * pixels + q] > bestValue {
-                best = Int32(c); bestValue = base[c * pixels + q]
-            }
-            dst[q] = best
+    forEachPixelBlock(batch: batch, pixels: pixels) { n, range in
+        argmaxPixels(x + n * classes * pixels, out + n * pixels, classes: classes, pixels: pixels, range)
+    }
+}
+
+/// `argmaxChannels` of one image's pixels in `range`, on the calling thread.
+@inline(__always)
+func argmaxPixels(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Int32>, classes: Int, pixels: Int, _ range: Range<Int>) {
+    for q in range {
+        var best: Int32 = 0, bestValue = x[q]
+        for c in 1..<max(classes, 1) where x[c * pixels + q] > bestValue {
+            best = Int32(c); bestValue = x[c * pixels + q]
         }
+        out[q] = best
     }
 }
 
@@ -75,7 +91,7 @@ public func overlapCounts(logits: UnsafePointer<Float>, targets: UnsafePointer<F
         out.update(repeating: 0, count: classes * 3)
         var winner = [Int32](repeating: 0, count: activation == .softmax ? pixels : 0)
         if activation == .softmax {
-            winner.withUnsafeMutableBufferPointer { argmaxChannels(l, $0.baseAddress!, batch: 1, classes: classes, pixels: pixels) }
+            winner.withUnsafeMutableBufferPointer { argmaxPixels(l, $0.baseAddress!, classes: classes, pixels: pixels, 0..<pixels) }
         }
         for k in 0..<classes {
             var inter = 0, predicted = 0, truth = 0

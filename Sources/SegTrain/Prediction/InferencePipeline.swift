@@ -88,13 +88,15 @@ public final class InferencePipeline {
         let mirrorings: [(horizontal: Bool, vertical: Bool)] = flips ? [(false, false), (true, false), (false, true), (true, true)]
                                                                      : [(false, false)]
         let k = classes
-        var sums = [[Float]](repeating: [Float](repeating: 0, count: k * ph * pw), count: images.count)
+        // the first pass's probabilities start the sums (the same as 0 + p: none is -0)
+        var sums: [[Float]] = []
         for model in models {
             for m in mirrorings {
                 let batch = inputs.map { mirrored($0, planes: channels, height: ph, width: pw, m.horizontal, m.vertical) }
                 let outputs = try probabilities(model, batch, height: ph, width: pw)
                 for i in outputs.indices {
                     let back = mirrored(outputs[i], planes: k, height: ph, width: pw, m.horizontal, m.vertical)
+                    guard i < sums.count else { sums.append(back); continue }
                     sums[i].withUnsafeMutableBufferPointer { s in back.withUnsafeBufferPointer { b in
                         for j in 0..<s.count { s[j] += b[j] }
                     } }
@@ -157,9 +159,10 @@ public final class InferencePipeline {
         let n = h * w
         for first in stride(from: 0, to: inputs.count, by: perPass) {
             let group = inputs[first..<min(inputs.count, first + perPass)]
-            let x = Tensor(shape: [group.count, channels, h, w], storage: Array(group.joined()))
+            let x = Tensor(shape: [group.count, channels, h, w], storage: group.count == 1 ? group.first! : Array(group.joined()))
             let logits = model.forward(backend.upload(x), .inference(backend: backend))
             let p = backend.download(backend.activate(logits, activation)).storage
+            if group.count == 1 { out.append(p); continue }
             for b in 0..<group.count { out.append(Array(p[(b * classes * n)..<((b + 1) * classes * n)])) }
         }
         try backend.checkHealthy()
@@ -174,13 +177,9 @@ public func decideClasses(_ p: [Float], classes k: Int) -> [Int32] {
     let n = p.count / max(k, 1)
     guard k > 1 else { return p.map { $0 > 0.5 ? 1 : 0 } }
     var out = [Int32](repeating: 0, count: n)
-    p.withUnsafeBufferPointer { p in
-        for q in 0..<n {
-            var best = 0, value = p[q]
-            for c in 1..<k where p[c * n + q] > value { best = c; value = p[c * n + q] }
-            out[q] = Int32(best)
-        }
-    }
+    p.withUnsafeBufferPointer { p in out.withUnsafeMutableBufferPointer { o in
+        argmaxChannels(p.baseAddress!, o.baseAddress!, batch: 1, classes: k, pixels: n)
+    } }
     return out
 }
 
