@@ -129,6 +129,54 @@ final class TapeTests: XCTestCase {
         XCTAssertTrue(rebuilt.contains { $0 != 0 })
     }
 
+    /// A UNet evaluation pass lets each level go once read: at the full-resolution up block
+    /// the skip, the upsampled map and the first convolution's output are alive, not also the
+    /// second's (4 such maps before, with the skip and the upsampled map held to the block's end).
+    func testAUNetEvaluationPassLetsEachLevelGoOnceRead() {
+        let (w, side) = (4, 64)
+        let model = UNet(inputChannels: 1, classes: 2, width: w, depth: 4, seed: 0)
+        let x = Tensor(shape: [1, 1, side, side], storage: (0..<(side * side)).map { Float($0 % 7) / 7 })
+        let map = w * side * side * 4   // bytes of one full-resolution map of the first level
+        let baseline = HostMemoryMeter.liveBytes
+        HostMemoryMeter.resetPeak()
+        let y = model.forward(x, Pass.inference())
+        let peak = HostMemoryMeter.peakBytes - baseline
+        XCTAssertEqual(y.shape, [1, 2, side, side])
+        XCTAssertLessThan(peak, 3 * map + map / 2, "peak \(peak) bytes against maps of \(map)")
+        XCTAssertGreaterThanOrEqual(peak, 3 * map)
+    }
+
+    /// A residual join in an evaluation pass adds into its first input when nothing else holds
+    /// it (the same values as relu(add), bit for bit: lanes, tails and spans over two workers),
+    /// and leaves a shared one alone; a taped pass runs the two ops.
+    func testAResidualJoinAddsInPlaceOnlyIntoWhatNobodyElseHolds() {
+        let saved = Parallel.threads
+        Parallel.configure(threads: 2)
+        defer { Parallel.configure(threads: saved) }
+        var rng = SeededGenerator(seed: 9)
+        let count = 2 * 65_536 + 13   // two spans, each with a scalar tail
+        let a0 = (0..<count).map { _ in Float(rng.normal()) }, b0 = (0..<count).map { _ in Float(rng.normal()) }
+        let shape = [1, 1, 1, count]
+        let expected = Pass.inference().relu(Pass.inference().add(Tensor(shape: shape, storage: a0), Tensor(shape: shape, storage: b0)))
+        XCTAssertEqual(expected.storage, zip(a0, b0).map { max($0 + $1, 0) })
+        let b = Tensor(shape: shape, storage: b0)
+        var unique = Tensor(shape: shape, storage: a0)
+        let address = unique.buffer.address
+        let joined = Pass.inference().addReLU(consume unique, b)
+        XCTAssertEqual(joined.buffer.address, address, "the sum is written where the first input was")
+        XCTAssertEqual(joined.storage, expected.storage)
+        let shared = Tensor(shape: shape, storage: a0)
+        let other = Pass.inference().addReLU(shared, b)
+        XCTAssertNotEqual(other.buffer.address, shared.buffer.address)
+        XCTAssertEqual(shared.storage, a0, "a tensor someone else holds is not written")
+        XCTAssertEqual(other.storage, expected.storage)
+        // a taped pass runs the two ops (relu's backward reads its own output)
+        let taped = Tensor(shape: shape, storage: a0), tapedAddress = taped.buffer.address
+        let recorded = Pass.training(tape: Tape(backend: CPUBackend.shared)).addReLU(consume taped, b)
+        XCTAssertNotEqual(recorded.buffer.address, tapedAddress)
+        XCTAssertEqual(recorded.storage, expected.storage)
+    }
+
     func testInferenceRecordsNothing() {
         let model = UNet(inputChannels: 1, classes: 2, width: 2, depth: 2, seed: 0)
         let tape = Tape(backend: model.store.backend)

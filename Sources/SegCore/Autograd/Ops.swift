@@ -198,6 +198,17 @@ extension Pass {
         }
     }
 
+    /// relu(a + b): a residual block's join. In an untraced, untaped pass on the CPU, `a` —
+    /// when nothing else holds it — takes the sum and is clamped where it is (one pass over
+    /// memory, no new tensor: the same values); otherwise the two ops are recorded as they are.
+    public func addReLU(_ a: consuming Tensor, _ b: Tensor) -> Tensor {
+        if tape == nil, trace == nil, work == nil, let cpu = backend as? CPUBackend, a.shape == b.shape, a.isUniquelyOwned() {
+            cpu.addReLUInPlace(a, b)
+            return a
+        }
+        return relu(add(a, b))
+    }
+
     public func relu(_ x: Tensor) -> Tensor {
         let y = backend.relu(x)
         return emit(y, .relu, inputs: [x]) { [backend] dy in [backend.reluBackward(y: y, dy: dy)] }

@@ -48,6 +48,12 @@ public final class CPUBackend: Backend {
         if v != 1 { SegKernels.scaleInPlace(t.mem, v, count: t.count) }
     }
 
+    /// a = relu(a + b), in place (see `Pass.addReLU`).
+    public func addReLUInPlace(_ a: Tensor, _ b: Tensor) {
+        precondition(a.shape == b.shape, "Cannot add \(a.shape) and \(b.shape)")
+        SegKernels.addReLUInPlace(a.mem, b.mem, count: a.count)
+    }
+
     public func add(_ a: Tensor, _ b: Tensor) -> Tensor {
         precondition(a.shape == b.shape, "Cannot add \(a.shape) and \(b.shape)")
         let y = allocate(a.shape)

@@ -51,5 +51,20 @@ public func sigmoidBackward(y: UnsafePointer<Float>, dy: UnsafePointer<Float>, d
 }
 
 public func addForward(a: UnsafePointer<Float>, b: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, count: Int) {
-    for i in 0..<count { y[i] = a[i] + b[i] }
+    forEachSpan(count) { span in
+        var i = span.lowerBound
+        while i + 8 <= span.upperBound { store(load(a, i) + load(b, i), y, i); i += 8 }
+        while i < span.upperBound { y[i] = a[i] + b[i]; i += 1 }
+    }
+}
+
+/// a = relu(a + b) in place: the sums of `addForward` clamped as `reluForward` clamps them
+/// (the same spans, lanes and tails), so the same values as the two ops, in one pass over
+/// memory and with no tensor between them.
+public func addReLUInPlace(_ a: UnsafeMutablePointer<Float>, _ b: UnsafePointer<Float>, count: Int) {
+    forEachSpan(count) { span in
+        var i = span.lowerBound
+        while i + 8 <= span.upperBound { store(clampedAtZero(load(a, i) + load(b, i)), a, i); i += 8 }
+        while i < span.upperBound { a[i] = max(a[i] + b[i], 0); i += 1 }
+    }
 }

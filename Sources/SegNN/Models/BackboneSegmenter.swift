@@ -41,11 +41,11 @@ public final class BackboneSegmenter: AuxiliaryHeadModel {
     public var hasAuxiliaryHead: Bool { auxClassifier != nil }
 
     public func outputs(_ x: Tensor, _ pass: Pass, auxiliary: Bool) -> [(logits: Tensor, weight: Float)] {
-        let features = backbone(x, pass)
+        let features = backbone(x, pass, aux: auxiliary && auxClassifier != nil)
         let main = fcn.map { $0(features.out, pass) } ?? deeplab!(features.out, pass)
         var result = [(pass.resizeBilinear(main, like: x, alignCorners: false), Float(1))]
-        if auxiliary, let auxClassifier {
-            result.append((pass.resizeBilinear(auxClassifier(features.aux, pass), like: x, alignCorners: false), 0.5))
+        if let aux = features.aux, let auxClassifier {
+            result.append((pass.resizeBilinear(auxClassifier(aux, pass), like: x, alignCorners: false), 0.5))
         }
         return result
     }

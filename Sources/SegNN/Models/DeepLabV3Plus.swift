@@ -40,10 +40,11 @@ public final class DeepLabV3Plus: SegmentationModel {
     }
 
     public func forward(_ x: Tensor, _ pass: Pass) -> Tensor {
-        let f = encoder.features(x, pass)
+        let f = encoder.features(x, pass, low: true, aux: false)
+        let low = f.low!
         let context = asppBN(asppConv(aspp(f.out, pass), pass), pass)
-        let up = pass.resizeBilinear(context, like: f.low, alignCorners: true)
-        let fused = block2BN(block2(pass.concatChannels(up, block1(f.low, pass)), pass), pass)
+        let up = pass.resizeBilinear(context, like: low, alignCorners: true)
+        let fused = block2BN(block2(pass.concatChannels(up, block1(low, pass)), pass), pass)
         return pass.resizeBilinear(head(fused, pass), like: x, alignCorners: true)
     }
 }

@@ -15,12 +15,17 @@ public final class DoubleConv {
         bn2 = BatchNorm2d(store: store, name: "\(name).4", channels: outputChannels, fusedReLU: true)
     }
 
-    public func callAsFunction(_ x: Tensor, _ pass: Pass) -> Tensor { self(x, [], pass) }
+    public func callAsFunction(_ x: consuming Tensor, _ pass: Pass) -> Tensor { self(x, [], pass) }
 
     /// `parts`: further channel blocks of the input, read as cat([x] + parts) (a UNet's skip
-    /// and upsampled maps; evaluation passes never build the concatenation).
-    public func callAsFunction(_ x: Tensor, _ parts: [Tensor], _ pass: Pass) -> Tensor {
-        bn2(conv2, bn1(conv1, x, parts, pass), pass)
+    /// and upsampled maps; evaluation passes never build the concatenation). The inputs are
+    /// the callee's: they are let go once the first convolution has read them (what a pass
+    /// without a tape keeps of them is nothing), so the second runs without them in memory.
+    public func callAsFunction(_ x: consuming Tensor, _ parts: consuming [Tensor], _ pass: Pass) -> Tensor {
+        let middle = bn1(conv1, x, parts, pass)
+        _ = consume x
+        _ = consume parts
+        return bn2(conv2, middle, pass)
     }
 
 }

@@ -45,7 +45,7 @@ public final class PSPNet: AuxiliaryHeadModel {
     public var hasAuxiliaryHead: Bool { auxHead != nil }
 
     public func outputs(_ x: Tensor, _ pass: Pass, auxiliary: Bool) -> [(logits: Tensor, weight: Float)] {
-        let features = backbone(x, pass)
+        let features = backbone(x, pass, aux: auxiliary && auxHead != nil)
         var pyramid = features.out
         for (bin, stage) in zip(Self.bins, stages) {
             let pooled = stage(pass.adaptiveAvgPool2d(features.out, height: bin, width: bin), pass)
@@ -53,8 +53,8 @@ public final class PSPNet: AuxiliaryHeadModel {
         }
         let logits = classifier(pass.dropout(head(pyramid, pass), p: 0.1), pass)
         var result = [(pass.resizeBilinear(logits, like: x, alignCorners: true), Float(1))]
-        if auxiliary, let (auxConv, auxClassifier) = auxHead {
-            let aux = auxClassifier(pass.dropout(auxConv(features.aux, pass), p: 0.1), pass)
+        if let layer3 = features.aux, let (auxConv, auxClassifier) = auxHead {
+            let aux = auxClassifier(pass.dropout(auxConv(layer3, pass), p: 0.1), pass)
             result.append((pass.resizeBilinear(aux, like: x, alignCorners: true), 0.4))
         }
         return result

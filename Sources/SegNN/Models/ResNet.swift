@@ -2,7 +2,8 @@ import SegCore
 
 /// One residual block of torchvision's ResNet.
 protocol ResidualBlock: AnyObject {
-    func callAsFunction(_ x: Tensor, _ pass: Pass) -> Tensor
+    /// The block's input is its own: let go once read (an evaluation pass keeps nothing else of it).
+    func callAsFunction(_ x: consuming Tensor, _ pass: Pass) -> Tensor
 }
 
 /// torchvision's `BasicBlock`: conv3x3 (stride) - BN - ReLU - conv3x3 - BN, plus the identity
@@ -25,10 +26,11 @@ final class BasicBlock: ResidualBlock {
                                     generator: &generator)
     }
 
-    func callAsFunction(_ x: Tensor, _ pass: Pass) -> Tensor {
+    func callAsFunction(_ x: consuming Tensor, _ pass: Pass) -> Tensor {
         let out = bn2(conv2, bn1(conv1, x, pass), pass)
-        let identity = downsample.map { $0.1($0.0, x, pass) } ?? x
-        return pass.relu(pass.add(out, identity))
+        let identity = downsample.map { projection in projection.1(projection.0, x, pass) } ?? copy x
+        _ = consume x
+        return pass.addReLU(consume out, identity)
     }
 }
 
@@ -55,10 +57,11 @@ final class Bottleneck: ResidualBlock {
                                     generator: &generator)
     }
 
-    func callAsFunction(_ x: Tensor, _ pass: Pass) -> Tensor {
+    func callAsFunction(_ x: consuming Tensor, _ pass: Pass) -> Tensor {
         let out = bn3(conv3, bn2(conv2, bn1(conv1, x, pass), pass), pass)
-        let identity = downsample.map { $0.1($0.0, x, pass) } ?? x
-        return pass.relu(pass.add(out, identity))
+        let identity = downsample.map { projection in projection.1(projection.0, x, pass) } ?? copy x
+        _ = consume x
+        return pass.addReLU(consume out, identity)
     }
 }
 
@@ -131,21 +134,22 @@ public final class ResNetBackbone {
         lowChannels = width * expansion
     }
 
-    /// The outputs of layer1 (stride 4), layer3 and layer4.
-    public func features(_ x: Tensor, _ pass: Pass) -> (low: Tensor, aux: Tensor, out: Tensor) {
+    /// The output of layer4, and those of layer1 (stride 4) and layer3 when asked for: a map
+    /// nobody asked for is not kept (an evaluation pass frees each block's input once read).
+    public func features(_ x: Tensor, _ pass: Pass, low keepLow: Bool, aux keepAux: Bool) -> (low: Tensor?, aux: Tensor?, out: Tensor) {
         var h = pass.maxPool2d(bn1(conv1, x, pass), kernel: 3, stride: 2, padding: 1)
-        var low = h, aux = h
+        var low: Tensor?, aux: Tensor?
         for (i, layer) in layers.enumerated() {
-            for block in layer { h = block(h, pass) }
-            if i == 0 { low = h }
-            if i == 2 { aux = h }
+            for block in layer { h = block(consume h, pass) }
+            if i == 0 && keepLow { low = h }
+            if i == 2 && keepAux { aux = h }
         }
         return (low, aux, h)
     }
 
-    /// (layer4's output, layer3's output).
-    public func callAsFunction(_ x: Tensor, _ pass: Pass) -> (out: Tensor, aux: Tensor) {
-        let f = features(x, pass)
+    /// (layer4's output, layer3's output when `aux`).
+    public func callAsFunction(_ x: Tensor, _ pass: Pass, aux: Bool) -> (out: Tensor, aux: Tensor?) {
+        let f = features(x, pass, low: false, aux: aux)
         return (f.out, f.aux)
     }
 }

@@ -45,8 +45,9 @@ public final class UNet: SegmentationModel {
                      "UNet expects (N, \(inputChannels), H, W) input, got \(x.shape)")
         var levels = [inc(x, pass)]
         for down in downs { levels.append(down(levels.last!, pass)) }
+        // each level is handed over (not copied): an evaluation pass frees it once read
         var h = levels.removeLast()
-        for up in ups { h = up(h, skip: levels.removeLast(), pass) }
+        for up in ups { h = up(consume h, skip: levels.removeLast(), pass) }
         return outc(h, pass)
     }
 
@@ -67,10 +68,11 @@ final class Up {
 
     init(skip: UNet.Skip, conv: DoubleConv) { self.skip = skip; self.conv = conv }
 
-    func callAsFunction(_ low: Tensor, skip skipTensor: Tensor, _ pass: Pass) -> Tensor {
-        let up = pass.resizeBilinear(low, height: 2 * low.shape[2], width: 2 * low.shape[3], alignCorners: true)
-        let aligned = pass.pad(up, centeredOn: skipTensor)
-        if skip == .add { return conv(pass.add(skipTensor, aligned), pass) }
-        return conv(skipTensor, [aligned], pass)   // cat([skip, up]), built only where a pass needs it
+    func callAsFunction(_ low: consuming Tensor, skip skipTensor: consuming Tensor, _ pass: Pass) -> Tensor {
+        var up = pass.resizeBilinear(low, height: 2 * low.shape[2], width: 2 * low.shape[3], alignCorners: true)
+        _ = consume low
+        up = pass.pad(consume up, centeredOn: skipTensor)
+        if skip == .add { return conv(pass.add(consume skipTensor, consume up), pass) }
+        return conv(consume skipTensor, [consume up], pass)   // cat([skip, up]), built only where a pass needs it
     }
 }
