@@ -213,6 +213,19 @@ extension CommandLineTests {
         let empty = try segdist(["predict", "--checkpoint", dir + "/run/best.safetensors", "--input", dir + "/empty", "--output", dir + "/o2"])
         XCTAssertEqual(empty.code, 2)
         XCTAssertEqual(empty.stderr, "segdist: error: \(dir)/empty: holds no .png, .jpg or .jpeg image\n")
+        // a file that cannot be written (written while the next image is computed) ends the
+        // command with its name; the images before it are on disk, none after it is begun
+        try FileManager.default.createDirectory(atPath: dir + "/three", withIntermediateDirectories: true)
+        for name in ["a", "b", "c"] { try picture.write(to: "\(dir)/three/\(name).png") }
+        try FileManager.default.createDirectory(atPath: dir + "/o3/b/mask.png", withIntermediateDirectories: true)
+        let blocked = try segdist(["predict", "--checkpoint", dir + "/run/best.safetensors", "--input", dir + "/three", "--output", dir + "/o3"])
+        XCTAssertEqual(blocked.code, 2)
+        XCTAssertTrue(blocked.stderr.hasSuffix("segdist: error: \(dir)/o3/b/mask.png: is a directory; give a file name\n"), blocked.stderr)
+        XCTAssertTrue(blocked.stdout.contains("wrote \(dir)/o3/a/mask.png"), blocked.stdout)
+        for file in ["mask.png", "probabilities.npy", "panel.png"] {
+            XCTAssertTrue(FileManager.default.fileExists(atPath: "\(dir)/o3/a/\(file)"), file)
+            XCTAssertFalse(FileManager.default.fileExists(atPath: "\(dir)/o3/c/\(file)"), file)
+        }
     }
 }
 

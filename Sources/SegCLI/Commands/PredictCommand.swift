@@ -61,14 +61,23 @@ struct PredictCommand: ParsableCommand {
                 files = [(input, output)]
             }
             FileHandle.standardError.write("# \(pipeline.summary)\n".data(using: .utf8)!)
-            for (i, file) in files.enumerated() {
-                try predictOne(path: file.path, output: file.output, config: config, pipeline: pipeline)
-                if files.count > 1 { FileHandle.standardError.write("[\(i + 1)/\(files.count)] \(file.path)\n".data(using: .utf8)!) }
+            // each image's files are written while the next one is computed; whatever ends the
+            // loop, every image before it is on disk before the command says so
+            let writer = BackgroundWriter()
+            do {
+                for (i, file) in files.enumerated() {
+                    try predictOne(path: file.path, output: file.output, config: config, pipeline: pipeline, writer: writer)
+                    if files.count > 1 { FileHandle.standardError.write("[\(i + 1)/\(files.count)] \(file.path)\n".data(using: .utf8)!) }
+                }
+            } catch {
+                try? writer.finish()
+                throw error
             }
+            try writer.finish()
         }
     }
 
-    func predictOne(path: String, output: String, config: TrainingConfig, pipeline: InferencePipeline) throws {
+    func predictOne(path: String, output: String, config: TrainingConfig, pipeline: InferencePipeline, writer: BackgroundWriter) throws {
         let image = try ImageFile(path: path)
         let k = pipeline.classes
         let truth = try mask.map { maskPath -> PNGImage in
@@ -90,32 +99,44 @@ struct PredictCommand: ParsableCommand {
             throw ImageError(path: path, problem: "is \(image.width)x\(image.height): \(e.description)")
         }
         try createDirectory(output)
-        let (h, w) = (image.height, image.width)
-        let maskImage: PNGImage
-        if let colours = config.classColors {
-            maskImage = PNGImage(width: w, height: h, channels: 3, pixels: prediction.classes.flatMap { colours[Int($0)] })
-        } else {
-            maskImage = PNGImage(width: w, height: h, channels: 1, pixels: prediction.classes.map { maskValue(class: Int($0), classes: k) })
+        let probabilities = self.probabilities
+        let bytes = prediction.probabilities.count * 4 + prediction.classes.count * 4 + image.values.count * 4
+        try writer.submit(bytes: bytes) {
+            try writeOutputs(of: prediction, for: image, truth: truth, colours: config.classColors, classes: k, to: output,
+                             probabilities: probabilities)
         }
-        try maskImage.write(to: output + "/mask.png", .labels)
-        var written = ["mask.png"]
-        if probabilities {
-            try writeNPY(prediction.probabilities, to: output + "/probabilities.npy")
-            written.append("probabilities.npy")
-        }
-        // the panel is a preview: each of its pictures at most 512 pixels a side (encoding a
-        // full-size panel of a 1024-pixel image took 0.2 s, a third of the whole prediction);
-        // mask.png and probabilities.npy are full size
-        let step = max(1, (max(w, h) + 511) / 512)
-        func shrink(_ p: PNGImage) -> PNGImage { step == 1 ? p : subsampled(p, step) }
-        let foreground = prediction.foreground, predicted = prediction.classCount == 1 ? prediction.classes : prediction.classes.map { $0 == 0 ? 0 : 1 }
-        let (sh, sw) = ((h + step - 1) / step, (w + step - 1) / step)
-        let pick = { (i: Int) in (i / sw) * step * w + (i % sw) * step }
-        try drawPredictionPanel(input: shrink(image.picture), truth: truth.map(shrink), foreground: (0..<(sh * sw)).map { foreground[pick($0)] },
-                                predicted: (0..<(sh * sw)).map { predicted[pick($0)] }).write(to: output + "/panel.png", .fast)
-        written.append("panel.png")
-        print("wrote " + written.map { output + "/" + $0 }.joined(separator: ", "))
     }
+}
+
+/// mask.png, probabilities.npy (when asked for) and panel.png of one image's prediction in
+/// `output`, then the line that says so.
+func writeOutputs(of prediction: Prediction, for image: ImageFile, truth: PNGImage?, colours: [[UInt8]]?, classes k: Int,
+                  to output: String, probabilities: Bool) throws {
+    let (h, w) = (image.height, image.width)
+    let maskImage: PNGImage
+    if let colours {
+        maskImage = PNGImage(width: w, height: h, channels: 3, pixels: prediction.classes.flatMap { colours[Int($0)] })
+    } else {
+        maskImage = PNGImage(width: w, height: h, channels: 1, pixels: prediction.classes.map { maskValue(class: Int($0), classes: k) })
+    }
+    try maskImage.write(to: output + "/mask.png", .labels)
+    var written = ["mask.png"]
+    if probabilities {
+        try writeNPY(prediction.probabilities, to: output + "/probabilities.npy")
+        written.append("probabilities.npy")
+    }
+    // the panel is a preview: each of its pictures at most 512 pixels a side (encoding a
+    // full-size panel of a 1024-pixel image took 0.2 s, a third of the whole prediction);
+    // mask.png and probabilities.npy are full size
+    let step = max(1, (max(w, h) + 511) / 512)
+    func shrink(_ p: PNGImage) -> PNGImage { step == 1 ? p : subsampled(p, step) }
+    let foreground = prediction.foreground, predicted = prediction.classCount == 1 ? prediction.classes : prediction.classes.map { $0 == 0 ? 0 : 1 }
+    let (sh, sw) = ((h + step - 1) / step, (w + step - 1) / step)
+    let pick = { (i: Int) in (i / sw) * step * w + (i % sw) * step }
+    try drawPredictionPanel(input: shrink(image.picture), truth: truth.map(shrink), foreground: (0..<(sh * sw)).map { foreground[pick($0)] },
+                            predicted: (0..<(sh * sw)).map { predicted[pick($0)] }).write(to: output + "/panel.png", .fast)
+    written.append("panel.png")
+    print("wrote " + written.map { output + "/" + $0 }.joined(separator: ", "))
 }
 
 /// Every `step`-th pixel in both directions.
