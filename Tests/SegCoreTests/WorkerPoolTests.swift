@@ -90,7 +90,7 @@ final class WorkerPoolTests: XCTestCase {
             for i in 0..<n {
                 for q in 0..<p {
                     let base = i * k * p + q
-                    alone.withUnsafeMutableBufferPointer { _ = softmaxPixel(xp + base, $0.baseAddress! + q, classes: k, pixels: p) }
+                    alone.withUnsafeMutableBufferPointer { softmaxProbabilities(xp + base, $0.baseAddress! + q, classes: k, pixels: p) }
                     let values = (0..<k).map { x[base + $0 * p] }
                     XCTAssertEqual(winners[i * p + q], Int32(values.firstIndex(of: values.max()!)!), "image \(i) pixel \(q)")
                 }

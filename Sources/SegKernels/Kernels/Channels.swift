@@ -44,11 +44,24 @@ func forEachPixelBlock(batch: Int, pixels: Int, _ body: (_ image: Int, _ pixels:
     }
 }
 
-/// y = softmax over the channels of x, pixel by pixel.
+/// Softmax across the `classes` planes at one pixel as PyTorch's CPU kernel computes it:
+/// e_c = exp(x_c - max), p_c = e_c * (1 / sum e) — one exp a class (the loss's
+/// `softmaxPixel` takes two and a log, for the log-partition it needs).
+@inline(__always)
+public func softmaxProbabilities(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, classes: Int, pixels: Int) {
+    var m = -Float.infinity
+    for c in 0..<classes { m = max(m, x[c * pixels]) }
+    var sum: Float = 0
+    for c in 0..<classes { let e = expf(x[c * pixels] - m); out[c * pixels] = e; sum += e }
+    let r = 1 / sum
+    for c in 0..<classes { out[c * pixels] *= r }
+}
+
+/// y = softmax over the channels of x, pixel by pixel (`softmaxProbabilities`).
 public func softmaxChannels(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, batch: Int, classes: Int, pixels: Int) {
     forEachPixelBlock(batch: batch, pixels: pixels) { n, range in
         let base = n * classes * pixels
-        for q in range { _ = softmaxPixel(x + base + q, y + base + q, classes: classes, pixels: pixels) }
+        for q in range { softmaxProbabilities(x + base + q, y + base + q, classes: classes, pixels: pixels) }
     }
 }
 
