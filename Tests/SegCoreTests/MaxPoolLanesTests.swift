@@ -3,7 +3,8 @@ import XCTest
 
 /// 2x2 / stride-2 max pooling runs eight outputs at a time on SIMD lanes: its maxima and argmax
 /// indices must be the window walk's (first maximum in row-major order, a NaN wins), on planes
-/// wide enough for the lanes, with odd sides, ties and NaNs, and ceil mode's partial windows.
+/// wide enough for the lanes, with odd sides, ties and NaNs, and ceil mode's partial windows —
+/// with the indices and without them.
 final class MaxPoolLanesTests: XCTestCase {
     func testPairwiseLanesMatchTheWindowWalk() {
         var rng = SeededGenerator(seed: 4)
@@ -15,6 +16,10 @@ final class MaxPoolLanesTests: XCTestCase {
             let (oh, ow) = maxPool2dOutputSize(height: h, width: w, kernel: 2, stride: 2, padding: 0, ceilMode: ceil)
             var y = [Float](repeating: 0, count: planes * oh * ow), arg = [Int32](repeating: -1, count: planes * oh * ow)
             maxPool2dForward(x: x, y: &y, argmax: &arg, planes: planes, height: h, width: w, kernel: 2, stride: 2, padding: 0, ceilMode: ceil)
+            // without the indices (a pass with no backward): the same maxima, NaNs where they were
+            var values = [Float](repeating: 0, count: y.count)
+            maxPool2dForward(x: x, y: &values, argmax: nil, planes: planes, height: h, width: w, kernel: 2, stride: 2, padding: 0, ceilMode: ceil)
+            XCTAssertEqual(values.map(\.bitPattern), y.map(\.bitPattern), "\(h)x\(w) maxima without indices")
             for p in 0..<planes { for i in 0..<oh { for j in 0..<ow {
                 var best = -Float.infinity, index = 2 * i * w + 2 * j
                 walk: for r in (2 * i)..<min(2 * i + 2, h) { for c in (2 * j)..<min(2 * j + 2, w) {

@@ -119,6 +119,10 @@ extension Pass {
 
     /// Max pooling, as `F.max_pool2d(x, kernel, stride, padding, ceil_mode=ceilMode)`.
     public func maxPool2d(_ x: Tensor, kernel: Int = 2, stride: Int? = nil, padding: Int = 0, ceilMode: Bool = false) -> Tensor {
+        guard tape != nil else {   // no backward: the maxima without their indices
+            return emit(backend.maxPool2dValues(x, kernel: kernel, stride: stride ?? kernel, padding: padding, ceilMode: ceilMode),
+                        .maxPool2d(kernel: kernel, stride: stride ?? kernel, padding: padding, ceilMode: ceilMode), inputs: [x])
+        }
         let (y, indices) = backend.maxPool2dForward(x, kernel: kernel, stride: stride ?? kernel, padding: padding, ceilMode: ceilMode)
         let shape = x.shape
         return emit(y, .maxPool2d(kernel: kernel, stride: stride ?? kernel, padding: padding, ceilMode: ceilMode), inputs: [x]) { [backend] dy in [backend.maxPool2dBackward(dy: dy, indices: indices, inputShape: shape)] }

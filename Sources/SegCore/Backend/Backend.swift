@@ -61,6 +61,8 @@ public protocol Backend: AnyObject {
 
     // MARK: Resampling and layout
     func maxPool2dForward(_ x: Tensor, kernel: Int, stride: Int, padding: Int, ceilMode: Bool) -> (Tensor, IndexTensor)
+    /// The maxima alone, for a pass with no backward.
+    func maxPool2dValues(_ x: Tensor, kernel: Int, stride: Int, padding: Int, ceilMode: Bool) -> Tensor
     func maxPool2dBackward(dy: Tensor, indices: IndexTensor, inputShape: [Int]) -> Tensor
     func bilinearForward(_ x: Tensor, height: Int, width: Int, alignCorners: Bool) -> Tensor
     func bilinearBackward(dy: Tensor, inputShape: [Int], alignCorners: Bool) -> Tensor
@@ -137,6 +139,9 @@ extension Backend {
     public func synchronize() {}
     public func checkHealthy() throws {}
     public var kernelsDescription: String { String(describing: type(of: self)) }
+    public func maxPool2dValues(_ x: Tensor, kernel: Int, stride: Int, padding: Int, ceilMode: Bool) -> Tensor {
+        maxPool2dForward(x, kernel: kernel, stride: stride, padding: padding, ceilMode: ceilMode).0
+    }
 
     /// Probabilities: sigmoid per channel, or softmax over the channels.
     public func activate(_ logits: Tensor, _ activation: OutputActivation) -> Tensor {

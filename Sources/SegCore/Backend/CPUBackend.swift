@@ -237,6 +237,15 @@ public final class CPUBackend: Backend {
         return (y, arg)
     }
 
+    public func maxPool2dValues(_ x: Tensor, kernel: Int, stride: Int, padding: Int, ceilMode: Bool) -> Tensor {
+        let (n, c, h, w) = x.nchw
+        let (oh, ow) = maxPool2dOutputSize(height: h, width: w, kernel: kernel, stride: stride, padding: padding, ceilMode: ceilMode)
+        let y = allocate([n, c, oh, ow])
+        SegKernels.maxPool2dForward(x: x.mem, y: y.mem, argmax: nil, planes: n * c, height: h, width: w,
+                                    kernel: kernel, stride: stride, padding: padding, ceilMode: ceilMode)
+        return y
+    }
+
     public func maxPool2dBackward(dy: Tensor, indices: IndexTensor, inputShape s: [Int]) -> Tensor {
         let dx = allocate(s)
         SegKernels.maxPool2dBackward(dy: dy.mem, argmax: indices.mem, dx: dx.mem, planes: s[0] * s[1], height: s[2], width: s[3],

@@ -10,9 +10,10 @@ public func poolOutputSize(_ n: Int, kernel k: Int, stride s: Int, padding p: In
 
 /// Max pooling with a square `kernel` window, `stride`, implicit -inf `padding` and PyTorch's
 /// `ceil_mode`; records the winning input index of each output (first maximum in row-major
-/// order, NaN wins, as PyTorch) in `argmax` for the backward pass.
+/// order, NaN wins, as PyTorch) in `argmax` for the backward pass — when given: a pass with
+/// no backward (prediction) skips the indices, the same maxima for less work.
 public func maxPool2dForward(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>,
-                             argmax: UnsafeMutablePointer<Int32>, planes: Int, height: Int, width: Int,
+                             argmax: UnsafeMutablePointer<Int32>?, planes: Int, height: Int, width: Int,
                              kernel: Int = 2, stride: Int = 2, padding: Int = 0, ceilMode: Bool = false) {
     precondition(kernel >= 1 && stride >= 1 && padding >= 0 && 2 * padding <= kernel,
                  "Max pooling needs kernel, stride >= 1 and padding at most half the kernel")
@@ -21,13 +22,17 @@ public func maxPool2dForward(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Fl
     // 2x2 windows at stride 2 (the UNet's pooling): eight outputs at a time on SIMD lanes
     let pairs = kernel == 2 && stride == 2 && padding == 0 ? min(ow, width / 2) : 0
     Parallel.forEach(planes) { p in
-        let src = x + p * height * width, dst = y + p * oh * ow, arg = argmax + p * oh * ow
+        let src = x + p * height * width, dst = y + p * oh * ow, arg = argmax.map { $0 + p * oh * ow }
         for i in 0..<oh {
             let r0 = max(i * stride - padding, 0), r1 = min(i * stride - padding + kernel, height)
             var j = 0
             if pairs > 0 && r1 - r0 == 2 {
                 let top = src + r0 * width, bottom = top + width
-                while j + 8 <= pairs { maxPool2x2Lanes(top, bottom, dst + i * ow, arg + i * ow, j, rowIndex: r0 * width, width: width); j += 8 }
+                if let arg {
+                    while j + 8 <= pairs { maxPool2x2Lanes(top, bottom, dst + i * ow, arg + i * ow, j, rowIndex: r0 * width, width: width); j += 8 }
+                } else {
+                    while j + 8 <= pairs { maxPool2x2Lanes(top, bottom, dst + i * ow, j); j += 8 }
+                }
             }
             while j < ow {
                 let c0 = max(j * stride - padding, 0), c1 = min(j * stride - padding + kernel, width)
@@ -39,7 +44,7 @@ public func maxPool2dForward(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Fl
                     }
                 }
                 dst[i * ow + j] = best
-                arg[i * ow + j] = Int32(bestIndex)
+                arg?[i * ow + j] = Int32(bestIndex)
                 j += 1
             }
         }
@@ -64,6 +69,17 @@ public func maxPool2dForward(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Fl
     UnsafeMutableRawPointer(out + j).storeBytes(of: best, as: SIMD8<Float>.self)
     let first = SIMD8<Int32>(0, 2, 4, 6, 8, 10, 12, 14) &+ Int32(rowIndex + 2 * j)
     UnsafeMutableRawPointer(arg + j).storeBytes(of: first &+ index, as: SIMD8<Int32>.self)
+}
+
+/// `maxPool2x2Lanes` without the indices: the same maxima (a NaN wins).
+@inline(__always) private func maxPool2x2Lanes(_ top: UnsafePointer<Float>, _ bottom: UnsafePointer<Float>,
+                                               _ out: UnsafeMutablePointer<Float>, _ j: Int) {
+    let t = UnsafeRawPointer(top + 2 * j).loadUnaligned(as: SIMD16<Float>.self)
+    let b = UnsafeRawPointer(bottom + 2 * j).loadUnaligned(as: SIMD16<Float>.self)
+    var best = t.evenHalf
+    @inline(__always) func visit(_ v: SIMD8<Float>) { best.replace(with: v, where: ((v .> best) .| (v .!= v)) .& (best .== best)) }
+    visit(t.oddHalf); visit(b.evenHalf); visit(b.oddHalf)
+    UnsafeMutableRawPointer(out + j).storeBytes(of: best, as: SIMD8<Float>.self)
 }
 
 /// dx = 0 everywhere but at each window's recorded maximum, which receives the output gradient.
