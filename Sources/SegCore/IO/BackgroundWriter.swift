@@ -3,10 +3,11 @@ import Foundation
 /// Runs file-writing jobs on one background thread, in the order given, so that the next
 /// image's computation overlaps this one's disk time — fsync's wait above all, which on a
 /// network disk is milliseconds a file. Each job writes its files as it likes (atomically,
-/// `writeFileAtomically`). At most `limitBytes` of jobs wait at once (a producer that gets
-/// ahead waits), the first failure stops the writing (later jobs are dropped, never half
-/// done) and is thrown by the next `submit` or by `finish`, so a full disk ends the command
-/// with the file it could not write, every file before it in place.
+/// `writeFileAtomically`). At most `limitBytes` of jobs (running or waiting) are held at once,
+/// or a single larger one (a producer that gets ahead waits); the first failure stops the
+/// writing (later jobs are dropped, never half done) and is thrown by the next `submit` or by
+/// `finish`, so a full disk ends the command with the file it could not write, every file
+/// before it in place.
 public final class BackgroundWriter: @unchecked Sendable {
     private struct Job {
         let bytes: Int
@@ -37,7 +38,9 @@ public final class BackgroundWriter: @unchecked Sendable {
             thread = t
             t.start()
         }
-        while failure == nil && !jobs.isEmpty && queuedBytes + bytes > limitBytes { condition.wait() }
+        // queuedBytes counts the running job too: one over the limit (a large image's outputs)
+        // waits until the writer is idle, so at most one such image is held besides the one computed
+        while failure == nil && queuedBytes > 0 && queuedBytes + bytes > limitBytes { condition.wait() }
         if let failure { throw failure }
         jobs.append(Job(bytes: bytes, run: run))
         queuedBytes += bytes
