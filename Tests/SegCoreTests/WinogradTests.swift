@@ -98,17 +98,26 @@ final class WinogradTests: XCTestCase {
     }
 
     /// Dilated 3x3 convolutions with padding = dilation (DeepLab's, FCN's) run on the Winograd
-    /// path split into phase images: output, input and weight gradients against the direct
-    /// convolution, and a size the split does not divide (the im2col path) alike.
+    /// path split into phase images, small ones interleaved across images: output, input and
+    /// weight gradients against the direct convolution, and a size the split does not divide
+    /// (the im2col path) alike.
     func testDilatedConvolutionOnPhaseImagesMatchesDirectConvolution() {
         let threads = Parallel.threads
         Parallel.configure(threads: 3)
         defer { Parallel.configure(threads: threads) }
         var rng = SeededGenerator(seed: 11)
-        for (n, cin, cout, h, w, d, phased) in [(2, 16, 16, 16, 16, 2, true), (1, 20, 17, 32, 36, 4, true), (1, 16, 24, 24, 27, 3, true),
-                                               (1, 16, 16, 16, 16, 4, true), (1, 16, 16, 12, 12, 4, false), (2, 16, 16, 9, 8, 2, false)] {
+        // interleaved: phase images under 16 px wide run with 8 phase images on the lanes
+        // (`DilatedWinogradLanes.swift`): 8 px phases, 8 images (full lanes); 8x9 phases of 9
+        // images (a lane tail, an odd width); 4 px phases of 16 images; batch 4 at dilation 4
+        // (64 images, FCN's layer4 in small); 16 px phases take the tile-row transforms
+        for (n, cin, cout, h, w, d, phased, interleaved) in [
+            (2, 16, 16, 16, 16, 2, true, true), (1, 20, 17, 32, 36, 4, true, true), (1, 16, 24, 24, 27, 3, true, true),
+            (1, 16, 16, 16, 16, 4, true, true), (4, 24, 40, 16, 16, 4, true, true), (1, 16, 16, 32, 32, 2, true, false),
+            (1, 16, 16, 12, 12, 4, false, false), (2, 16, 16, 9, 8, 2, false, false)] {
             let g = ConvGeometry(channels: cin, height: h, width: w, kernelH: 3, kernelW: 3, stride: 1, padding: d, dilation: d)
             XCTAssertEqual(g.winogradPhases(outChannels: cout) != nil, phased, "\(h)x\(w) dilation \(d)")
+            let lanes = g.winogradPhases(outChannels: cout).map { g.interleavesPhases(outChannels: cout, phases: $0, batch: n) } ?? false
+            XCTAssertEqual(lanes, interleaved, "\(h)x\(w) dilation \(d): phases interleaved")
             checkDilatedConvolution(&rng, n, cin, cout, g)
         }
     }
@@ -188,4 +197,22 @@ private func directConv3x3(_ n: Int, _ cin: Int, _ cout: Int, _ h: Int, _ w: Int
         y[o] = s
     } } } }
     return (y, dx, dw)
+}
+
+extension WinogradTests {
+    /// The interleaved phase layout (C, H/d, W/d, N d²): pixel (i, j) of phase image
+    /// (n d + r) d + s holds x[n, c, d i + r, d j + s], and merging gives x back exactly.
+    func testInterleavedPhasesHoldEachPixelWhereItsPhaseImageReadsIt() {
+        let (n, c, h, w, d) = (2, 3, 6, 9, 3)
+        let x = (0..<(n * c * h * w)).map { Float($0) }
+        var xp = [Float](repeating: -1, count: x.count), back = [Float](repeating: -1, count: x.count)
+        splitPhasesInterleaved(x, &xp, batch: n, channels: c, height: h, width: w, phases: d)
+        mergePhasesInterleaved(xp, &back, batch: n, channels: c, height: h, width: w, phases: d)
+        XCTAssertEqual(back, x)
+        let (ph, pw, images) = (h / d, w / d, n * d * d)
+        for b in 0..<n { for ch in 0..<c { for i in 0..<ph { for j in 0..<pw { for r in 0..<d { for s in 0..<d {
+            let image = (b * d + r) * d + s
+            XCTAssertEqual(xp[((ch * ph + i) * pw + j) * images + image], x[((b * c + ch) * h + d * i + r) * w + d * j + s])
+        } } } } } }
+    }
 }

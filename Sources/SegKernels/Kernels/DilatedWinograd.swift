@@ -5,6 +5,8 @@
 // images of (H/d) x (W/d) — 2.25-4x fewer multiplications than the nine taps im2col + GEMM
 // computes — and its gradients do too (the input gradient is the flipped-kernel convolution
 // of dy's phases, the weight gradient sums over every phase image).
+// Phase images under 16 px wide are split interleaved across images instead and transformed
+// with the images on the SIMD lanes (`DilatedWinogradLanes.swift`).
 
 extension ConvGeometry {
     /// The phase count d when the split applies: a 3x3, stride-1 window with dilation
@@ -63,6 +65,10 @@ func mergePhases(_ phases: UnsafePointer<Float>, _ x: UnsafeMutablePointer<Float
 func dilatedWinogradForward(x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
                             y: UnsafeMutablePointer<Float>, batch: Int, outChannels cout: Int, geometry g: ConvGeometry, phases d: Int,
                             relu: Bool = false) {
+    if g.interleavesPhases(outChannels: cout, phases: d, batch: batch) {
+        return dilatedLanesForward(x: x, weight: weight, bias: bias, y: y, batch: batch, outChannels: cout, geometry: g, phases: d,
+                                   relu: relu)
+    }
     let p = g.phaseGeometry, images = batch * d * d
     let xp = UnsafeMutablePointer<Float>.allocate(capacity: batch * g.channels * g.inPixels)
     let yp = UnsafeMutablePointer<Float>.allocate(capacity: batch * cout * g.inPixels)
@@ -78,6 +84,10 @@ func dilatedWinogradForward(x: UnsafePointer<Float>, weight: UnsafePointer<Float
 func dilatedWinogradBackward(x: UnsafePointer<Float>, weight: UnsafePointer<Float>, dy: UnsafePointer<Float>,
                              dx: UnsafeMutablePointer<Float>?, dweight: UnsafeMutablePointer<Float>, batch: Int,
                              outChannels cout: Int, geometry g: ConvGeometry, phases d: Int) {
+    if g.interleavesPhases(outChannels: cout, phases: d, batch: batch) {
+        return dilatedLanesBackward(x: x, weight: weight, dy: dy, dx: dx, dweight: dweight, batch: batch, outChannels: cout,
+                                    geometry: g, phases: d)
+    }
     let p = g.phaseGeometry, images = batch * d * d, variant = WinogradVariant.forMap(height: p.height, width: p.width,
                                                                                    channels: min(g.channels, cout))
     let xp = UnsafeMutablePointer<Float>.allocate(capacity: batch * g.channels * g.inPixels)

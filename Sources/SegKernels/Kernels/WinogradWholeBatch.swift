@@ -76,10 +76,10 @@ extension WinogradVariant {
 func winogradWholeBatchForward(_ variant: WinogradVariant, inputs: ChannelParts, kernels: WinogradKernels,
                                bias: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>, batch: Int, outChannels cout: Int,
                                height h: Int, width w: Int, relu: Bool, groupChannels: Int) {
-    let (th, tw) = variant.tiles(h, w), points = variant.points, cin = inputs.channels
+    let (th, tw) = variant.tiles(h, w), points = variant.points
     let imageTiles = th * tw, plane = batch * imageTiles
-    /// V (channels `ins`, ξ, plane) of the batch.
-    func transformInputs(_ ins: Range<Int>, into v: UnsafeMutablePointer<Float>) {
+    winogradWholeBatchProducts(variant, kernels: kernels, inChannels: inputs.channels, outChannels: cout, plane: plane,
+                               groupChannels: groupChannels, transformInputs: { ins, v in
         forEachImageChannels(variant, batch: batch, channels: ins.count, height: h, width: w) { n, cs, scratch in
             let channels = (ins.lowerBound + cs.lowerBound)..<(ins.lowerBound + cs.upperBound)
             inputs.forEach(image: n, channels: channels, pixels: h * w) { source, first, count in
@@ -87,16 +87,26 @@ func winogradWholeBatchForward(_ variant: WinogradVariant, inputs: ChannelParts,
                               TileSlab(plane: plane, offset: n * imageTiles), scratch.input)
             }
         }
-    }
-    /// y's channels `outs` from M (outs, ξ, plane).
-    func transformOutputs(_ outs: Range<Int>, from m: UnsafeMutablePointer<Float>) {
+    }, transformOutputs: { outs, m in
         forEachImageChannels(variant, batch: batch, channels: outs.count, height: h, width: w) { n, cs, scratch in
             let c = outs.lowerBound + cs.lowerBound
             variant.output(m + cs.lowerBound * points * plane, y + (n * cout + c) * h * w, bias.map { $0 + c }, cs.count, h, w,
                            0..<th, TileSlab(plane: plane, offset: n * imageTiles), scratch.output)
             if relu { reluInPlace(y + (n * cout + c) * h * w, count: cs.count * h * w) }
         }
-    }
+    })
+}
+
+/// The GEMMs of a whole-batch Winograd pass between tiles laid out (channel, ξ, plane), in
+/// whatever order the caller's transforms put a plane's `plane` tiles: `transformInputs(ins, v)`
+/// writes V for input channels `ins` (v's channel 0 is `ins.lowerBound`), `transformOutputs(outs,
+/// m)` reads M of output channels `outs` likewise. The narrower side is transformed whole, the
+/// wider in groups of at most `groupChannels`.
+func winogradWholeBatchProducts(_ variant: WinogradVariant, kernels: WinogradKernels, inChannels cin: Int, outChannels cout: Int,
+                                plane: Int, groupChannels: Int,
+                                transformInputs: (_ ins: Range<Int>, _ v: UnsafeMutablePointer<Float>) -> Void,
+                                transformOutputs: (_ outs: Range<Int>, _ m: UnsafeMutablePointer<Float>) -> Void) {
+    let points = variant.points
     if cout > cin {
         // the input side whole, the outputs in groups: U_g, M_g = U_g V, y's channels of the group
         let groups = channelGroups(cout, size: groupChannels), most = groups.map(\.count).max()!
@@ -104,14 +114,14 @@ func winogradWholeBatchForward(_ variant: WinogradVariant, inputs: ChannelParts,
         let u = UnsafeMutablePointer<Float>.allocate(capacity: points * most * cin)
         let m = UnsafeMutablePointer<Float>.allocate(capacity: points * most * plane)
         defer { v.deallocate(); u.deallocate(); m.deallocate() }
-        transformInputs(0..<cin, into: v)
+        transformInputs(0..<cin, v)
         for outs in groups {
             let transposed = variant.transform(kernels, into: u, outChannels: cout, inChannels: cin, outs: outs, ins: 0..<cin)
             Parallel.forEach(points) { xi in
                 sgemm(transA: transposed, m: outs.count, n: plane, k: cin, a: u + xi * outs.count * cin, lda: transposed ? outs.count : cin,
                       b: v + xi * plane, ldb: points * plane, beta: 0, c: m + xi * plane, ldc: points * plane)
             }
-            transformOutputs(outs, from: m)
+            transformOutputs(outs, m)
         }
     } else {
         // the output side whole, the inputs in groups: M += U_g V_g, then y once
@@ -122,14 +132,14 @@ func winogradWholeBatchForward(_ variant: WinogradVariant, inputs: ChannelParts,
         defer { m.deallocate(); u.deallocate(); v.deallocate() }
         for (index, ins) in groups.enumerated() {
             let transposed = variant.transform(kernels, into: u, outChannels: cout, inChannels: cin, outs: 0..<cout, ins: ins)
-            transformInputs(ins, into: v)
+            transformInputs(ins, v)
             Parallel.forEach(points) { xi in
                 sgemm(transA: transposed, m: cout, n: plane, k: ins.count, a: u + xi * cout * ins.count,
                       lda: transposed ? cout : ins.count, b: v + xi * plane, ldb: points * plane, beta: index == 0 ? 0 : 1,
                       c: m + xi * plane, ldc: points * plane)
             }
         }
-        transformOutputs(0..<cout, from: m)
+        transformOutputs(0..<cout, m)
     }
 }
 
@@ -140,18 +150,28 @@ func winogradWholeBatchWeightGradient(_ variant: WinogradVariant, x: UnsafePoint
                                       height h: Int, width w: Int, groupChannels: Int) {
     let (th, tw) = variant.tiles(h, w), points = variant.points
     let imageTiles = th * tw, plane = batch * imageTiles
-    func transformInputs(_ ins: Range<Int>, into v: UnsafeMutablePointer<Float>) {
+    winogradWholeBatchWeightProducts(variant, dweight: dweight, inChannels: cin, outChannels: cout, plane: plane,
+                                     groupChannels: groupChannels, transformInputs: { ins, v in
         forEachImageChannels(variant, batch: batch, channels: ins.count, height: h, width: w) { n, cs, scratch in
             variant.input(x + (n * cin + ins.lowerBound + cs.lowerBound) * h * w, v + cs.lowerBound * points * plane, cs.count, h, w,
                           0..<th, TileSlab(plane: plane, offset: n * imageTiles), scratch.input)
         }
-    }
-    func transformGradients(_ outs: Range<Int>, into dyt: UnsafeMutablePointer<Float>) {
+    }, transformGradients: { outs, dyt in
         forEachImageChannels(variant, batch: batch, channels: outs.count, height: h, width: w) { n, cs, scratch in
             variant.outputGradient(dy + (n * cout + outs.lowerBound + cs.lowerBound) * h * w, dyt + cs.lowerBound * points * plane,
                                    cs.count, h, w, 0..<th, TileSlab(plane: plane, offset: n * imageTiles), scratch.output)
         }
-    }
+    })
+}
+
+/// The GEMMs of a whole-batch weight gradient, dU_ξ = DY_ξ V_ξ^T over a plane of `plane` tiles
+/// in the order the caller's transforms choose (`transformInputs` writes V of input channels,
+/// `transformGradients` DY of output channels, each relative to its range), then dW += G^T dU G.
+func winogradWholeBatchWeightProducts(_ variant: WinogradVariant, dweight: UnsafeMutablePointer<Float>, inChannels cin: Int,
+                                      outChannels cout: Int, plane: Int, groupChannels: Int,
+                                      transformInputs: (_ ins: Range<Int>, _ v: UnsafeMutablePointer<Float>) -> Void,
+                                      transformGradients: (_ outs: Range<Int>, _ dyt: UnsafeMutablePointer<Float>) -> Void) {
+    let points = variant.points
     if cout > cin {
         // V whole; per group of outputs DY_g, dU_g = DY_g V^T, and dW's rows of the group
         let groups = channelGroups(cout, size: groupChannels), most = groups.map(\.count).max()!
@@ -159,9 +179,9 @@ func winogradWholeBatchWeightGradient(_ variant: WinogradVariant, x: UnsafePoint
         let dyt = UnsafeMutablePointer<Float>.allocate(capacity: points * most * plane)
         let du = UnsafeMutablePointer<Float>.allocate(capacity: points * most * cin)
         defer { v.deallocate(); dyt.deallocate(); du.deallocate() }
-        transformInputs(0..<cin, into: v)
+        transformInputs(0..<cin, v)
         for outs in groups {
-            transformGradients(outs, into: dyt)
+            transformGradients(outs, dyt)
             Parallel.forEach(points) { xi in
                 sgemm(transB: true, m: outs.count, n: cin, k: plane, a: dyt + xi * plane, lda: points * plane, b: v + xi * plane,
                       ldb: points * plane, beta: 0, c: du + xi * outs.count * cin, ldc: cin)
@@ -176,9 +196,9 @@ func winogradWholeBatchWeightGradient(_ variant: WinogradVariant, x: UnsafePoint
         let du = UnsafeMutablePointer<Float>.allocate(capacity: points * cout * most)
         let part = groups.count > 1 ? UnsafeMutablePointer<Float>.allocate(capacity: cout * most * 9) : nil
         defer { dyt.deallocate(); v.deallocate(); du.deallocate(); part?.deallocate() }
-        transformGradients(0..<cout, into: dyt)
+        transformGradients(0..<cout, dyt)
         for ins in groups {
-            transformInputs(ins, into: v)
+            transformInputs(ins, v)
             Parallel.forEach(points) { xi in
                 sgemm(transB: true, m: cout, n: ins.count, k: plane, a: dyt + xi * plane, lda: points * plane, b: v + xi * plane,
                       ldb: points * plane, beta: 0, c: du + xi * cout * ins.count, ldc: ins.count)
