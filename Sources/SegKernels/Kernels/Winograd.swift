@@ -17,16 +17,17 @@ extension ConvGeometry {
     }
 }
 
-/// U = G g G^T for every (co, ci): weights (Cout, Cin, 3, 3) -> U (16, Cout, Cin).
+/// U = G g G^T for every (co, ci): weights (Cout, Cin, 3, 3), rows `rowStride` pairs apart
+/// (a group of a wider weight's columns; default Cin) -> U (16, Cout, Cin).
 /// G applied to (a, b, c): (a, (a + b + c) / 2, (a - b + c) / 2, c).
 func winogradWeights(_ w: UnsafePointer<Float>, _ u: UnsafeMutablePointer<Float>, outChannels: Int, inChannels: Int,
-                    flipped: Bool = false) {
-    let pairs = outChannels * inChannels
+                    flipped: Bool = false, rowStride: Int? = nil) {
+    let pairs = outChannels * inChannels, rows = KernelRows(columns: inChannels, stride: rowStride ?? inChannels)
     @inline(__always) func g4(_ a: Lanes, _ b: Lanes, _ c: Lanes) -> (Lanes, Lanes, Lanes, Lanes) {
         (a, 0.5 * (a + b + c), 0.5 * (a - b + c), c)
     }
     forEachKernelBlock(pairs) { p, count in
-        let g = kernelTaps(w, p, count, flipped: flipped)
+        let g = kernelTaps(w, p, count, flipped: flipped, rows: rows)
         // G g, column by column: rows k of G g are (r0[k], r1[k], r2[k]) for the 3 columns
         let c0 = g4(g[0], g[3], g[6]), c1 = g4(g[1], g[4], g[7]), c2 = g4(g[2], g[5], g[8])
         @inline(__always) func put(_ row: Int, _ v: (Lanes, Lanes, Lanes, Lanes)) {
@@ -218,10 +219,11 @@ func winogradOutputGradient(_ dy: UnsafePointer<Float>, _ out: UnsafeMutablePoin
     }
 }
 
-/// dW (Cout, Cin, 3, 3) += G^T dU G for every (co, ci), dU (16, Cout, Cin).
-/// G^T rows: (1, 1/2, 1/2, 0), (0, 1/2, -1/2, 0), (0, 1/2, 1/2, 1).
-func winogradWeightGradientTransform(_ du: UnsafePointer<Float>, _ dw: UnsafeMutablePointer<Float>, outChannels: Int, inChannels: Int) {
-    let pairs = outChannels * inChannels
+/// dW (Cout, Cin, 3, 3), rows `rowStride` pairs apart (default Cin), += G^T dU G for every
+/// (co, ci), dU (16, Cout, Cin). G^T rows: (1, 1/2, 1/2, 0), (0, 1/2, -1/2, 0), (0, 1/2, 1/2, 1).
+func winogradWeightGradientTransform(_ du: UnsafePointer<Float>, _ dw: UnsafeMutablePointer<Float>, outChannels: Int, inChannels: Int,
+                                     rowStride: Int? = nil) {
+    let pairs = outChannels * inChannels, rows = KernelRows(columns: inChannels, stride: rowStride ?? inChannels)
     @inline(__always) func gt(_ u0: Lanes, _ u1: Lanes, _ u2: Lanes, _ u3: Lanes) -> (Lanes, Lanes, Lanes) {
         (u0 + 0.5 * (u1 + u2), 0.5 * (u1 - u2), 0.5 * (u1 + u2) + u3)
     }
@@ -232,6 +234,6 @@ func winogradWeightGradientTransform(_ du: UnsafePointer<Float>, _ dw: UnsafeMut
         let c2 = gt(at(2), at(6), at(10), at(14)), c3 = gt(at(3), at(7), at(11), at(15))
         // ... then over columns (4 -> 3), row by row
         let r0 = gt(c0.0, c1.0, c2.0, c3.0), r1 = gt(c0.1, c1.1, c2.1, c3.1), r2 = gt(c0.2, c1.2, c2.2, c3.2)
-        addKernelTaps([r0.0, r0.1, r0.2, r1.0, r1.1, r1.2, r2.0, r2.1, r2.2], dw, p, count)
+        addKernelTaps([r0.0, r0.1, r0.2, r1.0, r1.1, r1.2, r2.0, r2.1, r2.2], dw, p, count, rows: rows)
     }
 }

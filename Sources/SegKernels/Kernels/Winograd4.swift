@@ -22,16 +22,17 @@ public let winograd4WideChannels = 256
 /// Scratch floats `winograd4Input` needs for an image `w` wide: a zero row and six combined rows.
 func winograd4InputScratch(width w: Int) -> Int { w + 8 + 6 * (4 * ((w + 3) / 4) + 16) }
 
-/// U = G g G^T for every (co, ci): weights (Cout, Cin, 3, 3) -> U (36, Cout, Cin).
+/// U = G g G^T for every (co, ci): weights (Cout, Cin, 3, 3), rows `rowStride` pairs apart
+/// (default Cin) -> U (36, Cout, Cin).
 func winograd4Weights(_ w: UnsafePointer<Float>, _ u: UnsafeMutablePointer<Float>, outChannels: Int, inChannels: Int,
-                    flipped: Bool = false) {
-    let pairs = outChannels * inChannels
+                    flipped: Bool = false, rowStride: Int? = nil) {
+    let pairs = outChannels * inChannels, rows = KernelRows(columns: inChannels, stride: rowStride ?? inChannels)
     typealias Six = (Lanes, Lanes, Lanes, Lanes, Lanes, Lanes)
     @inline(__always) func g6(_ a: Lanes, _ b: Lanes, _ c: Lanes) -> Six {
         (a / 4, -(a + b + c) / 6, -(a - b + c) / 6, a / 24 + b / 12 + c / 6, a / 24 - b / 12 + c / 6, c)
     }
     forEachKernelBlock(pairs) { p, count in
-        let g = kernelTaps(w, p, count, flipped: flipped)
+        let g = kernelTaps(w, p, count, flipped: flipped, rows: rows)
         // G g, column by column; then (G g) G^T row by row
         let c0 = g6(g[0], g[3], g[6]), c1 = g6(g[1], g[4], g[7]), c2 = g6(g[2], g[5], g[8])
         @inline(__always) func put(_ row: Int, _ r: Six) {
@@ -303,8 +304,9 @@ func winograd4OutputGradient(_ dy: UnsafePointer<Float>, _ out: UnsafeMutablePoi
 
 /// dW (Cout, Cin, 3, 3) += G^T dU G for every (co, ci), dU (36, Cout, Cin). G^T applied to
 /// (u0..u5): (u0/4 - (u1 + u2)/6 + (u3 + u4)/24, (u2 - u1)/6 + (u3 - u4)/12, (u3 + u4 - u1 - u2)/6 + u5).
-func winograd4WeightGradientTransform(_ du: UnsafePointer<Float>, _ dw: UnsafeMutablePointer<Float>, outChannels: Int, inChannels: Int) {
-    let pairs = outChannels * inChannels
+func winograd4WeightGradientTransform(_ du: UnsafePointer<Float>, _ dw: UnsafeMutablePointer<Float>, outChannels: Int, inChannels: Int,
+                                      rowStride: Int? = nil) {
+    let pairs = outChannels * inChannels, rows = KernelRows(columns: inChannels, stride: rowStride ?? inChannels)
     @inline(__always) func gt(_ u0: Lanes, _ u1: Lanes, _ u2: Lanes, _ u3: Lanes, _ u4: Lanes, _ u5: Lanes) -> (Lanes, Lanes, Lanes) {
         (u0 / 4 - (u1 + u2) / 6 + (u3 + u4) / 24, (u2 - u1) / 6 + (u3 - u4) / 12, (u3 + u4 - u1 - u2) / 6 + u5)
     }
@@ -316,6 +318,6 @@ func winograd4WeightGradientTransform(_ du: UnsafePointer<Float>, _ dw: UnsafeMu
         // ... then over the columns, row by row
         let r0 = gt(c0.0, c1.0, c2.0, c3.0, c4.0, c5.0), r1 = gt(c0.1, c1.1, c2.1, c3.1, c4.1, c5.1)
         let r2 = gt(c0.2, c1.2, c2.2, c3.2, c4.2, c5.2)
-        addKernelTaps([r0.0, r0.1, r0.2, r1.0, r1.1, r1.2, r2.0, r2.1, r2.2], dw, p, count)
+        addKernelTaps([r0.0, r0.1, r0.2, r1.0, r1.1, r1.2, r2.0, r2.1, r2.2], dw, p, count, rows: rows)
     }
 }

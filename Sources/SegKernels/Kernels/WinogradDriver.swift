@@ -12,32 +12,34 @@ public struct WinogradVariant: Sendable {
     let inputScratch: @Sendable (_ w: Int) -> Int
     let outputScratch: @Sendable (_ tileColumns: Int) -> Int
     let gradientScratch: @Sendable (_ tileColumns: Int) -> Int
-    let weights: @Sendable (UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int, Int, Bool) -> Void
+    /// (weight, U, rows, columns, flipped, row stride in pairs)
+    let weights: @Sendable (UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int, Int, Bool, Int) -> Void
     let input: @Sendable (UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int, Int, Int, Range<Int>, TileSlab,
                           UnsafeMutablePointer<Float>) -> Void
     let output: @Sendable (UnsafePointer<Float>, UnsafeMutablePointer<Float>, UnsafePointer<Float>?, Int, Int, Int, Range<Int>,
                            TileSlab, UnsafeMutablePointer<Float>) -> Void
     let outputGradient: @Sendable (UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int, Int, Int, Range<Int>, TileSlab,
                                    UnsafeMutablePointer<Float>) -> Void
-    let weightGradient: @Sendable (UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int, Int) -> Void
+    /// (dU, dW, rows, columns, dW's row stride in pairs): dW += G^T dU G
+    let weightGradient: @Sendable (UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int, Int, Int) -> Void
 
     public static let f2 = WinogradVariant(
         side: 2, inputScratch: { winogradInputScratch(width: $0) }, outputScratch: { 4 * $0 },
         gradientScratch: { 4 * $0 },
-        weights: { winogradWeights($0, $1, outChannels: $2, inChannels: $3, flipped: $4) },
+        weights: { winogradWeights($0, $1, outChannels: $2, inChannels: $3, flipped: $4, rowStride: $5) },
         input: { winogradInput($0, $1, channels: $2, height: $3, width: $4, tileRows: $5, slab: $6, scratch: $7) },
         output: { winogradOutput($0, $1, bias: $2, outChannels: $3, height: $4, width: $5, tileRows: $6, slab: $7, scratch: $8) },
         outputGradient: { winogradOutputGradient($0, $1, outChannels: $2, height: $3, width: $4, tileRows: $5, slab: $6, rows: $7) },
-        weightGradient: { winogradWeightGradientTransform($0, $1, outChannels: $2, inChannels: $3) })
+        weightGradient: { winogradWeightGradientTransform($0, $1, outChannels: $2, inChannels: $3, rowStride: $4) })
 
     public static let f4 = WinogradVariant(
         side: 4, inputScratch: { winograd4InputScratch(width: $0) }, outputScratch: { 16 * $0 + 8 },
         gradientScratch: { winograd4GradientScratch(tileColumns: $0) },
-        weights: { winograd4Weights($0, $1, outChannels: $2, inChannels: $3, flipped: $4) },
+        weights: { winograd4Weights($0, $1, outChannels: $2, inChannels: $3, flipped: $4, rowStride: $5) },
         input: { winograd4Input($0, $1, channels: $2, height: $3, width: $4, tileRows: $5, slab: $6, scratch: $7) },
         output: { winograd4Output($0, $1, bias: $2, outChannels: $3, height: $4, width: $5, tileRows: $6, slab: $7, scratch: $8) },
         outputGradient: { winograd4OutputGradient($0, $1, outChannels: $2, height: $3, width: $4, tileRows: $5, slab: $6, rows: $7) },
-        weightGradient: { winograd4WeightGradientTransform($0, $1, outChannels: $2, inChannels: $3) })
+        weightGradient: { winograd4WeightGradientTransform($0, $1, outChannels: $2, inChannels: $3, rowStride: $4) })
 
     /// The faster variant for an `h x w` map between `channels` input and output channels at
     /// least (see `winograd4MinimumSide` and `winograd4WideChannels`).
@@ -272,6 +274,6 @@ public func winogradConv3x3WeightGradient(_ variant: WinogradVariant, x: UnsafeP
             }
         }
         for worker in 1..<max(workers, 1) { addInPlace(partials, partials + worker * points * cout * cin, count: points * cout * cin) }
-        variant.weightGradient(partials, dweight, cout, cin)
+        variant.weightGradient(partials, dweight, cout, cin, cin)
     }
 }

@@ -17,22 +17,33 @@ let kernelBlock = 8
     }
 }
 
-/// The nine taps of the 3x3 kernels of pairs `p..<p + count` (`w` holds 9 floats a pair):
-/// lane i of tap k is tap k of pair p + i (`flipped`: tap 8 - k, the kernel turned by 180
-/// degrees, as an input gradient convolves); lanes past `count` are 0.
-@inline(__always) func kernelTaps(_ w: UnsafePointer<Float>, _ p: Int, _ count: Int, flipped: Bool) -> [9 of Lanes] {
+/// Where the kernels of a grid of (row, column) pairs lie: `columns` pairs a row, each row
+/// `stride` pairs after the last in memory — a channel group's columns of a layer's weight (or
+/// weight gradient) read or written in place; `stride == columns` for a whole weight.
+struct KernelRows {
+    let columns: Int, stride: Int
+    /// The float offset of pair `pair` (numbered row by row).
+    @inline(__always) func offset(_ pair: Int) -> Int {
+        (columns == stride ? pair : (pair / columns) * stride + pair % columns) * 9
+    }
+}
+
+/// The nine taps of the 3x3 kernels of pairs `p..<p + count` of `rows` at `w` (9 floats a
+/// pair): lane i of tap k is tap k of pair p + i (`flipped`: tap 8 - k, the kernel turned by
+/// 180 degrees, as an input gradient convolves); lanes past `count` are 0.
+@inline(__always) func kernelTaps(_ w: UnsafePointer<Float>, _ p: Int, _ count: Int, flipped: Bool, rows: KernelRows) -> [9 of Lanes] {
     var taps = [9 of Lanes](repeating: Lanes())
     for i in 0..<count {
-        let g = w + (p + i) * 9
+        let g = w + rows.offset(p + i)
         if flipped { for k in 0..<9 { taps[k][i] = g[8 - k] } } else { for k in 0..<9 { taps[k][i] = g[k] } }
     }
     return taps
 }
 
-/// g[(p + i) * 9 + k] += taps[k][i] for the block's `count` pairs.
-@inline(__always) func addKernelTaps(_ taps: [9 of Lanes], _ w: UnsafeMutablePointer<Float>, _ p: Int, _ count: Int) {
+/// Tap k of pair p + i of `rows` at `w` += taps[k][i] for the block's `count` pairs.
+@inline(__always) func addKernelTaps(_ taps: [9 of Lanes], _ w: UnsafeMutablePointer<Float>, _ p: Int, _ count: Int, rows: KernelRows) {
     for i in 0..<count {
-        let g = w + (p + i) * 9
+        let g = w + rows.offset(p + i)
         for k in 0..<9 { g[k] += taps[k][i] }
     }
 }

@@ -38,16 +38,8 @@ extension WinogradVariant {
         // the input gradient's weight is (Cin', Cout', 3, 3) = (cin, cout): row ci holds every co
         case .adjoint(of: let weight): (w, rows, columns, full, flipped) = (weight, ins, outs, cout, true)
         }
-        if columns.count == full {
-            weights(w + rows.lowerBound * full * 9, u, rows.count, full, flipped)   // the rows are contiguous
-            return flipped
-        }
-        let gathered = UnsafeMutablePointer<Float>.allocate(capacity: rows.count * columns.count * 9)
-        defer { gathered.deallocate() }
-        for (r, row) in rows.enumerated() {
-            (gathered + r * columns.count * 9).update(from: w + (row * full + columns.lowerBound) * 9, count: columns.count * 9)
-        }
-        weights(gathered, u, rows.count, columns.count, flipped)
+        // read in place: the group's columns of each row, rows `full` pairs apart
+        weights(w + (rows.lowerBound * full + columns.lowerBound) * 9, u, rows.count, columns.count, flipped, full)
         return flipped
     }
 }
@@ -186,7 +178,7 @@ func winogradWholeBatchWeightProducts(_ variant: WinogradVariant, dweight: Unsaf
                 sgemm(transB: true, m: outs.count, n: cin, k: plane, a: dyt + xi * plane, lda: points * plane, b: v + xi * plane,
                       ldb: points * plane, beta: 0, c: du + xi * outs.count * cin, ldc: cin)
             }
-            variant.weightGradient(du, dweight + outs.lowerBound * cin * 9, outs.count, cin)
+            variant.weightGradient(du, dweight + outs.lowerBound * cin * 9, outs.count, cin, cin)
         }
     } else {
         // DY whole; per group of inputs V_g, dU_g = DY V_g^T, added into dW's columns of the group
@@ -194,8 +186,7 @@ func winogradWholeBatchWeightProducts(_ variant: WinogradVariant, dweight: Unsaf
         let dyt = UnsafeMutablePointer<Float>.allocate(capacity: points * cout * plane)
         let v = UnsafeMutablePointer<Float>.allocate(capacity: points * most * plane)
         let du = UnsafeMutablePointer<Float>.allocate(capacity: points * cout * most)
-        let part = groups.count > 1 ? UnsafeMutablePointer<Float>.allocate(capacity: cout * most * 9) : nil
-        defer { dyt.deallocate(); v.deallocate(); du.deallocate(); part?.deallocate() }
+        defer { dyt.deallocate(); v.deallocate(); du.deallocate() }
         transformGradients(0..<cout, dyt)
         for ins in groups {
             transformInputs(ins, v)
@@ -203,14 +194,8 @@ func winogradWholeBatchWeightProducts(_ variant: WinogradVariant, dweight: Unsaf
                 sgemm(transB: true, m: cout, n: ins.count, k: plane, a: dyt + xi * plane, lda: points * plane, b: v + xi * plane,
                       ldb: points * plane, beta: 0, c: du + xi * cout * ins.count, ldc: ins.count)
             }
-            guard let part else { variant.weightGradient(du, dweight, cout, cin); continue }
-            part.initialize(repeating: 0, count: cout * ins.count * 9)
-            variant.weightGradient(du, part, cout, ins.count)
-            Parallel.chunks(cout, workers: cout * ins.count < 16_384 ? 1 : nil) { _, rows in
-                for co in rows {
-                    addInPlace(dweight + (co * cin + ins.lowerBound) * 9, part + co * ins.count * 9, count: ins.count * 9)
-                }
-            }
+            // added into dW's columns of the group in place, rows cin pairs apart
+            variant.weightGradient(du, dweight + ins.lowerBound * 9, cout, ins.count, cin)
         }
     }
 }
