@@ -72,10 +72,8 @@ public final class DataParallelStep {
         reducer.finish()
         let globalDenominator = communicator.size > 1 ? communicator.sum(denominator) : denominator
         let globalLoss = (communicator.size > 1 ? communicator.sum(weightedLoss) : weightedLoss) / max(globalDenominator, 1e-30)
-        if globalDenominator > 0 {
-            backend.scaleInPlace(store.gradients, by: backend.upload(Tensor(repeating: Float(1 / globalDenominator), shape: [1])))
-        }
-        trainer.applyGradients()
+        // the mean over the global batch: the optimizer reads each gradient times 1 / denominator
+        trainer.applyGradients(gradientScale: globalDenominator > 0 ? Float(1 / globalDenominator) : 1)
         // a GPU's failed call ends the run here, before anything of this step is recorded or saved
         try backend.checkHealthy()
         return Float(globalLoss)

@@ -16,9 +16,10 @@ public struct Trainer {
         self.model = model; self.optimizer = optimizer; self.loss = loss; self.schedule = schedule
     }
 
-    public func applyGradients() {
+    /// The update from `gradientScale` times the accumulated gradients (1 / the step's loss denominator).
+    public func applyGradients(gradientScale: Float = 1) {
         let store = model.store
-        optimizer.step(parameters: store.parameters, gradients: store.gradients,
+        optimizer.step(parameters: store.parameters, gradients: store.gradients, gradientScale: gradientScale,
                        learningRate: schedule.learningRate(at: optimizer.stepCount), backend: store.backend)
     }
 }

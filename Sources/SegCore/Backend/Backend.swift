@@ -110,6 +110,12 @@ public protocol Backend: AnyObject {
     // MARK: Optimizer updates over the flat buffers (written in place)
     func sgdUpdate(parameters: Tensor, gradients: Tensor, momentumBuffer: Tensor?, learningRate: Float, momentum: Float,
                    dampening: Float, weightDecay: Float, nesterov: Bool, firstStep: Bool)
+    /// The update with the gradients read as `gradientScale` times their values (the buffer
+    /// may be left unscaled or scaled; nothing reads it before the next step zeroes it).
+    func sgdUpdate(parameters: Tensor, gradients: Tensor, gradientScale: Float, momentumBuffer: Tensor?, learningRate: Float,
+                   momentum: Float, dampening: Float, weightDecay: Float, nesterov: Bool, firstStep: Bool)
+    func adamUpdate(parameters: Tensor, gradients: Tensor, gradientScale: Float, m: Tensor, v: Tensor, step: Int,
+                    learningRate: Float, beta1: Float, beta2: Float, eps: Float, weightDecay: Float, decoupled: Bool)
     /// Class indices on the backend (the CPU's are the host's).
     func uploadIndices(_ t: IndexTensor) -> IndexTensor
     /// Waits until the work queued so far has run (a GPU's kernels are asynchronous).
@@ -123,6 +129,23 @@ public protocol Backend: AnyObject {
 
     func adamUpdate(parameters: Tensor, gradients: Tensor, m: Tensor, v: Tensor, step: Int, learningRate: Float,
                     beta1: Float, beta2: Float, eps: Float, weightDecay: Float, decoupled: Bool)
+}
+
+extension Backend {
+    /// A backend without a fused update scales the gradient buffer first, then updates.
+    public func sgdUpdate(parameters: Tensor, gradients: Tensor, gradientScale: Float, momentumBuffer: Tensor?, learningRate: Float,
+                          momentum: Float, dampening: Float, weightDecay: Float, nesterov: Bool, firstStep: Bool) {
+        if gradientScale != 1 { scaleInPlace(gradients, by: upload(Tensor(repeating: gradientScale, shape: [1]))) }
+        sgdUpdate(parameters: parameters, gradients: gradients, momentumBuffer: momentumBuffer, learningRate: learningRate,
+                  momentum: momentum, dampening: dampening, weightDecay: weightDecay, nesterov: nesterov, firstStep: firstStep)
+    }
+
+    public func adamUpdate(parameters: Tensor, gradients: Tensor, gradientScale: Float, m: Tensor, v: Tensor, step: Int,
+                           learningRate: Float, beta1: Float, beta2: Float, eps: Float, weightDecay: Float, decoupled: Bool) {
+        if gradientScale != 1 { scaleInPlace(gradients, by: upload(Tensor(repeating: gradientScale, shape: [1]))) }
+        adamUpdate(parameters: parameters, gradients: gradients, m: m, v: v, step: step, learningRate: learningRate, beta1: beta1,
+                   beta2: beta2, eps: eps, weightDecay: weightDecay, decoupled: decoupled)
+    }
 }
 
 /// What a training-mode batch norm saves for backward: per-channel batch mean and

@@ -424,19 +424,33 @@ public final class CPUBackend: Backend {
 
     public func sgdUpdate(parameters: Tensor, gradients: Tensor, momentumBuffer: Tensor?, learningRate: Float, momentum: Float,
                           dampening: Float, weightDecay: Float, nesterov: Bool, firstStep: Bool) {
+        sgdUpdate(parameters: parameters, gradients: gradients, gradientScale: 1, momentumBuffer: momentumBuffer,
+                  learningRate: learningRate, momentum: momentum, dampening: dampening, weightDecay: weightDecay, nesterov: nesterov,
+                  firstStep: firstStep)
+    }
+
+    /// The gradient scale applied as the update reads each gradient (no pass of its own).
+    public func sgdUpdate(parameters: Tensor, gradients: Tensor, gradientScale: Float, momentumBuffer: Tensor?, learningRate: Float,
+                          momentum: Float, dampening: Float, weightDecay: Float, nesterov: Bool, firstStep: Bool) {
         precondition(parameters.count == gradients.count, "Parameters and gradients differ in size")
         SegKernels.sgdUpdate(parameters: parameters.mem, gradients: gradients.mem, buffer: momentumBuffer?.mem,
                              count: parameters.count, learningRate: learningRate, momentum: momentum, dampening: dampening,
-                             weightDecay: weightDecay, nesterov: nesterov, firstStep: firstStep)
+                             weightDecay: weightDecay, nesterov: nesterov, firstStep: firstStep, gradientScale: gradientScale)
     }
 
     public func adamUpdate(parameters: Tensor, gradients: Tensor, m: Tensor, v: Tensor, step: Int, learningRate: Float,
                            beta1: Float, beta2: Float, eps: Float, weightDecay: Float, decoupled: Bool) {
+        adamUpdate(parameters: parameters, gradients: gradients, gradientScale: 1, m: m, v: v, step: step, learningRate: learningRate,
+                   beta1: beta1, beta2: beta2, eps: eps, weightDecay: weightDecay, decoupled: decoupled)
+    }
+
+    public func adamUpdate(parameters: Tensor, gradients: Tensor, gradientScale: Float, m: Tensor, v: Tensor, step: Int,
+                           learningRate: Float, beta1: Float, beta2: Float, eps: Float, weightDecay: Float, decoupled: Bool) {
         precondition(parameters.count == gradients.count && m.count == parameters.count && v.count == parameters.count,
                      "Adam's buffers differ in size")
         SegKernels.adamUpdate(parameters: parameters.mem, gradients: gradients.mem, m: m.mem, v: v.mem, count: parameters.count,
                               step: step, learningRate: learningRate, beta1: beta1, beta2: beta2, eps: eps,
-                              weightDecay: weightDecay, decoupled: decoupled)
+                              weightDecay: weightDecay, decoupled: decoupled, gradientScale: gradientScale)
     }
 }
 

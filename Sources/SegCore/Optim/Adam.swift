@@ -26,11 +26,12 @@ public final class Adam: Optimizer {
         try Adam(beta1: beta1, beta2: beta2, eps: eps, weightDecay: weightDecay, decoupledWeightDecay: true)
     }
 
-    public func step(parameters: Tensor, gradients: Tensor, learningRate: Float, backend: Backend) {
+    public func step(parameters: Tensor, gradients: Tensor, gradientScale: Float, learningRate: Float, backend: Backend) {
         stepCount += 1
         let m = stateBuffer("exp_avg", count: parameters.count, backend: backend)
         let v = stateBuffer("exp_avg_sq", count: parameters.count, backend: backend)
-        backend.adamUpdate(parameters: parameters, gradients: gradients, m: m, v: v, step: stepCount, learningRate: learningRate,
+        backend.adamUpdate(parameters: parameters, gradients: gradients, gradientScale: gradientScale, m: m, v: v, step: stepCount,
+                           learningRate: learningRate,
                            beta1: beta1, beta2: beta2, eps: eps, weightDecay: weightDecay, decoupled: decoupledWeightDecay)
     }
 }

@@ -10,11 +10,17 @@ public protocol Optimizer: AnyObject {
     /// on the device of the parameters.
     var stateBuffers: [String: Tensor] { get set }
     /// Updates `parameters`' memory in place (it is the model's flat parameter buffer) through
-    /// `backend`, the backend of that memory.
-    func step(parameters: Tensor, gradients: Tensor, learningRate: Float, backend: Backend)
+    /// `backend`, the backend of that memory, from `gradientScale` times `gradients` (a
+    /// training step's 1 / loss denominator, applied as the update reads them).
+    func step(parameters: Tensor, gradients: Tensor, gradientScale: Float, learningRate: Float, backend: Backend)
 }
 
 extension Optimizer {
+    /// A step from the gradients as they are.
+    public func step(parameters: Tensor, gradients: Tensor, learningRate: Float, backend: Backend) {
+        step(parameters: parameters, gradients: gradients, gradientScale: 1, learningRate: learningRate, backend: backend)
+    }
+
     /// A step on host memory.
     public func step(parameters: Tensor, gradients: Tensor, learningRate: Float) {
         step(parameters: parameters, gradients: gradients, learningRate: learningRate, backend: CPUBackend.shared)

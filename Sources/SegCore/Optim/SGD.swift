@@ -15,11 +15,12 @@ public final class SGD: Optimizer {
         self.momentum = momentum; self.dampening = dampening; self.weightDecay = weightDecay; self.nesterov = nesterov
     }
 
-    public func step(parameters: Tensor, gradients: Tensor, learningRate: Float, backend: Backend) {
+    public func step(parameters: Tensor, gradients: Tensor, gradientScale: Float, learningRate: Float, backend: Backend) {
         let first = stepCount == 0
         stepCount += 1
         let buffer = momentum == 0 ? nil : stateBuffer("momentum", count: parameters.count, backend: backend)
-        backend.sgdUpdate(parameters: parameters, gradients: gradients, momentumBuffer: buffer, learningRate: learningRate,
+        backend.sgdUpdate(parameters: parameters, gradients: gradients, gradientScale: gradientScale, momentumBuffer: buffer,
+                          learningRate: learningRate,
                           momentum: momentum, dampening: dampening, weightDecay: weightDecay, nesterov: nesterov,
                           firstStep: first)
     }
