@@ -127,11 +127,12 @@ struct PhaseLanes {
                 s0[j] = a + bb + cc; s1[j] = bb - cc - dd
             }
             let shift = Lanes(repeating: bias?[c] ?? 0)
-            let results = [s0[0] + s0[1] + s0[2], s0[1] - s0[2] - s0[3], s1[0] + s1[1] + s1[2], s1[1] - s1[2] - s1[3]]
-            for (index, value) in results.enumerated() {
+            // (y00, y01, y10, y11) in registers: an Array here was a heap allocation per block
+            let results: [4 of Lanes] = [s0[0] + s0[1] + s0[2], s0[1] - s0[2] - s0[3], s1[0] + s1[1] + s1[2], s1[1] - s1[2] - s1[3]]
+            for index in 0..<4 {
                 let y = 2 * ty + index / 2, x = 2 * tx + index % 2
                 guard y < height, x < width else { continue }
-                let r = value + shift
+                let r = results[index] + shift
                 store(relu ? pointwiseMax(r, Lanes()) : r, yp + ((c * height + y) * width + x) * images + b, count: count)
             }
         }
